@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto';
+import { nanosToCents } from '../../billing/money';
+import { type Db, queryRows, execute } from '../../db/connection';
+import type { ChargeOutcome, ChargeRequest, PaymentGateway } from './payment-gateway';
+
+/**
+ * Stripe's documented test payment methods and what a charge on each does. Anything else is refused when it is
+ * saved, because the simulation cannot know how an unknown card would behave.
+ */
+const TEST_CARDS: Record<string, { decline_code: string | null; failure_code: string; message: string }> = {
+  pm_card_visa: { decline_code: null, failure_code: '', message: '' },
+  pm_card_visa_debit: { decline_code: null, failure_code: '', message: '' },
+  pm_card_mastercard: { decline_code: null, failure_code: '', message: '' },
+  pm_card_amex: { decline_code: null, failure_code: '', message: '' },
+  pm_card_chargeDeclined: {
+    decline_code: 'generic_decline',
+    failure_code: 'card_declined',
+    message: 'Your card was declined.',
+  },
+  pm_card_chargeDeclinedInsufficientFunds: {
+    decline_code: 'insufficient_funds',
+    failure_code: 'card_declined',
+    message: 'Your card has insufficient funds.',
+  },
+  pm_card_chargeDeclinedFraudulent: {
+    decline_code: 'fraudulent',
+    failure_code: 'card_declined',
+    message: 'Your card was declined.',
+  },
+  pm_card_chargeDeclinedExpiredCard: {
+    decline_code: 'expired_card',
+    failure_code: 'expired_card',
+    message: 'Your card has expired.',
+  },
+  pm_card_chargeDeclinedIncorrectCvc: {
+    decline_code: 'incorrect_cvc',
+    failure_code: 'incorrect_cvc',
+    message: "Your card's security code is incorrect.",
+  },
+  pm_card_chargeDeclinedProcessingError: {
+    decline_code: 'processing_error',
+    failure_code: 'processing_error',
+    message: 'An error occurred while processing your card.',
+  },
+};
+
+interface ChargeRow {
+  id: string;
+  status: 'succeeded' | 'failed';
+  decline_code: string | null;
+  payment_method: string;
+}
+
+/**
+ * A card processor simulated in our own PostgreSQL: it keeps its charges in `simulated_charges`, keyed by the
+ * idempotency key exactly as Stripe does, so a retried charge returns the first outcome and never charges twice.
+ */
+export class SimulatedGateway implements PaymentGateway {
+  readonly name = 'simulated';
+
+  constructor(private readonly db: Db) {}
+
+  acceptsPaymentMethod(payment_method: string): boolean {
+    return Object.hasOwn(TEST_CARDS, payment_method);
+  }
+
+  async charge(request: ChargeRequest): Promise<ChargeOutcome> {
+    const card = TEST_CARDS[request.payment_method];
+    const amount_cents = nanosToCents(request.amount_nanos);
+    const declined = card === undefined || card.decline_code !== null;
+    await execute(
+      this.db,
+      `INSERT INTO simulated_charges (id, idempotency_key, customer_ref, payment_method, amount_cents, status,
+         decline_code)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
+      [
+        `ch_sim_${randomUUID().replaceAll('-', '')}`,
+        request.idempotency_key,
+        request.customer_id,
+        request.payment_method,
+        amount_cents,
+        declined ? 'failed' : 'succeeded',
+        card?.decline_code ?? (card ? null : 'generic_decline'),
+      ],
+    );
+    const stored = await queryRows<ChargeRow>(
+      this.db,
+      `SELECT id, status, decline_code, payment_method FROM simulated_charges WHERE idempotency_key = ?`,
+      [request.idempotency_key],
+    );
+    const charge = stored[0];
+    if (!charge) throw new Error(`simulated charge ${request.idempotency_key} vanished after insert`);
+    if (charge.status === 'succeeded') return { status: 'succeeded', charge_id: charge.id };
+    const outcome = TEST_CARDS[charge.payment_method];
+    return {
+      status: 'failed',
+      charge_id: charge.id,
+      failure_code: outcome?.failure_code || 'card_declined',
+      decline_code: charge.decline_code,
+      message: outcome?.message || 'Your card was declined.',
+    };
+  }
+}

@@ -1,0 +1,144 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { formatUsd, usd } from '../billing/money';
+import type { TopUpResult } from '../billing/account';
+import { type Db, execute } from '../db/connection';
+import { grantCredit } from '../db/ledger';
+import { getTopUp, recordTopUp, settleTopUp } from '../db/top-ups';
+import type { PaymentGateway } from './payments/payment-gateway';
+
+/**
+ * A top-up is three idempotent steps, each keyed by the top-up id (never the workflow run id, which changes at
+ * continue-as-new): record it as pending, charge the card with idempotency key `top_up:<id>`, then grant the
+ * credit with ledger entry (`top_up`, <id>). A worker killed between any two steps replays into exactly one
+ * charge and one grant.
+ */
+
+export interface TopUpInput {
+  top_up_id: string;
+  customer_id: string;
+  amount_usd: string;
+}
+
+export type ChargeResult =
+  | { status: 'succeeded'; payment_id: string }
+  | {
+      status: 'failed';
+      payment_id: string;
+      failure_code: string;
+      decline_code: string | null;
+      message: string;
+    };
+
+/** Ids derived from the top-up id, so every retry names the same payment and grant. */
+export const paymentIdFor = (top_up_id: string): string => `pay_${top_up_id}`;
+export const grantIdFor = (top_up_id: string): string => `gr_${top_up_id}`;
+
+export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
+  return {
+    async startTopUp(input: TopUpInput): Promise<void> {
+      await recordTopUp(deps.db, {
+        id: input.top_up_id,
+        customer_id: input.customer_id,
+        amount_nanos: usd(input.amount_usd),
+      });
+    },
+
+    async chargeTopUp(input: TopUpInput & { payment_method: string }): Promise<ChargeResult> {
+      const amount_nanos = usd(input.amount_usd);
+      const idempotency_key = `top_up:${input.top_up_id}`;
+      const outcome = await deps.gateway.charge({
+        idempotency_key,
+        customer_id: input.customer_id,
+        payment_method: input.payment_method,
+        amount_nanos,
+        description: `Credit top-up ${input.top_up_id}`,
+      });
+      const payment_id = paymentIdFor(input.top_up_id);
+      await execute(
+        deps.db,
+        `INSERT INTO payments (id, customer_id, gateway, idempotency_key, gateway_charge_id, payment_method,
+           amount_nanos, status, failure_code)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
+        [
+          payment_id,
+          input.customer_id,
+          deps.gateway.name,
+          idempotency_key,
+          outcome.charge_id,
+          input.payment_method,
+          amount_nanos,
+          outcome.status,
+          outcome.status === 'failed' ? outcome.failure_code : null,
+        ],
+      );
+      if (outcome.status === 'succeeded') return { status: 'succeeded', payment_id };
+      return {
+        status: 'failed',
+        payment_id,
+        failure_code: outcome.failure_code,
+        decline_code: outcome.decline_code,
+        message: outcome.message,
+      };
+    },
+
+    /** Grants the paid credit and marks the top-up succeeded, in one transaction. */
+    async completeTopUp(input: TopUpInput & { payment_id: string }): Promise<TopUpResult> {
+      const amount_nanos = usd(input.amount_usd);
+      const grant_id = grantIdFor(input.top_up_id);
+      await deps.db.transaction(async (trx) => {
+        const grant = await grantCredit(trx, {
+          grant_id,
+          customer_id: input.customer_id,
+          source: 'top_up',
+          amount_nanos,
+          reason: null,
+          expires_at: null,
+          kind: 'top_up',
+          ref: input.top_up_id,
+          funded_by: 'payments',
+        });
+        if (grant.amount_nanos !== amount_nanos) {
+          throw ApplicationFailure.nonRetryable(`grant ${grant.id} does not match top-up ${input.top_up_id}`);
+        }
+        await settleTopUp(trx, input.top_up_id, {
+          status: 'succeeded',
+          payment_id: input.payment_id,
+          grant_id,
+        });
+      });
+      return resultOf(deps.db, input.top_up_id);
+    },
+
+    async failTopUp(
+      input: TopUpInput & {
+        payment_id: string;
+        failure_code: string;
+        decline_code: string | null;
+        message: string;
+      },
+    ): Promise<TopUpResult> {
+      await settleTopUp(deps.db, input.top_up_id, {
+        status: 'failed',
+        payment_id: input.payment_id,
+        failure_code: input.failure_code,
+      });
+      const result = await resultOf(deps.db, input.top_up_id);
+      return { ...result, decline_code: input.decline_code, failure_message: input.message };
+    },
+  };
+}
+
+/** The top-up's outcome as stored: the database, not the caller, is the authority on what happened. */
+async function resultOf(db: Db, top_up_id: string): Promise<TopUpResult> {
+  const row = await getTopUp(db, top_up_id);
+  if (!row || row.status === 'pending') throw new Error(`top-up ${top_up_id} is not settled`);
+  return {
+    top_up_id: row.id,
+    status: row.status,
+    amount_usd: formatUsd(row.amount_nanos),
+    grant_id: row.grant_id,
+    failure_code: row.failure_code,
+    decline_code: null,
+    failure_message: null,
+  };
+}

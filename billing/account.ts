@@ -1,0 +1,212 @@
+import { formatUsd, isWholeCents, parseUsd } from './money';
+
+/**
+ * The account workflow's state and the pure decisions over it. The workflow is a thin shell: each message
+ * becomes a call here that returns the next state (and the command to run), and the workflow runs commands as
+ * activities. Nothing here touches Temporal, so every rule is unit-tested without a server.
+ *
+ * Money in state and payloads is a USD decimal string (exact, readable in the Temporal UI).
+ */
+
+export interface AccountSettings {
+  /** Start-to-close timeout of every activity the workflow runs. */
+  activity_timeout_ms: number;
+  /** Continue-as-new after this many history events even if Temporal has not suggested it (tests force it low). */
+  continue_as_new_after_events: number | null;
+}
+
+export interface TopUpRequest {
+  top_up_id: string;
+  amount_usd: string;
+}
+
+export interface TopUpResult {
+  top_up_id: string;
+  status: 'succeeded' | 'failed';
+  amount_usd: string;
+  grant_id: string | null;
+  failure_code: string | null;
+  decline_code: string | null;
+  failure_message: string | null;
+}
+
+export type OperatorGrantSource = 'promotion' | 'goodwill';
+
+export interface CreditGrantRequest {
+  grant_id: string;
+  amount_usd: string;
+  source: OperatorGrantSource;
+  reason: string;
+  /** ISO-8601; null for credit that never expires. */
+  expires_at: string | null;
+}
+
+export interface CreditGrantResult {
+  grant_id: string;
+  amount_usd: string;
+  expires_at: string | null;
+}
+
+export interface PaymentMethodRequest {
+  payment_method: string;
+}
+
+export type Command =
+  | { kind: 'top_up'; id: string; request: TopUpRequest; payment_method: string }
+  | { kind: 'grant_credit'; id: string; request: CreditGrantRequest };
+
+export type CommandResult =
+  { kind: 'top_up'; result: TopUpResult } | { kind: 'grant_credit'; result: CreditGrantResult };
+
+export interface AccountState {
+  customer_id: string;
+  status: 'active';
+  payment_method: string | null;
+  /** Accepted work not finished yet, oldest first; carried across continue-as-new. */
+  queue: Command[];
+  /** Outcomes of the most recent commands (oldest first), so a retried request gets the first answer. */
+  results: { id: string; result: CommandResult }[];
+  /** Open grants that expire, so the workflow can sleep until the next expiry. */
+  grant_expiries: { grant_id: string; expires_at: string }[];
+  lifetime_top_ups_usd: string;
+  top_ups_succeeded: number;
+  top_ups_failed: number;
+  /** How many runs this account has had (1 + continue-as-new count); shown to operators. */
+  run_number: number;
+}
+
+/** What queries return and the payment-method update answers: the state minus internal bookkeeping. */
+export type AccountView = Omit<AccountState, 'results'> & { recent_results: number };
+
+/** How many outcomes are remembered for deduplication; older retries are still safe (activities are idempotent). */
+export const RESULTS_KEPT = 200;
+
+/** Bounds the queue: a caller that floods one account gets a clear refusal rather than unbounded history. */
+export const QUEUE_LIMIT = 50;
+
+export function initialAccountState(customer_id: string): AccountState {
+  return {
+    customer_id,
+    status: 'active',
+    payment_method: null,
+    queue: [],
+    results: [],
+    grant_expiries: [],
+    lifetime_top_ups_usd: formatUsd(0n),
+    top_ups_succeeded: 0,
+    top_ups_failed: 0,
+    run_number: 1,
+  };
+}
+
+export function toView(state: AccountState): AccountView {
+  const { results, ...rest } = state;
+  return { ...rest, recent_results: results.length };
+}
+
+/** A typed refusal of a request, carried as the `type` of an ApplicationFailure across Temporal. */
+export interface Refusal {
+  code: 'no_payment_method' | 'invalid_amount' | 'queue_full' | 'invalid_expiry';
+  message: string;
+}
+
+export function validateTopUp(state: AccountState, request: TopUpRequest): Refusal | null {
+  if (findResult(state, request.top_up_id) || isQueued(state, request.top_up_id)) return null;
+  if (state.payment_method === null) {
+    return { code: 'no_payment_method', message: 'the customer has no payment method on file' };
+  }
+  const amount = parseUsd(request.amount_usd);
+  if (!amount.ok || amount.nanos <= 0n || !isWholeCents(amount.nanos)) {
+    return { code: 'invalid_amount', message: 'a top-up must be a positive amount of whole cents' };
+  }
+  return state.queue.length >= QUEUE_LIMIT ? queueFull() : null;
+}
+
+export function validateCreditGrant(
+  state: AccountState,
+  request: CreditGrantRequest,
+  now_ms: number,
+): Refusal | null {
+  if (findResult(state, request.grant_id) || isQueued(state, request.grant_id)) return null;
+  const amount = parseUsd(request.amount_usd);
+  if (!amount.ok || amount.nanos <= 0n)
+    return { code: 'invalid_amount', message: 'a grant must be positive' };
+  if (request.expires_at !== null && !(Date.parse(request.expires_at) > now_ms)) {
+    return { code: 'invalid_expiry', message: 'expires_at must be a time in the future' };
+  }
+  return state.queue.length >= QUEUE_LIMIT ? queueFull() : null;
+}
+
+function queueFull(): Refusal {
+  return { code: 'queue_full', message: `the account already has ${QUEUE_LIMIT} operations in progress` };
+}
+
+export function findResult(state: AccountState, id: string): CommandResult | undefined {
+  return state.results.find((r) => r.id === id)?.result;
+}
+
+export function isQueued(state: AccountState, id: string): boolean {
+  return state.queue.some((c) => c.id === id);
+}
+
+/** Queues a command unless the same id is queued or already answered (a retry), in which case nothing changes. */
+export function enqueue(state: AccountState, command: Command): AccountState {
+  if (isQueued(state, command.id) || findResult(state, command.id)) return state;
+  return { ...state, queue: [...state.queue, command] };
+}
+
+export function setPaymentMethod(state: AccountState, request: PaymentMethodRequest): AccountState {
+  return { ...state, payment_method: request.payment_method };
+}
+
+/** Records the outcome of the command at the head of the queue and the bookkeeping it implies. */
+export function completeCommand(state: AccountState, outcome: CommandResult): AccountState {
+  const [head, ...rest] = state.queue;
+  if (!head || head.kind !== outcome.kind)
+    throw new Error('completed a command that is not at the head of the queue');
+  const results = [...state.results, { id: head.id, result: outcome }].slice(-RESULTS_KEPT);
+  let next: AccountState = { ...state, queue: rest, results };
+  if (outcome.kind === 'top_up') {
+    const succeeded = outcome.result.status === 'succeeded';
+    const paid = parseUsd(outcome.result.amount_usd);
+    if (!paid.ok) throw new Error(`top-up result with a bad amount ${outcome.result.amount_usd}`);
+    const lifetime = parseUsd(state.lifetime_top_ups_usd);
+    if (!lifetime.ok) throw new Error('corrupt lifetime total');
+    next = {
+      ...next,
+      lifetime_top_ups_usd: succeeded ? formatUsd(lifetime.nanos + paid.nanos) : state.lifetime_top_ups_usd,
+      top_ups_succeeded: state.top_ups_succeeded + (succeeded ? 1 : 0),
+      top_ups_failed: state.top_ups_failed + (succeeded ? 0 : 1),
+    };
+  }
+  if (outcome.kind === 'grant_credit' && outcome.result.expires_at !== null) {
+    next = {
+      ...next,
+      grant_expiries: [
+        ...next.grant_expiries,
+        { grant_id: outcome.result.grant_id, expires_at: outcome.result.expires_at },
+      ],
+    };
+  }
+  return next;
+}
+
+/** Milliseconds until the next grant expiry (0 when one is due), or undefined when nothing expires. */
+export function msUntilNextExpiry(state: AccountState, now_ms: number): number | undefined {
+  let soonest_ms: number | undefined;
+  for (const e of state.grant_expiries) {
+    const at_ms = Date.parse(e.expires_at);
+    if (soonest_ms === undefined || at_ms < soonest_ms) soonest_ms = at_ms;
+  }
+  return soonest_ms === undefined ? undefined : Math.max(0, soonest_ms - now_ms);
+}
+
+/** Forgets expiries that are due at `now_ms` once the ledger has written them off. */
+export function clearDueExpiries(state: AccountState, now_ms: number): AccountState {
+  return { ...state, grant_expiries: state.grant_expiries.filter((e) => Date.parse(e.expires_at) > now_ms) };
+}
+
+/** The state a new run starts from after continue-as-new. */
+export function nextRunState(state: AccountState): AccountState {
+  return { ...state, run_number: state.run_number + 1 };
+}

@@ -1,0 +1,54 @@
+import { allocateConsumption, compareConsumptionOrder } from '../billing/grants';
+import { queryRows, type Db } from './connection';
+import { GRANT_COLUMNS, type GrantRow, type Wallet } from './ledger';
+
+export type GrantStatus = 'active' | 'depleted' | 'expired' | 'voided';
+
+export interface BalanceView {
+  available_nanos: bigint;
+  held_nanos: bigint;
+  /** Grants in consumption order (open ones first), each with its remaining as of now. */
+  grants: (GrantRow & { status: GrantStatus })[];
+}
+
+const MAX_CLOSED_GRANTS_SHOWN = 50;
+
+/**
+ * The customer's balance and grants, read in one snapshot. Consumption not yet attributed to grants is
+ * attributed in memory with the same rule the ledger uses, so the view is exact without writing anything.
+ */
+export async function readBalance(db: Db, customer_id: string): Promise<BalanceView | undefined> {
+  return db.transaction(
+    async (trx) => {
+      const wallets = await queryRows<Wallet>(
+        trx,
+        `SELECT customer_id, available_nanos, held_nanos FROM wallets WHERE customer_id = ?`,
+        [customer_id],
+      );
+      const wallet = wallets[0];
+      if (!wallet) return undefined;
+      // Every open grant takes part in allocation; closed ones are history, so only the most recent are shown.
+      const grants = await queryRows<GrantRow>(
+        trx,
+        `(SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ? AND closed_at IS NULL)
+         UNION ALL
+         (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ? AND closed_at IS NOT NULL
+          ORDER BY closed_at DESC LIMIT ?)`,
+        [customer_id, customer_id, MAX_CLOSED_GRANTS_SHOWN],
+      );
+      const open = grants.filter((g) => g.closed_at === null);
+      const allocation = allocateConsumption(open, wallet.available_nanos + wallet.held_nanos);
+      const view = grants.map((g) => {
+        const remaining_nanos = allocation.changes.get(g.id) ?? g.remaining_nanos;
+        const status: GrantStatus = g.closed_reason ?? (remaining_nanos === 0n ? 'depleted' : 'active');
+        return { ...g, remaining_nanos, status };
+      });
+      view.sort(
+        (a, b) =>
+          Number(a.closed_at !== null) - Number(b.closed_at !== null) || compareConsumptionOrder(a, b),
+      );
+      return { available_nanos: wallet.available_nanos, held_nanos: wallet.held_nanos, grants: view };
+    },
+    { isolationLevel: 'repeatable read', readOnly: true },
+  );
+}

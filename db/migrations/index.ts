@@ -1,0 +1,20 @@
+import type { Knex } from 'knex';
+import * as coreLedger from './20261125000001_core_ledger';
+
+/**
+ * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
+ * jest and a compiled build. Append new migrations at the end; never edit one that has shipped.
+ */
+const migrations: Record<string, Knex.Migration> = {
+  '20261125000001_core_ledger': coreLedger,
+};
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: () => Promise.resolve(Object.keys(migrations)),
+  getMigrationName: (name) => name,
+  getMigration: (name) => {
+    const migration = migrations[name];
+    if (!migration) throw new Error(`unknown migration ${name}`);
+    return Promise.resolve(migration);
+  },
+};

@@ -1,0 +1,74 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The whole configuration, parsed once from the environment. Every variable is listed in the README's
+ * configuration table with the same default. A bad value stops startup with a message naming the variable.
+ */
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^[0-9]+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const optionalUrl = z
+  .string()
+  .min(1)
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+export const configSchema = z.object({
+  PORT: integer(1, 65535).default(3000),
+  API_KEYS: z
+    .string()
+    .default('sk_dev_admin')
+    .transform((v) => v.split(',').map((k) => k.trim()))
+    .pipe(z.array(z.string().min(8, 'each key needs at least 8 characters')).min(1)),
+  DATABASE_URL: optionalUrl.pipe(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+      .optional(),
+  ),
+  DATABASE_POOL_MAX: integer(1, 500).default(20),
+  DATA_DIR: z.string().min(1).default(path.resolve('.data')),
+  EMBEDDED_POSTGRES_PORT: integer(1, 65535).default(5488),
+  TEMPORAL_ADDRESS: optionalUrl,
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('billing'),
+  TEMPORAL_CLI_PATH: optionalUrl,
+  TEMPORAL_DEV_PORT: integer(1, 65535).default(7233),
+  TEMPORAL_UI_PORT: integer(1, 65535).default(8233),
+  BODY_LIMIT_BYTES: integer(1024, 50 * 1024 * 1024).default(1024 * 1024),
+  TOP_UP_MIN_USD: z
+    .string()
+    .regex(/^[0-9]+(\.[0-9]{1,2})?$/, 'must be whole cents, e.g. "5.00"')
+    .default('1.00'),
+  TOP_UP_MAX_USD: z
+    .string()
+    .regex(/^[0-9]+(\.[0-9]{1,2})?$/, 'must be whole cents, e.g. "5000.00"')
+    .default('10000.00'),
+  ACTIVITY_TIMEOUT_MS: integer(100, 3_600_000).default(30_000),
+  UPDATE_WAIT_TIMEOUT_MS: integer(100, 600_000).default(30_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+/** Parses the environment; throws ConfigError whose message names each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const relevant = Object.fromEntries(
+    Object.keys(configSchema.shape).flatMap((key) => (env[key] === undefined ? [] : [[key, env[key]]])),
+  );
+  const parsed = configSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map(
+      (issue) => `  ${issue.path.join('.') || '(env)'}: ${issue.message}`,
+    );
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,38 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type {
+  AccountView,
+  CreditGrantRequest,
+  CreditGrantResult,
+  PaymentMethodRequest,
+  TopUpRequest,
+  TopUpResult,
+} from '../billing/account';
+
+/**
+ * Every name that crosses between the API, the worker and the account workflow: one module, imported by all.
+ * Payloads carry money as USD decimal strings, so histories stay exact and readable in the Temporal UI.
+ */
+
+export const accountWorkflowId = (customer_id: string): string => `account:${customer_id}`;
+
+export const topUpUpdate = defineUpdate<TopUpResult, [TopUpRequest]>('topUp');
+export const grantCreditUpdate = defineUpdate<CreditGrantResult, [CreditGrantRequest]>('grantCredit');
+export const setPaymentMethodUpdate = defineUpdate<AccountView, [PaymentMethodRequest]>('setPaymentMethod');
+export const accountStateQuery = defineQuery<AccountView>('accountState');
+/** Asks the workflow to write off expired credit now (operators, tests); the workflow also does it on a timer. */
+export const expireCreditSignal = defineSignal('expireCredit');
+
+/** Search attributes shown in the Temporal UI; registered by the dev server launcher and the worker. */
+export const customerIdSearchAttribute = defineSearchAttributeKey(
+  'BillingCustomerId',
+  SearchAttributeType.KEYWORD,
+);
+export const accountStatusSearchAttribute = defineSearchAttributeKey(
+  'BillingStatus',
+  SearchAttributeType.KEYWORD,
+);
+export const SEARCH_ATTRIBUTES = {
+  [customerIdSearchAttribute.name]: 'Keyword',
+  [accountStatusSearchAttribute.name]: 'Keyword',
+} as const;
