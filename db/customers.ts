@@ -1,4 +1,4 @@
-import { execute, queryRows, type Db } from './connection';
+import { type Db, execute, queryRows } from './connection';
 
 export interface CustomerRow {
   id: string;
@@ -8,9 +8,12 @@ export interface CustomerRow {
   payment_method: string | null;
   status: string;
   created_at: Date;
+  available_nanos: bigint;
+  held_nanos: bigint;
 }
 
-const CUSTOMER_COLUMNS = 'id, email, name, metadata, payment_method, status, created_at';
+const SELECT_CUSTOMER = `SELECT c.id, c.email, c.name, c.metadata, c.payment_method, c.status, c.created_at,
+  w.available_nanos, w.held_nanos FROM customers c JOIN wallets w ON w.customer_id = c.id`;
 
 /**
  * Creates the customer and its wallet in one transaction. Re-creating an existing id returns the stored
@@ -21,31 +24,21 @@ export async function createCustomer(
   input: { id: string; email: string | null; name: string | null; metadata: Record<string, string> },
 ): Promise<{ customer: CustomerRow; created: boolean }> {
   return db.transaction(async (trx) => {
-    const inserted = await queryRows<CustomerRow>(
+    const inserted = await execute(
       trx,
-      `INSERT INTO customers (id, email, name, metadata) VALUES (?, ?, ?, ?::jsonb)
-       ON CONFLICT (id) DO NOTHING RETURNING ${CUSTOMER_COLUMNS}`,
+      `INSERT INTO customers (id, email, name, metadata) VALUES (?, ?, ?, ?::jsonb) ON CONFLICT (id) DO NOTHING`,
       [input.id, input.email, input.name, JSON.stringify(input.metadata)],
     );
-    const created = inserted[0];
-    if (created) {
-      await execute(trx, `INSERT INTO wallets (customer_id) VALUES (?)`, [input.id]);
-      return { customer: created, created: true };
-    }
-    const existing = await queryRows<CustomerRow>(
-      trx,
-      `SELECT ${CUSTOMER_COLUMNS} FROM customers WHERE id = ?`,
-      [input.id],
-    );
-    return { customer: existing[0]!, created: false };
+    if (inserted === 1) await execute(trx, `INSERT INTO wallets (customer_id) VALUES (?)`, [input.id]);
+    const customer = await getCustomer(trx, input.id);
+    if (!customer) throw new Error(`customer ${input.id} vanished after insert`);
+    return { customer, created: inserted === 1 };
   });
 }
 
 export async function getCustomer(db: Db, id: string): Promise<CustomerRow | undefined> {
-  const result = await queryRows<CustomerRow>(db, `SELECT ${CUSTOMER_COLUMNS} FROM customers WHERE id = ?`, [
-    id,
-  ]);
-  return result[0];
+  const [row] = await queryRows<CustomerRow>(db, `${SELECT_CUSTOMER} WHERE c.id = ?`, [id]);
+  return row;
 }
 
 /** Customers ordered by id; `starting_after` is the last id of the previous page. */
@@ -53,18 +46,18 @@ export async function listCustomers(
   db: Db,
   page: { limit: number; starting_after?: string },
 ): Promise<{ data: CustomerRow[]; has_more: boolean }> {
-  const result = await queryRows<CustomerRow>(
+  const rows = await queryRows<CustomerRow>(
     db,
-    `SELECT ${CUSTOMER_COLUMNS} FROM customers WHERE (?::text IS NULL OR id > ?::text) ORDER BY id LIMIT ?`,
+    `${SELECT_CUSTOMER} WHERE (?::text IS NULL OR c.id > ?::text) ORDER BY c.id LIMIT ?`,
     [page.starting_after ?? null, page.starting_after ?? null, page.limit + 1],
   );
-  return { data: result.slice(0, page.limit), has_more: result.length > page.limit };
+  return { data: rows.slice(0, page.limit), has_more: rows.length > page.limit };
 }
 
 export async function savePaymentMethod(db: Db, customer_id: string, payment_method: string): Promise<void> {
-  const result = await execute(db, `UPDATE customers SET payment_method = ? WHERE id = ?`, [
+  const updated = await execute(db, `UPDATE customers SET payment_method = ? WHERE id = ?`, [
     payment_method,
     customer_id,
   ]);
-  if (result !== 1) throw new Error(`customer ${customer_id} does not exist`);
+  if (updated !== 1) throw new Error(`customer ${customer_id} does not exist`);
 }

@@ -56,7 +56,9 @@ export async function findTemporalCli(opts: FindTemporalCliOptions): Promise<str
   }
 
   if (!goAvailable) {
-    opts.log('Temporal CLI not found and Go is not installed; falling back to the @temporalio/testing download');
+    opts.log(
+      'Temporal CLI not found and Go is not installed; falling back to the @temporalio/testing download',
+    );
     return undefined;
   }
   return (await goInstallTemporalCli(binDir, opts.log)) ? local : undefined;
@@ -138,7 +140,9 @@ async function goInstallTemporalCli(binDir: string, log: (line: string) => void)
     log(`Built the Temporal CLI in ${elapsed_s}s`);
     return true;
   }
-  log(`go install ${target} failed (${exitCode}) after ${elapsed_s}s; falling back to the @temporalio/testing download`);
+  log(
+    `go install ${target} failed (${exitCode}) after ${elapsed_s}s; falling back to the @temporalio/testing download`,
+  );
   return false;
 }
 

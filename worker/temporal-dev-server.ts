@@ -60,8 +60,9 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
 
   const child = spawnServer(opts, ip);
   const output = captureOutput(child, opts.log);
-  const killOnExit = () => child.kill('SIGKILL');
-  // If this process dies without calling stop(), the server must not outlive it holding the ports.
+  // If this process exits without calling stop(), the server must not outlive it holding the ports.
+  // SIGTERM still lets it shut down cleanly on its own after we are gone.
+  const killOnExit = () => child.kill('SIGTERM');
   process.once('exit', killOnExit);
 
   const stop = once(async () => {
@@ -72,6 +73,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
 
   try {
     await waitUntilReady(child, address, opts.namespace, opts.readyTimeout_ms ?? DEFAULT_READY_TIMEOUT_MS);
+    await assertSearchAttributeTypes(address, opts.namespace, opts.searchAttributes, opts.dbFile);
   } catch (error) {
     await stop();
     const tail = output.tail();
@@ -173,7 +175,9 @@ async function waitUntilReady(
     }
     await sleep(READY_POLL_INTERVAL_MS);
   }
-  throw new Error(`temporal server at ${address} not ready after ${timeout_ms} ms (last error: ${lastError})`);
+  throw new Error(
+    `temporal server at ${address} not ready after ${timeout_ms} ms (last error: ${lastError})`,
+  );
 }
 
 async function describeNamespace(address: string, namespace: string): Promise<void> {
@@ -215,6 +219,51 @@ function waitForExit(child: ChildProcess, timeout_ms: number): Promise<boolean> 
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Protobuf values of temporal.api.enums.v1.IndexedValueType (wire-stable). The SDK's own mapping is not
+ * exported from @temporalio/common's public entry point.
+ */
+const INDEXED_VALUE_TYPE: Record<SearchAttributeType, number> = {
+  Text: 1,
+  Keyword: 2,
+  Int: 3,
+  Double: 4,
+  Bool: 5,
+  Datetime: 6,
+  KeywordList: 7,
+};
+
+/**
+ * The dev server silently keeps an attribute's first type when a later launch asks for another one, and
+ * workflows upserting the new type would then fail at run time. Fail at startup instead.
+ */
+async function assertSearchAttributeTypes(
+  address: string,
+  namespace: string,
+  wanted: Record<string, SearchAttributeType>,
+  dbFile: string,
+): Promise<void> {
+  if (Object.keys(wanted).length === 0) return;
+  const connection = await Connection.connect({ address, connectTimeout: CONNECT_ATTEMPT_TIMEOUT_MS });
+  try {
+    const registered = await connection.withDeadline(Date.now() + CONNECT_ATTEMPT_TIMEOUT_MS, () =>
+      connection.operatorService.listSearchAttributes({ namespace }),
+    );
+    const byType = new Map(Object.entries(INDEXED_VALUE_TYPE).map(([name, value]) => [value, name]));
+    for (const [name, type] of Object.entries(wanted)) {
+      const actual = registered.customAttributes[name];
+      if (actual === INDEXED_VALUE_TYPE[type]) continue;
+      const actualName = actual === undefined ? 'missing' : (byType.get(actual) ?? `type ${actual}`);
+      throw new Error(
+        `search attribute ${name} is ${actualName} in ${dbFile} but ${type} was requested; ` +
+          `a type cannot change in place: use a new name, or delete the state file to start afresh`,
+      );
+    }
+  } finally {
+    await connection.close();
+  }
 }
 
 /** Memoises an async action so a second call waits for the first instead of repeating it. */

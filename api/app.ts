@@ -1,0 +1,106 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
+import type { Client } from '@temporalio/client';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+import type { PaymentGateway } from '../activities/payments/payment-gateway';
+import type { Db } from '../db/connection';
+import { AccountWorkflows } from './accounts';
+import { ApiError } from './errors';
+import { RouteTable } from './http';
+import { creditRoutes, type CreditLimits } from './routes/credits';
+import { customerRoutes } from './routes/customers';
+import { operationRoutes } from './routes/operations';
+
+export interface AppDeps {
+  db: Db;
+  temporal: Client;
+  gateway: PaymentGateway;
+  logger: Logger;
+  api_keys: readonly string[];
+  body_limit_bytes: number;
+  accounts: ConstructorParameters<typeof AccountWorkflows>[1];
+  limits: CreditLimits;
+}
+
+/** Builds the HTTP API. Routes are declared once (schema + handler) and the OpenAPI document is generated from them. */
+export function createApp(deps: AppDeps): express.Express {
+  const registry = new OpenAPIRegistry();
+  registry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
+  const accounts = new AccountWorkflows(deps.temporal, deps.accounts);
+  const routes = new RouteTable(registry, deps.db);
+  const publicRoutes = new RouteTable(registry, deps.db);
+
+  customerRoutes(routes, { db: deps.db, accounts, gateway: deps.gateway });
+  creditRoutes(routes, { db: deps.db, accounts, limits: deps.limits });
+  operationRoutes(publicRoutes, {
+    db: deps.db,
+    temporal: deps.temporal,
+    openapi: () =>
+      new OpenApiGeneratorV31(registry.definitions).generateDocument({
+        openapi: '3.1.0',
+        info: { title: 'AI billing engine', version: '1.0.0', description: 'See API.md for conventions.' },
+        servers: [{ url: '/' }],
+      }),
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(pinoHttp({ logger: deps.logger, autoLogging: { ignore: (req) => req.url === '/healthz' } }));
+  app.use(express.json({ limit: deps.body_limit_bytes, type: () => true, strict: false }));
+  app.use(publicRoutes.router);
+  app.use(authenticate(deps.api_keys));
+  app.use(routes.router);
+  app.use((req: Request) => {
+    throw new ApiError('not_found', `no route for ${req.method} ${req.path}`, { code: 'route_not_found' });
+  });
+  app.use(errorHandler(deps.logger));
+  return app;
+}
+
+/** Admin keys from configuration, compared in constant time on their hashes. The principal is the key's hash. */
+function authenticate(api_keys: readonly string[]) {
+  const hashes = api_keys.map((k) => createHash('sha256').update(k).digest());
+  return (req: Request, res: Response, next: NextFunction) => {
+    const header = req.header('Authorization');
+    const match = header === undefined ? null : /^Bearer (\S+)$/.exec(header);
+    if (!match) {
+      throw new ApiError('authentication_error', 'send your API key as "Authorization: Bearer <key>"', {
+        code: 'missing_api_key',
+      });
+    }
+    const presented = createHash('sha256').update(match[1]!).digest();
+    if (!hashes.some((h) => timingSafeEqual(h, presented))) {
+      throw new ApiError('authentication_error', 'the API key is not valid', { code: 'invalid_api_key' });
+    }
+    res.locals.principal = presented.toString('hex').slice(0, 32);
+    next();
+  };
+}
+
+/** Every failure leaves in the contract's error shape; defects are logged and answered without internals. */
+function errorHandler(logger: Logger) {
+  return (error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const apiError = toApiError(error);
+    if (apiError.status >= 500) logger.error({ err: error, path: req.path }, 'request failed');
+    if (apiError.type === 'unavailable') res.setHeader('Retry-After', '1');
+    res.status(apiError.status).json(apiError.toBody());
+  };
+}
+
+function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  const bodyError = error as { type?: string; status?: number; limit?: number };
+  if (bodyError.type === 'entity.too.large') {
+    return new ApiError('payload_too_large', `the request body is larger than ${bodyError.limit} bytes`);
+  }
+  if (bodyError.type === 'entity.parse.failed') {
+    return new ApiError('invalid_request', 'the request body is not valid JSON', { code: 'invalid_json' });
+  }
+  if (bodyError.status !== undefined && bodyError.status >= 400 && bodyError.status < 500) {
+    return new ApiError('invalid_request', 'the request could not be read', { code: 'invalid_body' });
+  }
+  return new ApiError('api_error', 'an internal error occurred; it has been logged');
+}

@@ -1,0 +1,174 @@
+import type { OpenAPIRegistry, ResponseConfig } from '@asteasolutions/zod-to-openapi';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { z } from 'zod';
+import type { Db } from '../db/connection';
+import { ApiError, invalid } from './errors';
+import { claimKey, MAX_KEY_LENGTH, releaseKey, requestHash, storeResponse } from './idempotency';
+import { ErrorResponse } from './schemas';
+
+/**
+ * One declaration per endpoint: its schemas validate the request and describe it in the OpenAPI document, and its
+ * handler returns a plain result. POST endpoints get Idempotency-Key handling here, once for all of them.
+ */
+export interface RouteContext<B, Q> {
+  body: B;
+  query: Q;
+  params: Record<string, string>;
+  /** The authenticated caller (a hash of the API key), the scope of idempotency keys. */
+  principal: string;
+  idempotencyKey: string | undefined;
+}
+
+export interface RouteResult {
+  status: number;
+  body: unknown;
+}
+
+export interface RouteSpec<BS extends z.ZodType | undefined, QS extends z.ZodType | undefined> {
+  method: 'get' | 'post' | 'put' | 'delete';
+  /** Express-style path, e.g. `/v1/customers/:id`. */
+  path: string;
+  summary: string;
+  tag: string;
+  body?: BS;
+  query?: QS;
+  responses: Record<number, { description: string; schema?: z.ZodType }>;
+  /** Omit from auth (health checks, the OpenAPI document). */
+  public?: boolean;
+  handler: (
+    ctx: RouteContext<
+      BS extends z.ZodType ? z.output<BS> : undefined,
+      QS extends z.ZodType ? z.output<QS> : undefined
+    >,
+  ) => Promise<RouteResult>;
+}
+
+const IdempotencyHeader = z.object({
+  'Idempotency-Key': z
+    .string()
+    .max(MAX_KEY_LENGTH)
+    .optional()
+    .openapi({ description: 'Makes a retried POST safe' }),
+});
+
+export class RouteTable {
+  readonly router = express.Router();
+
+  constructor(
+    private readonly registry: OpenAPIRegistry,
+    private readonly db: Db,
+  ) {}
+
+  add<BS extends z.ZodType | undefined = undefined, QS extends z.ZodType | undefined = undefined>(
+    spec: RouteSpec<BS, QS>,
+  ): void {
+    this.document(spec);
+    this.router[spec.method](spec.path, async (req: Request, res: Response, next: NextFunction) => {
+      try {
+        const ctx = {
+          body: spec.body ? parse(spec.body, req.body ?? {}, 'body') : undefined,
+          query: spec.query ? parse(spec.query, req.query, 'query') : undefined,
+          params: req.params as Record<string, string>,
+          principal: String(res.locals.principal ?? 'public'),
+          idempotencyKey: idempotencyKeyOf(req),
+        } as Parameters<RouteSpec<BS, QS>['handler']>[0];
+        const result =
+          spec.method === 'post' ? await this.idempotent(req, ctx, spec) : await spec.handler(ctx);
+        res.status(result.status).json(result.body);
+      } catch (error) {
+        next(error);
+      }
+    });
+  }
+
+  private async idempotent<BS extends z.ZodType | undefined, QS extends z.ZodType | undefined>(
+    req: Request,
+    ctx: Parameters<RouteSpec<BS, QS>['handler']>[0],
+    spec: RouteSpec<BS, QS>,
+  ): Promise<RouteResult> {
+    const key = ctx.idempotencyKey;
+    if (key === undefined) return spec.handler(ctx);
+    const claim = await claimKey(this.db, ctx.principal, key, requestHash(req.method, req.path, req.body));
+    if (claim.kind === 'replay') {
+      req.res?.setHeader('Idempotency-Replayed', 'true');
+      return claim.response;
+    }
+    let result: RouteResult;
+    try {
+      result = await spec.handler(ctx);
+    } catch (error) {
+      if (error instanceof ApiError && error.status < 500) {
+        await storeResponse(this.db, ctx.principal, key, { status: error.status, body: error.toBody() });
+      } else {
+        await releaseKey(this.db, ctx.principal, key);
+      }
+      throw error;
+    }
+    if (result.status < 500) await storeResponse(this.db, ctx.principal, key, result);
+    else await releaseKey(this.db, ctx.principal, key);
+    return result;
+  }
+
+  private document<BS extends z.ZodType | undefined, QS extends z.ZodType | undefined>(
+    spec: RouteSpec<BS, QS>,
+  ) {
+    const responses: Record<number, ResponseConfig> = {};
+    for (const [status, response] of Object.entries(spec.responses)) {
+      responses[Number(status)] = {
+        description: response.description,
+        ...(response.schema ? { content: { 'application/json': { schema: response.schema } } } : {}),
+      };
+    }
+    const params = [...spec.path.matchAll(/:([a-z_]+)/g)].map((m) => m[1]!);
+    this.registry.registerPath({
+      method: spec.method,
+      path: spec.path.replace(/:([a-z_]+)/g, '{$1}'),
+      summary: spec.summary,
+      tags: [spec.tag],
+      security: spec.public ? [] : [{ bearerAuth: [] }],
+      request: {
+        ...(params.length > 0
+          ? { params: z.object(Object.fromEntries(params.map((name) => [name, z.string()]))) }
+          : {}),
+        ...(spec.body
+          ? { body: { content: { 'application/json': { schema: spec.body } }, required: true } }
+          : {}),
+        ...(spec.query ? { query: spec.query as unknown as z.ZodObject } : {}),
+        ...(spec.method === 'post' ? { headers: IdempotencyHeader } : {}),
+      },
+      responses: {
+        ...responses,
+        default: { description: 'Error', content: { 'application/json': { schema: ErrorResponse } } },
+      },
+    });
+  }
+}
+
+function idempotencyKeyOf(req: Request): string | undefined {
+  const key = req.header('Idempotency-Key');
+  if (key === undefined) return undefined;
+  if (key.length === 0 || key.length > MAX_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
+    throw invalid(
+      'Idempotency-Key',
+      `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} printable ASCII characters`,
+    );
+  }
+  return key;
+}
+
+/** Validates one part of the request; the first problem becomes a 400 whose `param` names the field. */
+export function parse<S extends z.ZodType>(schema: S, value: unknown, part: 'body' | 'query'): z.output<S> {
+  if (part === 'body' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    throw invalid(undefined, 'the request body must be a JSON object');
+  }
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    const param = [...path, issue.keys[0] ?? ''].join('.');
+    throw invalid(param, `unknown ${part === 'query' ? 'query parameter' : 'field'} '${param}'`);
+  }
+  const param = path.join('.') || undefined;
+  throw invalid(param, param ? `${param}: ${issue.message}` : issue.message);
+}

@@ -1,0 +1,158 @@
+import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import { parseUsd } from '../billing/money';
+
+// Every request and response shape of the API: validation at the edge and the OpenAPI document both come from
+// these schemas, so the document cannot drift from what the server accepts.
+extendZodWithOpenApi(z);
+
+/** A USD amount as an exact decimal string (never a JSON number), at most 9 decimals, not negative. */
+export const MoneyInput = z
+  .string({ error: 'must be a decimal string of USD such as "20.00", not a JSON number' })
+  .superRefine((text, ctx) => {
+    const parsed = parseUsd(text);
+    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+  })
+  .openapi({ type: 'string', pattern: '^[0-9]+(\\.[0-9]{1,9})?$', example: '20.00' });
+
+/** A positive USD amount. */
+export const PositiveMoneyInput = MoneyInput.refine((text) => {
+  const parsed = parseUsd(text);
+  return parsed.ok && parsed.nanos > 0n;
+}, 'must be greater than zero');
+
+export const MoneyOutput = z
+  .string()
+  .openapi({ example: '20.000000000', description: 'USD, exact, 9 decimals' });
+
+export const CustomerId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, "_" or "-"')
+  .openapi({ example: 'cus_acme' });
+
+export const Metadata = z
+  .record(z.string().max(40, 'metadata keys are at most 40 characters'), z.string().max(500))
+  .refine((m) => Object.keys(m).length <= 50, 'at most 50 metadata keys')
+  .openapi({ example: { plan: 'startup' } });
+
+export const Timestamp = z.string().openapi({ format: 'date-time', example: '2026-11-25T12:00:00.000Z' });
+
+export const ListQuery = z
+  .object({
+    limit: z
+      .string()
+      .regex(/^[0-9]{1,3}$/, 'must be a whole number from 1 to 100')
+      .transform(Number)
+      .pipe(z.number().int().min(1, 'must be at least 1').max(100, 'must be at most 100'))
+      .optional(),
+    starting_after: z.string().max(100).optional(),
+  })
+  .strict();
+
+export const ErrorResponse = z
+  .object({
+    error: z.object({
+      type: z.string(),
+      code: z.string(),
+      message: z.string(),
+      param: z.string().optional(),
+    }),
+  })
+  .openapi('Error');
+
+export const CustomerCreate = z
+  .object({
+    id: CustomerId.optional(),
+    email: z.email().max(320).optional(),
+    name: z.string().min(1).max(200).optional(),
+    metadata: Metadata.optional(),
+  })
+  .strict();
+
+export const PaymentMethodPut = z
+  .object({
+    payment_method: z
+      .string()
+      .regex(/^pm_[A-Za-z0-9_]{1,200}$/, 'must be a payment method id such as "pm_card_visa"'),
+  })
+  .strict();
+
+export const TopUpCreate = z.object({ amount_usd: PositiveMoneyInput }).strict();
+
+export const CreditGrantCreate = z
+  .object({
+    amount_usd: PositiveMoneyInput,
+    reason: z.string().min(1).max(500),
+    source: z.enum(['promotion', 'goodwill']).optional(),
+    expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  })
+  .strict();
+
+export const Balance = z
+  .object({
+    customer_id: z.string(),
+    available_usd: MoneyOutput,
+    held_usd: MoneyOutput,
+    grants: z.array(
+      z.object({
+        id: z.string(),
+        source: z.string(),
+        reason: z.string().nullable(),
+        status: z.enum(['active', 'depleted', 'expired', 'voided']),
+        amount_usd: MoneyOutput,
+        remaining_usd: MoneyOutput,
+        granted_at: Timestamp,
+        expires_at: Timestamp.nullable(),
+      }),
+    ),
+  })
+  .openapi('Balance');
+
+export const Customer = z
+  .object({
+    id: z.string(),
+    object: z.literal('customer'),
+    email: z.string().nullable(),
+    name: z.string().nullable(),
+    metadata: z.record(z.string(), z.string()),
+    payment_method: z.string().nullable(),
+    status: z.string(),
+    balance: z.object({ available_usd: MoneyOutput, held_usd: MoneyOutput }),
+    tier: z.string().nullable(),
+    subscription: z.null(),
+    auto_recharge: z.null(),
+    budget: z.null(),
+    created_at: Timestamp,
+  })
+  .openapi('Customer');
+
+export const TopUp = z
+  .object({
+    id: z.string(),
+    object: z.literal('top_up'),
+    customer_id: z.string(),
+    status: z.enum(['pending', 'succeeded', 'failed']),
+    amount_usd: MoneyOutput,
+    failure_code: z.string().nullable(),
+    grant_id: z.string().nullable(),
+    created_at: Timestamp,
+  })
+  .openapi('TopUp');
+
+export const CreditGrant = Balance.shape.grants.element
+  .extend({ customer_id: z.string() })
+  .openapi('CreditGrant');
+
+export const LedgerEntry = z
+  .object({
+    id: z.string(),
+    kind: z.string(),
+    amount_usd: MoneyOutput,
+    balance_after_usd: MoneyOutput.nullable(),
+    created_at: Timestamp,
+    ref: z.string(),
+  })
+  .openapi('LedgerEntry');
+
+export const listOf = <T extends z.ZodType>(item: T) =>
+  z.object({ data: z.array(item), has_more: z.boolean() });

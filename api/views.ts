@@ -1,0 +1,71 @@
+import type { z } from 'zod';
+import { formatUsd } from '../billing/money';
+import type { BalanceView } from '../db/balance';
+import type { CustomerRow } from '../db/customers';
+import type { LedgerEntryRow } from '../db/ledger';
+import type { TopUpRow } from '../db/top-ups';
+import type { Balance, Customer, LedgerEntry, TopUp } from './schemas';
+
+// Rows to API shapes: the one place where bigint nanos become decimal strings and ids get their prefixes.
+
+export const LEDGER_ENTRY_PREFIX = 'le_';
+
+export function customerView(row: CustomerRow): z.infer<typeof Customer> {
+  return {
+    id: row.id,
+    object: 'customer',
+    email: row.email,
+    name: row.name,
+    metadata: row.metadata,
+    payment_method: row.payment_method,
+    status: row.status,
+    balance: { available_usd: formatUsd(row.available_nanos), held_usd: formatUsd(row.held_nanos) },
+    tier: null,
+    subscription: null,
+    auto_recharge: null,
+    budget: null,
+    created_at: row.created_at.toISOString(),
+  };
+}
+
+export function balanceView(customer_id: string, balance: BalanceView): z.infer<typeof Balance> {
+  return {
+    customer_id,
+    available_usd: formatUsd(balance.available_nanos),
+    held_usd: formatUsd(balance.held_nanos),
+    grants: balance.grants.map((g) => ({
+      id: g.id,
+      source: g.source,
+      reason: g.reason,
+      status: g.status,
+      amount_usd: formatUsd(g.amount_nanos),
+      remaining_usd: formatUsd(g.remaining_nanos),
+      granted_at: g.granted_at.toISOString(),
+      expires_at: g.expires_at?.toISOString() ?? null,
+    })),
+  };
+}
+
+export function topUpView(row: TopUpRow): z.infer<typeof TopUp> {
+  return {
+    id: row.id,
+    object: 'top_up',
+    customer_id: row.customer_id,
+    status: row.status,
+    amount_usd: formatUsd(row.amount_nanos),
+    failure_code: row.failure_code,
+    grant_id: row.grant_id,
+    created_at: row.created_at.toISOString(),
+  };
+}
+
+export function ledgerEntryView(row: LedgerEntryRow): z.infer<typeof LedgerEntry> {
+  return {
+    id: `${LEDGER_ENTRY_PREFIX}${row.id}`,
+    kind: row.kind,
+    amount_usd: formatUsd(row.amount_nanos),
+    balance_after_usd: row.balance_after_nanos === null ? null : formatUsd(row.balance_after_nanos),
+    created_at: row.created_at.toISOString(),
+    ref: row.ref,
+  };
+}

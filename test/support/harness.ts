@@ -1,0 +1,180 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import pino from 'pino';
+import { SimulatedGateway } from '../../activities/payments/simulated-gateway';
+import type { AccountSettings } from '../../billing/account';
+import { usd } from '../../billing/money';
+import { createApp } from '../../api/app';
+import type { Db } from '../../db/connection';
+import { checkLedger, type Violation } from '../../db/ledger-check';
+import { createBillingWorker } from '../../worker/worker';
+import { createTestDatabase } from './database';
+
+export const ADMIN_KEY = 'sk_test_admin_key';
+
+export interface HarnessOptions {
+  settings?: Partial<AccountSettings>;
+  /** Start the in-process worker (default true); crash tests run their own. */
+  worker?: boolean;
+  update_wait_timeout_ms?: number;
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+/**
+ * Everything one test file needs, all real: its own PostgreSQL database (migrated), a worker on its own task queue
+ * against the shared Temporal dev server, and the HTTP API on a random port.
+ */
+export class Harness {
+  private worker?: Worker;
+  private workerRun?: Promise<void>;
+
+  private constructor(
+    readonly db: Db,
+    readonly databaseUrl: string,
+    private readonly dropDb: () => Promise<void>,
+    readonly temporal: Client,
+    readonly nativeConnection: NativeConnection,
+    readonly taskQueue: string,
+    readonly settings: AccountSettings,
+    private readonly server: Server,
+    readonly baseUrl: string,
+  ) {}
+
+  static async start(options: HarnessOptions = {}): Promise<Harness> {
+    quietTemporalLogs();
+    const address = process.env.TEST_TEMPORAL_ADDRESS;
+    if (!address) throw new Error('TEST_TEMPORAL_ADDRESS is not set: run tests through jest (global setup)');
+    const { db, url, drop } = await createTestDatabase();
+    const connection = await Connection.connect({ address });
+    const temporal = new Client({ connection, namespace: 'default' });
+    const nativeConnection = await NativeConnection.connect({ address });
+    const taskQueue = `billing-test-${randomBytes(4).toString('hex')}`;
+    const settings: AccountSettings = {
+      activity_timeout_ms: 10_000,
+      continue_as_new_after_events: null,
+      ...options.settings,
+    };
+    const app = createApp({
+      db,
+      temporal,
+      gateway: new SimulatedGateway(db),
+      logger: pino({ level: 'silent' }),
+      api_keys: [ADMIN_KEY],
+      body_limit_bytes: 64 * 1024,
+      accounts: {
+        task_queue: taskQueue,
+        settings,
+        wait_timeout_ms: options.update_wait_timeout_ms ?? 20_000,
+      },
+      limits: { top_up_min_nanos: usd('1.00'), top_up_max_nanos: usd('10000.00') },
+    });
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const port = (server.address() as AddressInfo).port;
+    const harness = new Harness(
+      db,
+      url,
+      drop,
+      temporal,
+      nativeConnection,
+      taskQueue,
+      settings,
+      server,
+      `http://127.0.0.1:${port}`,
+    );
+    if (options.worker !== false) await harness.startWorker();
+    return harness;
+  }
+
+  async startWorker(): Promise<void> {
+    this.worker = await createBillingWorker({
+      connection: this.nativeConnection,
+      namespace: 'default',
+      task_queue: this.taskQueue,
+      deps: { db: this.db, gateway: new SimulatedGateway(this.db) },
+      workflow_bundle_path: process.env.TEST_WORKFLOW_BUNDLE,
+    });
+    this.workerRun = this.worker.run();
+  }
+
+  async stopWorker(): Promise<void> {
+    if (!this.worker) return;
+    this.worker.shutdown();
+    await this.workerRun;
+    this.worker = undefined;
+  }
+
+  /** Calls the API as an admin. `body` is sent as JSON unless it is already a string. */
+  async call<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResponse<T>> {
+    const response = await fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return {
+      status: response.status,
+      body: text ? (JSON.parse(text) as T) : (undefined as T),
+      headers: response.headers,
+    };
+  }
+
+  /** Creates a customer through the API and saves a payment method when one is given. */
+  async customer(id: string, payment_method?: string): Promise<void> {
+    const created = await this.call('POST', '/v1/customers', { id });
+    if (created.status !== 201)
+      throw new Error(`customer ${id}: ${created.status} ${JSON.stringify(created.body)}`);
+    if (payment_method) {
+      const saved = await this.call('PUT', `/v1/customers/${id}/payment-method`, { payment_method });
+      if (saved.status !== 200)
+        throw new Error(`payment method: ${saved.status} ${JSON.stringify(saved.body)}`);
+    }
+  }
+
+  /** A snapshot of everything that moves money, to prove that a refused request moved nothing. */
+  async moneySnapshot(): Promise<string> {
+    const counts = await this.db.raw(
+      `SELECT (SELECT count(*) FROM ledger_entries) AS entries, (SELECT count(*) FROM ledger_postings) AS postings,
+              (SELECT count(*) FROM credit_grants) AS grants, (SELECT count(*) FROM simulated_charges) AS charges,
+              (SELECT COALESCE(sum(available_nanos), 0) FROM wallets) AS available`,
+    );
+    return JSON.stringify(counts.rows[0], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  }
+
+  ledgerViolations(): Promise<Violation[]> {
+    return checkLedger(this.db);
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    await this.stopWorker();
+    await this.nativeConnection.close();
+    await this.temporal.connection.close();
+    await this.dropDb();
+  }
+}
+
+let runtimeInstalled = false;
+/** The SDK logs every worker state change at INFO; tests only want warnings. Installable once per process. */
+function quietTemporalLogs(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
