@@ -112,11 +112,11 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     return outcome as Extract<CommandResult, { kind: K }>;
   }
 
+  const hasWork = () => state.queue.length > 0 || expiryRequested;
   for (;;) {
-    const shouldContinue = () => continueAsNewDue(input.settings);
     const expiry_ms = msUntilNextExpiry(state, Date.now());
     const woke = await condition(
-      () => state.queue.length > 0 || expiryRequested || shouldContinue(),
+      () => hasWork() || continueAsNewDue(input.settings),
       expiry_ms === undefined ? undefined : Math.max(expiry_ms, 1),
     );
     if (!woke || expiryRequested) {
@@ -129,12 +129,11 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
       const outcome = await run(state.queue[0]!);
       state = completeCommand(state, outcome);
     }
-    if (shouldContinue()) {
-      // Let every update handler deliver its answer and drain queued work first: nothing accepted is dropped.
-      await condition(() => allHandlersFinished() && state.queue.length === 0);
-      if (state.queue.length === 0) {
-        await continueAsNew<typeof accountWorkflow>({ ...input, state: nextRunState(state) });
-      }
+    if (continueAsNewDue(input.settings) && !hasWork()) {
+      // Every update handler delivers its answer first, and work that arrived meanwhile (queued commands, an
+      // expiry request) is done in this run: nothing accepted is ever dropped by continue-as-new.
+      await condition(allHandlersFinished);
+      if (!hasWork()) await continueAsNew<typeof accountWorkflow>({ ...input, state: nextRunState(state) });
     }
   }
 
