@@ -3,6 +3,7 @@ import {
   isGrpcServiceError,
   WithStartWorkflowOperation,
   WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
   WorkflowUpdateStage,
 } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
@@ -88,6 +89,13 @@ export class AccountWorkflows {
         const code = cause?.type ?? 'rejected';
         const type = code === 'invalid_amount' || code === 'invalid_expiry' ? 'invalid_request' : 'conflict';
         throw new ApiError(type, cause?.message ?? 'the account refused the request', { code });
+      }
+      // Not accepted before the deadline (no worker polling, or the account is backed up): retryable, not a defect.
+      if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+        throw new ApiError(
+          'unavailable',
+          'the account workflow did not accept the request in time; retry with the same Idempotency-Key',
+        );
       }
       if (isGrpcServiceError(error) || (error as Error).name === 'ServiceError') {
         throw new ApiError(

@@ -48,7 +48,15 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  app.use(pinoHttp({ logger: deps.logger, autoLogging: { ignore: (req) => req.url === '/healthz' } }));
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      autoLogging: { ignore: (req) => req.url === '/healthz' },
+      // Successes at debug, refusals at info, failures at error: the default level shows what needs a look.
+      customLogLevel: (_req, res, error) =>
+        error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug',
+    }),
+  );
   app.use(express.json({ limit: deps.body_limit_bytes, type: () => true, strict: false }));
   app.use(publicRoutes.router);
   app.use(authenticate(deps.api_keys));

@@ -51,6 +51,8 @@ const IdempotencyHeader = z.object({
     .openapi({ description: 'Makes a retried POST safe' }),
 });
 
+const NoQuery = z.object({}).strict();
+
 export class RouteTable {
   readonly router = express.Router();
 
@@ -65,9 +67,13 @@ export class RouteTable {
     this.document(spec);
     this.router[spec.method](spec.path, async (req: Request, res: Response, next: NextFunction) => {
       try {
+        // No body at all reads as `{}`; a body that is JSON `null` is refused like any other non-object.
+        const body: unknown = req.body === undefined ? {} : req.body;
+        // A route without a query schema takes no query parameters: unknown ones are a 400, never ignored.
+        const query = parse(spec.query ?? NoQuery, req.query, 'query');
         const ctx = {
-          body: spec.body ? parse(spec.body, req.body ?? {}, 'body') : undefined,
-          query: spec.query ? parse(spec.query, req.query, 'query') : undefined,
+          body: spec.body ? parse(spec.body, body, 'body') : undefined,
+          query: spec.query ? query : undefined,
           params: req.params as Record<string, string>,
           principal: String(res.locals.principal ?? 'public'),
           idempotencyKey: idempotencyKeyOf(req),
@@ -88,7 +94,9 @@ export class RouteTable {
   ): Promise<RouteResult> {
     const key = ctx.idempotencyKey;
     if (key === undefined) return spec.handler(ctx);
-    const claim = await claimKey(this.db, ctx.principal, key, requestHash(req.method, req.path, req.body));
+    // The validated body, whose fields come out in schema order: a retry that serialises them in another order
+    // is the same request, not a conflict.
+    const claim = await claimKey(this.db, ctx.principal, key, requestHash(req.method, req.path, ctx.body));
     if (claim.kind === 'replay') {
       req.res?.setHeader('Idempotency-Replayed', 'true');
       return claim.response;

@@ -13,7 +13,9 @@ export const MoneyInput = z
     const parsed = parseUsd(text);
     if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
   })
-  .openapi({ type: 'string', pattern: '^[0-9]+(\\.[0-9]{1,9})?$', example: '20.00' });
+  // The same grammar as parseUsd (no sign, exponent or leading zeros, at most 9 decimals); the range (at most
+  // MAX_NANOS) is checked by parseUsd and cannot be expressed by a pattern.
+  .openapi({ type: 'string', pattern: '^(0|[1-9][0-9]{0,9})(\\.[0-9]{1,9})?$', example: '20.00' });
 
 /** A positive USD amount. */
 export const PositiveMoneyInput = MoneyInput.refine((text) => {

@@ -1,4 +1,4 @@
-import { formatUsd, isWholeCents, parseUsd } from './money';
+import { decodeUsd, formatUsd, isWholeCents, parseUsd } from './money';
 
 /**
  * The account workflow's state and the pure decisions over it. The workflow is a thin shell: each message
@@ -168,13 +168,11 @@ export function completeCommand(state: AccountState, outcome: CommandResult): Ac
   let next: AccountState = { ...state, queue: rest, results };
   if (outcome.kind === 'top_up') {
     const succeeded = outcome.result.status === 'succeeded';
-    const paid = parseUsd(outcome.result.amount_usd);
-    if (!paid.ok) throw new Error(`top-up result with a bad amount ${outcome.result.amount_usd}`);
-    const lifetime = parseUsd(state.lifetime_top_ups_usd);
-    if (!lifetime.ok) throw new Error('corrupt lifetime total');
+    const paid_nanos = decodeUsd(outcome.result.amount_usd);
+    const lifetime_nanos = decodeUsd(state.lifetime_top_ups_usd);
     next = {
       ...next,
-      lifetime_top_ups_usd: succeeded ? formatUsd(lifetime.nanos + paid.nanos) : state.lifetime_top_ups_usd,
+      lifetime_top_ups_usd: succeeded ? formatUsd(lifetime_nanos + paid_nanos) : state.lifetime_top_ups_usd,
       top_ups_succeeded: state.top_ups_succeeded + (succeeded ? 1 : 0),
       top_ups_failed: state.top_ups_failed + (succeeded ? 0 : 1),
     };
@@ -189,6 +187,10 @@ export function completeCommand(state: AccountState, outcome: CommandResult): Ac
     };
   }
   return next;
+}
+
+function outcomeId(outcome: CommandResult): string {
+  return outcome.kind === 'top_up' ? outcome.result.top_up_id : outcome.result.grant_id;
 }
 
 /** Milliseconds until the next grant expiry (0 when one is due), or undefined when nothing expires. */

@@ -22,7 +22,7 @@ export type ParseUsdResult = { ok: true; nanos: bigint } | { ok: false; reason: 
 
 /**
  * Parses an API money string into nanos. Refuses negatives, exponents, more than 9 decimals, leading
- * zeros and amounts above $9,999,999,999.999999999; the caller turns a refusal into a 400 naming the field.
+ * zeros and amounts above MAX_NANOS (about $9.2 billion, the largest `bigint` column value); the caller turns a refusal into a 400 naming the field.
  */
 export function parseUsd(text: string): ParseUsdResult {
   if (!DECIMAL_USD.test(text)) {
@@ -32,7 +32,19 @@ export function parseUsd(text: string): ParseUsdResult {
   }
   const [whole = '0', fraction = ''] = text.split('.');
   const nanos = BigInt(whole) * NANOS_PER_USD + BigInt(fraction.padEnd(USD_DECIMALS, '0'));
+  if (nanos > MAX_NANOS) return { ok: false, reason: 'is larger than the ledger can hold' };
   return { ok: true, nanos };
+}
+
+/**
+ * Decodes a string that `formatUsd` produced (workflow payloads, stored totals): any size, either sign, exactly 9
+ * decimals. Not for API input, which goes through `parseUsd` and its limits.
+ */
+export function decodeUsd(text: string): bigint {
+  const match = /^(-?)([0-9]+)\.([0-9]{9})$/.exec(text);
+  if (!match) throw new Error(`not a formatted USD amount: ${JSON.stringify(text)}`);
+  const magnitude = BigInt(match[2]!) * NANOS_PER_USD + BigInt(match[3]!);
+  return match[1] === '-' ? -magnitude : magnitude;
 }
 
 /** Parses a money string that is known to be valid (config, fixtures); throws on a bad one. */

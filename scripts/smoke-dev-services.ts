@@ -19,7 +19,10 @@ import { startEmbeddedPostgres } from '../worker/embedded-postgres';
 import { DEFAULT_TOOLS_DIR, findTemporalCli } from '../worker/temporal-cli';
 import { startTemporalDevServer, type SearchAttributeType } from '../worker/temporal-dev-server';
 
-const SEARCH_ATTRIBUTES: Record<string, SearchAttributeType> = { SmokeCustomerId: 'Keyword', SmokeTier: 'Int' };
+const SEARCH_ATTRIBUTES: Record<string, SearchAttributeType> = {
+  SmokeCustomerId: 'Keyword',
+  SmokeTier: 'Int',
+};
 const WORKFLOW_ID = 'smoke-dev-services';
 const RPC_TIMEOUT_MS = 10_000;
 
@@ -40,7 +43,9 @@ function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen({ host: '127.0.0.1', port: 0 }, () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -117,9 +122,15 @@ async function checkTemporal(address: string, namespace: string, round: 1 | 2): 
     }
     const handle = client.workflow.getHandle(WORKFLOW_ID);
     const description = await handle.describe();
-    assert.equal(description.status.name, 'RUNNING', 'the workflow started before the restart is still running');
+    assert.equal(
+      description.status.name,
+      'RUNNING',
+      'the workflow started before the restart is still running',
+    );
     if (round === 2) await handle.terminate('smoke test done');
-    log(`temporal ok: namespaces [${names.join(', ')}], search attributes registered, workflow ${WORKFLOW_ID} found`);
+    log(
+      `temporal ok: namespaces [${names.join(', ')}], search attributes registered, workflow ${WORKFLOW_ID} found`,
+    );
   } finally {
     await connection.close();
   }
@@ -127,14 +138,22 @@ async function checkTemporal(address: string, namespace: string, round: 1 | 2): 
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const cliPath = await findTemporalCli({ cliPath: config.TEMPORAL_CLI_PATH, toolsDir: DEFAULT_TOOLS_DIR, log });
+  const cliPath = await findTemporalCli({
+    cliPath: config.TEMPORAL_CLI_PATH,
+    toolsDir: DEFAULT_TOOLS_DIR,
+    log,
+  });
   assert.ok(cliPath, 'a Temporal CLI is needed (run: npm run tools:install)');
   log(`Temporal CLI: ${cliPath}`);
 
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'billing-smoke-'));
   // mkdtemp makes a 0700 folder; PostgreSQL runs as the `postgres` user when we are root and must enter it.
   await fs.chmod(dir, 0o755);
-  const ports: Ports = { postgres: await freePort(), temporal: await freePort(), temporalUi: await freePort() };
+  const ports: Ports = {
+    postgres: await freePort(),
+    temporal: await freePort(),
+    temporalUi: await freePort(),
+  };
   try {
     for (const round of [1, 2] as const) {
       log(`--- round ${round}: ${round === 1 ? 'fresh state' : 'restart on the same state'} in ${dir}`);

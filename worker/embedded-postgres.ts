@@ -109,7 +109,8 @@ let cachedCtor: EmbeddedPostgresCtor | undefined;
 
 /**
  * Loads the package lazily (deployments with DATABASE_URL never load it) through Node's own require,
- * which loads this ES module natively under tsx, plain node and Jest alike.
+ * which loads this ES module natively (require(esm), on by default since Node 20.19) under tsx, plain
+ * node and Jest's globalSetup. Jest's test-file sandbox has its own require, which cannot.
  *
  * On load the package installs `async-exit-hook`, whose SIGINT/SIGTERM/SIGHUP/beforeExit handlers stop
  * every cluster and then call process.exit: that would cut short the app's own ordered shutdown (drain

@@ -62,11 +62,16 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   const output = captureOutput(child, opts.log);
   // If this process exits without calling stop(), the server must not outlive it holding the ports.
   // SIGTERM still lets it shut down cleanly on its own after we are gone.
-  const killOnExit = () => child.kill('SIGTERM');
-  process.once('exit', killOnExit);
+  const terminateOnExit = () => child.kill('SIGTERM');
+  process.once('exit', terminateOnExit);
+  let stopping = false;
+  child.once('exit', (code, signal) => {
+    if (!stopping) opts.log(`temporal server exited unexpectedly (${code ?? signal}); see its output above`);
+  });
 
   const stop = once(async () => {
-    process.removeListener('exit', killOnExit);
+    stopping = true;
+    process.removeListener('exit', terminateOnExit);
     output.quiet();
     await terminate(child, opts.log);
   });

@@ -176,5 +176,9 @@ let runtimeInstalled = false;
 function quietTemporalLogs(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // Already created by this process (the history recorder runs global setup in-process): keep its logger.
+  }
 }

@@ -10,6 +10,7 @@ import {
   NANOS_PER_USD,
   USD_DECIMALS,
   assertWholeCents,
+  decodeUsd,
   formatCents,
   formatUsd,
   isWholeCents,
@@ -21,6 +22,7 @@ import {
 } from '../../billing/money';
 
 const GENERIC_REASON = 'must be a decimal string of USD such as "20.00"';
+const TOO_LARGE_REASON = 'is larger than the ledger can hold';
 
 function parsedNanos(text: string): bigint {
   const parsed = parseUsd(text);
@@ -56,11 +58,18 @@ describe('parseUsd accepts and converts exactly', () => {
     ['20.00', 20_000_000_000n],
     ['20.000000000', 20_000_000_000n],
     ['123.456789012', 123_456_789_012n],
-    ['9999999999', 9_999_999_999_000_000_000n],
-    ['9999999999.999999999', 9_999_999_999_999_999_999n],
     ['1000000000.000000001', 1_000_000_000_000_000_001n],
+    ['9223372036', 9_223_372_036_000_000_000n],
+    ['9223372036.85477580', 9_223_372_036_854_775_800n],
+    ['9223372036.854775806', MAX_NANOS - 1n],
+    ['9223372036.854775807', MAX_NANOS],
   ])('"%s" is %p nanos', (text, nanos) => {
     expect(parseUsd(text)).toEqual({ ok: true, nanos });
+  });
+
+  test('MAX_NANOS itself, written with 9 decimals, is the largest amount accepted', () => {
+    expect(parseUsd(formatUsd(MAX_NANOS))).toEqual({ ok: true, nanos: MAX_NANOS });
+    expect(parseUsd(formatUsd(MAX_NANOS + 1n))).toEqual({ ok: false, reason: TOO_LARGE_REASON });
   });
 
   test('fraction digits are positional: "0.1", "0.10" and "0.100000000" are the same amount', () => {
@@ -78,6 +87,16 @@ describe('parseUsd refuses', () => {
     ['1.0000000001', 'has more than 9 decimal places'],
     ['0.0000000001', 'has more than 9 decimal places'],
     ['20.0000000000', 'has more than 9 decimal places'],
+    // Above MAX_NANOS (2^63 - 1 nanos, the PostgreSQL bigint column): refused here rather than failing at the insert.
+    ['9223372036.854775808', TOO_LARGE_REASON],
+    ['9223372036.854775809', TOO_LARGE_REASON],
+    ['9223372036.86', TOO_LARGE_REASON],
+    ['9223372036.9', TOO_LARGE_REASON],
+    ['9223372037', TOO_LARGE_REASON],
+    ['9223372037.000000000', TOO_LARGE_REASON],
+    ['9999999999', TOO_LARGE_REASON],
+    ['9999999999.99', TOO_LARGE_REASON],
+    ['9999999999.999999999', TOO_LARGE_REASON],
   ])('"%s" with the reason "%s"', (text, reason) => {
     expect(parseUsd(text)).toEqual({ ok: false, reason });
   });
@@ -105,8 +124,9 @@ describe('parseUsd refuses', () => {
     ['1.5.0'],
     ['\n1'],
     ['١'], // Arabic-Indic digit one: only ASCII digits are money.
-    ['10000000000'], // 11 whole digits: above the $9,999,999,999.999999999 limit.
+    ['10000000000'], // 11 whole digits: not even read as an amount (the grammar allows at most 10).
     ['10000000000.0'],
+    ['99999999999999999999'],
   ])('%p with the generic reason', (text) => {
     expect(parseUsd(text)).toEqual({ ok: false, reason: GENERIC_REASON });
   });
@@ -145,14 +165,22 @@ describe('round trips', () => {
     1_000_000_000n,
     1_000_000_001n,
     123_456_789_012n,
+    9_223_372_036_000_000_000n,
+    MAX_NANOS - 1n,
     MAX_NANOS,
-    9_999_999_999_000_000_000n,
-    9_999_999_999_999_999_998n,
-    9_999_999_999_999_999_999n,
   ];
 
   test.each(ROUND_TRIP_NANOS.map((n) => [n]))('%p nanos -> formatUsd -> parseUsd is the same amount', (n) => {
     expect(parseUsd(formatUsd(n))).toEqual({ ok: true, nanos: n });
+  });
+
+  test.each([
+    [MAX_NANOS + 1n],
+    [MAX_NANOS + 2n],
+    [9_999_999_999_000_000_000n],
+    [9_999_999_999_999_999_999n],
+  ])('%p nanos (above MAX_NANOS) -> formatUsd -> parseUsd is refused as too large', (n) => {
+    expect(parseUsd(formatUsd(n))).toEqual({ ok: false, reason: TOO_LARGE_REASON });
   });
 
   test.each([
@@ -161,8 +189,8 @@ describe('round trips', () => {
     ['0.123456789'],
     ['1.5'],
     ['20.00'],
-    ['9999999999'],
-    ['9999999999.999999999'],
+    ['9223372036'],
+    ['9223372036.854775807'],
   ])('"%s" -> parseUsd -> formatUsd is the same decimal, written with 9 decimals', (text) => {
     const formatted = formatUsd(parsedNanos(text));
     expect(formatted).toMatch(/^[0-9]+\.[0-9]{9}$/);
@@ -179,9 +207,10 @@ describe('round trips', () => {
   test('every nano from 0 to 2000 and around each dollar boundary survives a round trip', () => {
     const amounts: bigint[] = [];
     for (let n = 0n; n <= 2000n; n += 1n) amounts.push(n);
-    for (const d of [1n, 10n, 999n, 9_999_999_999n]) {
+    for (const d of [1n, 10n, 999n, 9_223_372_036n]) {
       for (let delta = -3n; delta <= 3n; delta += 1n) amounts.push(d * NANOS_PER_USD + delta);
     }
+    for (let delta = 0n; delta <= 3n; delta += 1n) amounts.push(MAX_NANOS - delta);
     for (const n of amounts) expect(parsedNanos(formatUsd(n))).toBe(n);
   });
 });
@@ -192,7 +221,7 @@ describe('usd', () => {
     expect(usd('0.000000001')).toBe(1n);
   });
 
-  test.each([['-1'], ['1e3'], [''], ['abc'], ['1.0000000001'], ['01']])(
+  test.each([['-1'], ['1e3'], [''], ['abc'], ['1.0000000001'], ['01'], ['9223372036.854775808'], ['9999999999']])(
     'throws on %p, naming the text and the reason',
     (text) => {
       const parsed = parseUsd(text);
@@ -231,7 +260,7 @@ describe('formatCents', () => {
     ['1', '1.00'],
     ['20.5', '20.50'],
     ['1234.56', '1234.56'],
-    ['9999999999.99', '9999999999.99'],
+    ['9223372036.85', '9223372036.85'], // The largest whole-cent amount within MAX_NANOS.
   ])('"%s" USD formats as "%s"', (text, cents) => {
     expect(formatCents(usd(text))).toBe(cents);
   });
@@ -263,7 +292,7 @@ describe('nanosToCents', () => {
     ['1', 100],
     ['20.00', 2000],
     ['1234.56', 123456],
-    ['9999999999.99', 999_999_999_999],
+    ['9223372036.85', 922_337_203_685], // The largest whole-cent amount within MAX_NANOS.
   ])('"%s" USD is %p cents', (text, cents) => {
     expect(nanosToCents(usd(text))).toBe(cents);
   });
@@ -285,6 +314,84 @@ describe('nanosToCents', () => {
     expect(() => nanosToCents((maxSafeCents + 1n) * NANOS_PER_CENT)).toThrow(
       'amount too large for a card charge',
     );
+  });
+});
+
+describe('decodeUsd', () => {
+  test.each([
+    ['0.000000000', 0n],
+    ['0.000000001', 1n],
+    ['0.015750000', 15_750_000n],
+    ['10.000000000', 10_000_000_000n],
+    ['123.456789012', 123_456_789_012n],
+    ['-0.000000001', -1n],
+    ['-1.500000000', -1_500_000_000n],
+    ['9223372036.854775807', MAX_NANOS],
+    ['9223372036.854775808', MAX_NANOS + 1n],
+    ['9999999999.999999999', 9_999_999_999_999_999_999n],
+    ['-9223372036.854775808', -MAX_NANOS - 1n],
+    ['1000000000000000000000.000000000', 10n ** 30n],
+  ])('"%s" is %p nanos', (text, nanos) => {
+    expect(decodeUsd(text)).toBe(nanos);
+  });
+
+  test.each([
+    [0n],
+    [1n],
+    [9n],
+    [999_999_999n],
+    [1_000_000_000n],
+    [1_000_000_001n],
+    [15_750_000n],
+    [123_456_789_012n],
+    [MAX_NANOS - 1n],
+    [MAX_NANOS],
+    [MAX_NANOS + 1n],
+    [9_999_999_999_999_999_999n],
+    [10_000_000_000_000_000_000n],
+    [10n ** 30n + 7n],
+    [-1n],
+    [-15_750_000n],
+    [-1_000_000_000n],
+    [-MAX_NANOS],
+    [-MAX_NANOS - 1n],
+    [-(10n ** 30n) - 7n],
+  ])('%p nanos -> formatUsd -> decodeUsd is the same amount (any sign, any size)', (n) => {
+    expect(decodeUsd(formatUsd(n))).toBe(n);
+  });
+
+  test('every nano from -2000 to 2000 survives formatUsd -> decodeUsd', () => {
+    for (let n = -2000n; n <= 2000n; n += 1n) expect(decodeUsd(formatUsd(n))).toBe(n);
+  });
+
+  test.each([
+    ['1.5'],
+    ['1'],
+    [''],
+    ['+1.000000000'],
+    ['1.0000000000'],
+    ['1.00'],
+    ['10.00'],
+    ['1.00000000'],
+    ['.000000000'],
+    ['1.'],
+    ['-'],
+    ['-1'],
+    ['--1.000000000'],
+    [' 1.000000000'],
+    ['1.000000000 '],
+    ['1.000000000\n'],
+    ['1,000000000'],
+    ['1e3'],
+    ['1.000000000e0'],
+    ['abc'],
+    ['NaN'],
+    ['Infinity'],
+    ['$1.000000000'],
+    ['1_000.000000000'],
+    ['١.000000000'], // Arabic-Indic digit one: only ASCII digits are money.
+  ])('throws on %p, which formatUsd never produces', (text) => {
+    expect(() => decodeUsd(text)).toThrow(`not a formatted USD amount: ${JSON.stringify(text)}`);
   });
 });
 

@@ -1,0 +1,93 @@
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import fs from 'node:fs';
+import path from 'node:path';
+import { accountWorkflowId, expireCreditSignal } from '../../workflows/messages';
+import globalSetup from './global-setup';
+import globalTeardown from './global-teardown';
+import { Harness } from './harness';
+
+/**
+ * `npm run histories:record`: runs representative account lifecycles against a real Temporal dev server and saves
+ * their event histories under test/histories/. test/replay.test.ts replays every saved history through the current
+ * workflow code, so a change that would break running workflows fails CI. Record new histories when the workflow
+ * gains behaviour; never delete old ones while workflows of that shape may still be running.
+ */
+const OUT_DIR = path.join(__dirname, '..', 'histories');
+
+async function main(): Promise<void> {
+  await globalSetup();
+  const h = await Harness.start({ settings: { continue_as_new_after_events: 60 } });
+  try {
+    const stamp = new Date().toISOString().slice(0, 10);
+
+    // 1. Payment method, a successful and a declined top-up, an expiring promotion and its expiry.
+    const a = `cus_hist_a_${Date.now()}`;
+    await h.customer(a, 'pm_card_visa');
+    await expectStatus(h.call('POST', `/v1/customers/${a}/top-ups`, { amount_usd: '25.00' }), 201);
+    await expectStatus(
+      h.call('POST', `/v1/customers/${a}/credit-grants`, {
+        amount_usd: '3.50',
+        reason: 'launch promotion',
+        expires_at: new Date(Date.now() + 1_500).toISOString(),
+      }),
+      201,
+    );
+    await expectStatus(
+      h.call('PUT', `/v1/customers/${a}/payment-method`, { payment_method: 'pm_card_chargeDeclined' }),
+      200,
+    );
+    await expectStatus(h.call('POST', `/v1/customers/${a}/top-ups`, { amount_usd: '10.00' }), 402);
+    await new Promise((resolve) => setTimeout(resolve, 2_500)); // the expiry timer fires
+    await h.temporal.workflow.getHandle(accountWorkflowId(a)).signal(expireCreditSignal);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await save(h, a, `${stamp}-lifecycle`);
+
+    // 2. Concurrent top-ups that cross the continue-as-new threshold: the first run's history ends in continue-as-new.
+    const b = `cus_hist_b_${Date.now()}`;
+    await h.customer(b, 'pm_card_visa');
+    await Promise.all(
+      ['1.00', '2.00', '3.00', '4.00', '5.00'].map((amount_usd) =>
+        h.call('POST', `/v1/customers/${b}/top-ups`, { amount_usd }),
+      ),
+    );
+    await save(h, b, `${stamp}-continue-as-new`);
+  } finally {
+    await h.stop();
+    await globalTeardown();
+  }
+}
+
+/** Saves every run of the customer's workflow, oldest first, one file per run. */
+async function save(h: Harness, customer_id: string, name: string): Promise<void> {
+  const workflowId = accountWorkflowId(customer_id);
+  const runIds: string[] = [];
+  for await (const execution of h.temporal.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+    runIds.unshift(execution.runId); // the visibility store lists newest first
+  }
+  fs.mkdirSync(OUT_DIR, { recursive: true });
+  for (const [index, runId] of runIds.entries()) {
+    const history = await h.temporal.workflow.getHandle(workflowId, runId).fetchHistory();
+    // A run that has only just started has nothing to replay (and the replayer would wait for more events).
+    if ((history.events?.length ?? 0) < 3) continue;
+    const file = path.join(OUT_DIR, `account-${name}-run${index + 1}.json`);
+    // Canonical proto3 JSON, the same format `temporal workflow show --output json` exports.
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ workflow_id: workflowId, history: JSON.parse(historyToJSON(history)) }),
+    );
+    console.log(`saved ${file} (${history.events?.length ?? 0} events)`);
+  }
+}
+
+async function expectStatus(
+  response: Promise<{ status: number; body: unknown }>,
+  status: number,
+): Promise<void> {
+  const r = await response;
+  if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${JSON.stringify(r.body)}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

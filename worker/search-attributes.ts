@@ -1,0 +1,31 @@
+import { type NativeConnection } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
+import { SEARCH_ATTRIBUTES } from '../workflows/messages';
+
+const INDEXED_TYPES = {
+  Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+} as const;
+
+/**
+ * Registers the account workflow's search attributes on an external Temporal cluster (the dev server gets them as
+ * launch flags). Already-registered attributes are fine; a cluster that refuses the call (Temporal Cloud manages
+ * them in its console) gets a warning, and workflows then fail to start until an operator adds them.
+ */
+export async function ensureSearchAttributes(
+  connection: NativeConnection,
+  namespace: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const searchAttributes = Object.fromEntries(
+    Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) => [name, INDEXED_TYPES[type]]),
+  );
+  try {
+    await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
+  } catch (error) {
+    const message = (error as Error).message ?? String(error);
+    if (/already exists/i.test(message)) return;
+    log(
+      `warning: could not register search attributes ${Object.keys(SEARCH_ATTRIBUTES).join(', ')}: ${message}`,
+    );
+  }
+}

@@ -1,0 +1,162 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { createApp } from '../api/app';
+import { limitsFrom } from '../api/routes/credits';
+import { migrateLatest } from '../db/connection';
+import { SEARCH_ATTRIBUTES } from '../workflows/messages';
+import { ConfigError, loadConfig } from './config';
+import { startEmbeddedPostgres } from './embedded-postgres';
+import { accountSettingsFrom, connectTemporal, createGateway, createLogger, openDb } from './runtime';
+import { ensureSearchAttributes } from './search-attributes';
+import { DEFAULT_TOOLS_DIR, findTemporalCli } from './temporal-cli';
+import { startTemporalDevServer } from './temporal-dev-server';
+import { createBillingWorker } from './worker';
+
+/**
+ * `npm start`: the whole engine on one machine with no configuration. A real embedded PostgreSQL unless
+ * DATABASE_URL is set, a Temporal dev server (with its UI) unless TEMPORAL_ADDRESS is set, migrations, the worker
+ * and the API. All state lives in DATA_DIR, so a restart picks up where the last run stopped. Ctrl-C stops
+ * everything in reverse order.
+ */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  // The SDK logs every bundling step and state change at INFO; on this console only warnings are news.
+  Runtime.install({
+    logger: new DefaultLogger(
+      config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN',
+    ),
+  });
+  const say = (line: string) => console.log(line);
+  const stops: (() => Promise<void>)[] = [];
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping…');
+    for (const stop of stops.reverse()) {
+      await stop().catch((error: unknown) => console.error(error));
+    }
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+  process.on('SIGINT', () => {
+    if (stopping) setTimeout(() => process.exit(130), 100).unref(); // a second Ctrl-C forces the exit
+  });
+
+  try {
+    fs.mkdirSync(config.DATA_DIR, { recursive: true });
+    let databaseUrl = config.DATABASE_URL;
+    if (!databaseUrl) {
+      const pg = await startEmbeddedPostgres({
+        dataDir: path.join(config.DATA_DIR, 'postgres'),
+        port: config.EMBEDDED_POSTGRES_PORT,
+        log: say,
+      });
+      stops.push(() => pg.stop());
+      databaseUrl = pg.databaseUrl;
+    }
+    const db = openDb(config, databaseUrl);
+    stops.push(() => db.destroy());
+    await migrateLatest(db);
+
+    let temporalAddress = config.TEMPORAL_ADDRESS;
+    let uiUrl: string | undefined;
+    if (!temporalAddress) {
+      const cliPath = await findTemporalCli({
+        cliPath: config.TEMPORAL_CLI_PATH,
+        toolsDir: DEFAULT_TOOLS_DIR,
+        log: say,
+      });
+      if (!cliPath) {
+        throw new Error(
+          'no Temporal CLI: install Go (then `npm run tools:install`) or set TEMPORAL_CLI_PATH or TEMPORAL_ADDRESS',
+        );
+      }
+      const server = await startTemporalDevServer({
+        cliPath,
+        dbFile: path.join(config.DATA_DIR, 'temporal.db'),
+        port: config.TEMPORAL_DEV_PORT,
+        uiPort: config.TEMPORAL_UI_PORT,
+        namespace: config.TEMPORAL_NAMESPACE,
+        searchAttributes: { ...SEARCH_ATTRIBUTES },
+        log: say,
+      });
+      stops.push(() => server.stop());
+      temporalAddress = server.address;
+      uiUrl = server.uiUrl;
+    }
+
+    const logger = createLogger(config);
+    const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
+    stops.push(() => nativeConnection.close());
+    if (config.TEMPORAL_ADDRESS)
+      await ensureSearchAttributes(nativeConnection, config.TEMPORAL_NAMESPACE, say);
+    const gateway = createGateway(db);
+    const worker = await createBillingWorker({
+      connection: nativeConnection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      task_queue: config.TEMPORAL_TASK_QUEUE,
+      deps: { db, gateway },
+    });
+    const workerRun = worker.run();
+    stops.push(async () => {
+      // The SDK already begins a graceful shutdown on SIGINT/SIGTERM; only ask when it has not.
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await workerRun;
+    });
+    workerRun.catch((error: unknown) => {
+      console.error('worker failed', error);
+      void shutdown(1);
+    });
+
+    const temporal = await connectTemporal(temporalAddress, config.TEMPORAL_NAMESPACE);
+    stops.push(() => temporal.connection.close());
+    const app = createApp({
+      db,
+      temporal,
+      gateway,
+      logger,
+      api_keys: config.API_KEYS,
+      body_limit_bytes: config.BODY_LIMIT_BYTES,
+      accounts: {
+        task_queue: config.TEMPORAL_TASK_QUEUE,
+        settings: accountSettingsFrom(config),
+        wait_timeout_ms: config.UPDATE_WAIT_TIMEOUT_MS,
+      },
+      limits: limitsFrom(config),
+    });
+    const server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(config.PORT, () => resolve(s)).once('error', reject);
+    });
+    stops.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+
+    say('');
+    say(
+      `API          http://localhost:${config.PORT}  (admin key: ${config.API_KEYS[0]}; docs at /openapi.json)`,
+    );
+    say(`Temporal UI  ${uiUrl ?? `(external Temporal at ${temporalAddress})`}`);
+    say(
+      `Temporal     ${temporalAddress}  namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TEMPORAL_TASK_QUEUE}`,
+    );
+    say(`PostgreSQL   ${config.DATABASE_URL ? 'DATABASE_URL' : databaseUrl.replace(/:[^:@/]+@/, ':***@')}`);
+    say(`Data folder  ${config.DATA_DIR}`);
+    say('Ready. Ctrl-C stops everything.');
+  } catch (error) {
+    console.error(error instanceof ConfigError || error instanceof Error ? error.message : error);
+    await shutdown(1);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
