@@ -105,14 +105,14 @@ export class RouteTable {
     try {
       result = await spec.handler(ctx);
     } catch (error) {
-      if (error instanceof ApiError && error.status < 500) {
+      if (error instanceof ApiError && isFinalOutcome(error.status)) {
         await storeResponse(this.db, ctx.principal, key, { status: error.status, body: error.toBody() });
       } else {
         await releaseKey(this.db, ctx.principal, key);
       }
       throw error;
     }
-    if (result.status < 500) await storeResponse(this.db, ctx.principal, key, result);
+    if (isFinalOutcome(result.status)) await storeResponse(this.db, ctx.principal, key, result);
     else await releaseKey(this.db, ctx.principal, key);
     return result;
   }
@@ -150,6 +150,15 @@ export class RouteTable {
       },
     });
   }
+}
+
+/**
+ * Which responses a key remembers: what happened (2xx, and a 402 such as a declined card: money was attempted).
+ * A refusal that changed nothing (400, 404, 409 such as "no payment method yet") and a server error are not kept,
+ * so the client can fix the cause and retry with the same key, as Stripe does for requests that never executed.
+ */
+function isFinalOutcome(status: number): boolean {
+  return status < 400 || status === 402;
 }
 
 function idempotencyKeyOf(req: Request): string | undefined {

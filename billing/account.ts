@@ -162,8 +162,9 @@ export function setPaymentMethod(state: AccountState, request: PaymentMethodRequ
 /** Records the outcome of the command at the head of the queue and the bookkeeping it implies. */
 export function completeCommand(state: AccountState, outcome: CommandResult): AccountState {
   const [head, ...rest] = state.queue;
-  if (!head || head.kind !== outcome.kind)
+  if (!head || head.kind !== outcome.kind || head.id !== outcomeId(outcome)) {
     throw new Error('completed a command that is not at the head of the queue');
+  }
   const results = [...state.results, { id: head.id, result: outcome }].slice(-RESULTS_KEPT);
   let next: AccountState = { ...state, queue: rest, results };
   if (outcome.kind === 'top_up') {

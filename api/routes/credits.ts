@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { CreditGrantResult, TopUpResult } from '../../billing/account';
 import { formatCents, parseUsd, usd } from '../../billing/money';
 import { readBalance } from '../../db/balance';
 import type { Db } from '../../db/connection';

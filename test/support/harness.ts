@@ -22,6 +22,7 @@ export interface HarnessOptions {
   update_wait_timeout_ms?: number;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
 export interface ApiResponse<T = any> {
   status: number;
   body: T;
@@ -114,6 +115,7 @@ export class Harness {
   }
 
   /** Calls the API as an admin. `body` is sent as JSON unless it is already a string. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
   async call<T = any>(
     method: string,
     path: string,

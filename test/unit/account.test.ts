@@ -323,9 +323,9 @@ describe('completeCommand', () => {
     expect(() => completeCommand(grants, grantOutcome('z', null))).toThrow('not at the head of the queue');
     // The state is untouched, and the head's own outcome is still accepted afterwards.
     expect(topUps.queue.map((c) => c.id)).toEqual(['a', 'b']);
-    expect(completeCommand(topUps, topUpOutcome('a', 'succeeded', '20.000000000')).queue.map((c) => c.id)).toEqual([
-      'b',
-    ]);
+    expect(
+      completeCommand(topUps, topUpOutcome('a', 'succeeded', '20.000000000')).queue.map((c) => c.id),
+    ).toEqual(['b']);
     expect(completeCommand(grants, grantOutcome('g1', null)).queue.map((c) => c.id)).toEqual(['g2']);
   });
 

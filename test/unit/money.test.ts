@@ -174,14 +174,12 @@ describe('round trips', () => {
     expect(parseUsd(formatUsd(n))).toEqual({ ok: true, nanos: n });
   });
 
-  test.each([
-    [MAX_NANOS + 1n],
-    [MAX_NANOS + 2n],
-    [9_999_999_999_000_000_000n],
-    [9_999_999_999_999_999_999n],
-  ])('%p nanos (above MAX_NANOS) -> formatUsd -> parseUsd is refused as too large', (n) => {
-    expect(parseUsd(formatUsd(n))).toEqual({ ok: false, reason: TOO_LARGE_REASON });
-  });
+  test.each([[MAX_NANOS + 1n], [MAX_NANOS + 2n], [9_999_999_999_000_000_000n], [9_999_999_999_999_999_999n]])(
+    '%p nanos (above MAX_NANOS) -> formatUsd -> parseUsd is refused as too large',
+    (n) => {
+      expect(parseUsd(formatUsd(n))).toEqual({ ok: false, reason: TOO_LARGE_REASON });
+    },
+  );
 
   test.each([
     ['0'],
@@ -221,14 +219,20 @@ describe('usd', () => {
     expect(usd('0.000000001')).toBe(1n);
   });
 
-  test.each([['-1'], ['1e3'], [''], ['abc'], ['1.0000000001'], ['01'], ['9223372036.854775808'], ['9999999999']])(
-    'throws on %p, naming the text and the reason',
-    (text) => {
-      const parsed = parseUsd(text);
-      if (parsed.ok) throw new Error('fixture must be invalid');
-      expect(() => usd(text)).toThrow(`invalid USD amount ${JSON.stringify(text)}: ${parsed.reason}`);
-    },
-  );
+  test.each([
+    ['-1'],
+    ['1e3'],
+    [''],
+    ['abc'],
+    ['1.0000000001'],
+    ['01'],
+    ['9223372036.854775808'],
+    ['9999999999'],
+  ])('throws on %p, naming the text and the reason', (text) => {
+    const parsed = parseUsd(text);
+    if (parsed.ok) throw new Error('fixture must be invalid');
+    expect(() => usd(text)).toThrow(`invalid USD amount ${JSON.stringify(text)}: ${parsed.reason}`);
+  });
 });
 
 describe('whole cents', () => {

@@ -5,7 +5,7 @@
  * Reminder of the units: 1 USD = 1e9 nanos, and a price of $P per 1M tokens is P x 1e9 nanos per
  * million tokens, i.e. P x 1000 nanos per token.
  */
-import { usd } from '../../billing/money';
+import { MAX_NANOS, formatUsd, usd } from '../../billing/money';
 import { loadDefaultPriceBook, parsePriceBook, type PriceBook } from '../../billing/price-book';
 import defaultVersionJson from '../../billing/prices/2026-11-01.json';
 import {
@@ -500,9 +500,31 @@ describe('refusals', () => {
   });
 
   test('a cost beyond the largest amount the ledger holds is invalid_quantity, not an overflow', () => {
+    // The largest price the book accepts is MAX_NANOS per 1M tokens; one nano more is refused.
+    const tooExpensive = bundledDocument();
+    at(tooExpensive, 'models', 'o1', 'prices').output_tokens = formatUsd(MAX_NANOS + 1n);
+    expect(() => parsePriceBook(tooExpensive)).toThrow('is larger than the ledger can hold');
     const document = bundledDocument();
-    at(document, 'models', 'o1', 'prices').output_tokens = '9999999999.999999999';
+    at(document, 'models', 'o1', 'prices').output_tokens = formatUsd(MAX_NANOS);
     const priceBook = parsePriceBook(document);
+    // 1M tokens at that price cost exactly MAX_NANOS, which the ledger holds.
+    expect(rated('o1', { output_tokens: 1_000_000 }, { priceBook }).cost_nanos).toBe(MAX_NANOS);
+    // One token more, and anything up to the 1e12 limit (about 1e6 x MAX_NANOS), is beyond it.
+    for (const output_tokens of [1_000_001, MAX_QUANTITY_PER_DIMENSION - 1, MAX_QUANTITY_PER_DIMENSION]) {
+      expect(rate('o1', { output_tokens }, { priceBook })).toEqual({
+        ok: false,
+        code: 'invalid_quantity',
+        param: 'usage',
+        message: 'the usage costs more than the largest amount the ledger can hold',
+      });
+    }
+  });
+
+  test('a provider cost beyond the largest amount the ledger holds is invalid_quantity too', () => {
+    const document = bundledDocument();
+    at(document, 'models', 'o1', 'provider_cost').output_tokens = formatUsd(MAX_NANOS);
+    const priceBook = parsePriceBook(document);
+    expect(rated('o1', { output_tokens: 1_000_000 }, { priceBook }).provider_cost_nanos).toBe(MAX_NANOS);
     expect(rate('o1', { output_tokens: MAX_QUANTITY_PER_DIMENSION }, { priceBook })).toMatchObject({
       ok: false,
       code: 'invalid_quantity',
