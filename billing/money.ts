@@ -42,7 +42,8 @@ export function parseUsd(text: string): ParseUsdResult {
  */
 export function decodeUsd(text: string): bigint {
   const match = /^(-?)(0|[1-9][0-9]*)\.([0-9]{9})$/.exec(text);
-  if (!match || text === '-0.000000000') throw new Error(`not a formatted USD amount: ${JSON.stringify(text)}`);
+  if (!match || text === '-0.000000000')
+    throw new Error(`not a formatted USD amount: ${JSON.stringify(text)}`);
   const magnitude = BigInt(match[2]!) * NANOS_PER_USD + BigInt(match[3]!);
   return match[1] === '-' ? -magnitude : magnitude;
 }

@@ -1,10 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import pino from 'pino';
-import { SimulatedGateway } from '../activities/payments/simulated-gateway';
-import { usd } from '../billing/money';
 import { createApp } from '../api/app';
-import { ADMIN_KEY, type ApiResponse, Harness } from './support/harness';
+import { ADMIN_KEY, type ApiResponse, Harness, testAppDeps } from './support/harness';
 
 /**
  * Idempotency-Key end to end (API.md): a replay returns the first response and moves money once, a key is bound
@@ -19,16 +16,15 @@ beforeAll(async () => {
   h = await Harness.start();
   // A second API process on the same database and task queue that knows two admin keys, to prove that keys are
   // scoped per API key (the harness's own app has a single key).
-  const app = createApp({
-    db: h.db,
-    temporal: h.temporal,
-    gateway: new SimulatedGateway(h.db),
-    logger: pino({ level: 'silent' }),
-    api_keys: [ADMIN_KEY, SECOND_KEY],
-    body_limit_bytes: 64 * 1024,
-    accounts: { task_queue: h.taskQueue, settings: h.settings, wait_timeout_ms: 20_000 },
-    limits: { top_up_min_nanos: usd('1.00'), top_up_max_nanos: usd('10000.00') },
-  });
+  const app = createApp(
+    testAppDeps({
+      db: h.db,
+      temporal: h.temporal,
+      task_queue: h.taskQueue,
+      settings: h.settings,
+      api_keys: [ADMIN_KEY, SECOND_KEY],
+    }),
+  );
   secondServer = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

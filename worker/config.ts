@@ -49,6 +49,10 @@ export const configSchema = z.object({
     .string()
     .regex(/^[0-9]+(\.[0-9]{1,2})?$/, 'must be whole cents, e.g. "5000.00"')
     .default('10000.00'),
+  CREDIT_GRANT_MAX_USD: z
+    .string()
+    .regex(/^[0-9]+(\.[0-9]{1,9})?$/, 'must be a USD decimal, e.g. "100000.00"')
+    .default('100000.00'),
   ACTIVITY_TIMEOUT_MS: integer(100, 3_600_000).default(30_000),
   UPDATE_WAIT_TIMEOUT_MS: integer(100, 600_000).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { formatCents, parseUsd, usd } from '../../billing/money';
+import { formatCents, formatUsd, usd } from '../../billing/money';
 import { readBalance } from '../../db/balance';
 import type { Db } from '../../db/connection';
 import { getCustomer } from '../../db/customers';
@@ -25,6 +25,8 @@ import { balanceView, LEDGER_ENTRY_PREFIX, ledgerEntryView as ledgerEntryViewOf,
 export interface CreditLimits {
   top_up_min_nanos: bigint;
   top_up_max_nanos: bigint;
+  /** One operator grant at most; also keeps any wallet far from the bigint column's limit. */
+  credit_grant_max_nanos: bigint;
 }
 
 export function creditRoutes(
@@ -113,6 +115,12 @@ export function creditRoutes(
     responses: { 201: { description: 'The grant', schema: CreditGrant } },
     handler: async ({ params, body, principal, idempotencyKey }) => {
       const customer = await requireCustomer(params.id!);
+      if (usd(body.amount_usd) > deps.limits.credit_grant_max_nanos) {
+        throw invalid(
+          'amount_usd',
+          `one grant is at most ${formatUsd(deps.limits.credit_grant_max_nanos)} USD`,
+        );
+      }
       const grant_id = derivedId('gr', principal, idempotencyKey, `grant:${customer.id}`);
       const expires_at = body.expires_at ? new Date(body.expires_at).toISOString() : null;
       if (expires_at !== null && Date.parse(expires_at) <= Date.now()) {
@@ -180,9 +188,14 @@ function checkTopUpAmount(amount_nanos: bigint, limits: CreditLimits): void {
   }
 }
 
-export function limitsFrom(config: { TOP_UP_MIN_USD: string; TOP_UP_MAX_USD: string }): CreditLimits {
-  const min = parseUsd(config.TOP_UP_MIN_USD);
-  const max = parseUsd(config.TOP_UP_MAX_USD);
-  if (!min.ok || !max.ok) throw new Error('invalid top-up limits');
-  return { top_up_min_nanos: min.nanos, top_up_max_nanos: max.nanos };
+export function limitsFrom(config: {
+  TOP_UP_MIN_USD: string;
+  TOP_UP_MAX_USD: string;
+  CREDIT_GRANT_MAX_USD: string;
+}): CreditLimits {
+  return {
+    top_up_min_nanos: usd(config.TOP_UP_MIN_USD),
+    top_up_max_nanos: usd(config.TOP_UP_MAX_USD),
+    credit_grant_max_nanos: usd(config.CREDIT_GRANT_MAX_USD),
+  };
 }

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { SimulatedGateway } from '../../activities/payments/simulated-gateway';
 import type { AccountSettings } from '../../billing/account';
 import { usd } from '../../billing/money';
-import { createApp } from '../../api/app';
+import { type AppDeps, createApp } from '../../api/app';
 import type { Db } from '../../db/connection';
 import { checkLedger, type Violation } from '../../db/ledger-check';
 import { createBillingWorker } from '../../worker/worker';
@@ -33,6 +33,35 @@ export interface ApiResponse<T = any> {
  * Everything one test file needs, all real: its own PostgreSQL database (migrated), a worker on its own task queue
  * against the shared Temporal dev server, and the HTTP API on a random port.
  */
+/** The API's dependencies as every test wires them; `api_keys` and the wait timeout may vary. */
+export function testAppDeps(input: {
+  db: Db;
+  temporal: Client;
+  task_queue: string;
+  settings: AccountSettings;
+  api_keys?: string[];
+  wait_timeout_ms?: number;
+}): AppDeps {
+  return {
+    db: input.db,
+    temporal: input.temporal,
+    gateway: new SimulatedGateway(input.db),
+    logger: pino({ level: 'silent' }),
+    api_keys: input.api_keys ?? [ADMIN_KEY],
+    body_limit_bytes: 64 * 1024,
+    accounts: {
+      task_queue: input.task_queue,
+      settings: input.settings,
+      wait_timeout_ms: input.wait_timeout_ms ?? 20_000,
+    },
+    limits: {
+      top_up_min_nanos: usd('1.00'),
+      top_up_max_nanos: usd('10000.00'),
+      credit_grant_max_nanos: usd('100000.00'),
+    },
+  };
+}
+
 export class Harness {
   private worker?: Worker;
   private workerRun?: Promise<void>;
@@ -63,20 +92,15 @@ export class Harness {
       continue_as_new_after_events: null,
       ...options.settings,
     };
-    const app = createApp({
-      db,
-      temporal,
-      gateway: new SimulatedGateway(db),
-      logger: pino({ level: 'silent' }),
-      api_keys: [ADMIN_KEY],
-      body_limit_bytes: 64 * 1024,
-      accounts: {
+    const app = createApp(
+      testAppDeps({
+        db,
+        temporal,
         task_queue: taskQueue,
         settings,
-        wait_timeout_ms: options.update_wait_timeout_ms ?? 20_000,
-      },
-      limits: { top_up_min_nanos: usd('1.00'), top_up_max_nanos: usd('10000.00') },
-    });
+        wait_timeout_ms: options.update_wait_timeout_ms,
+      }),
+    );
     const server = await new Promise<Server>((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
