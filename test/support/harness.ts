@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { SimulatedGateway } from '../../activities/payments/simulated-gateway';
 import type { AccountSettings } from '../../billing/account';
@@ -79,7 +79,6 @@ export class Harness {
   ) {}
 
   static async start(options: HarnessOptions = {}): Promise<Harness> {
-    quietTemporalLogs();
     const address = process.env.TEST_TEMPORAL_ADDRESS;
     if (!address) throw new Error('TEST_TEMPORAL_ADDRESS is not set: run tests through jest (global setup)');
     const { db, url, drop } = await createTestDatabase();
@@ -194,17 +193,5 @@ export class Harness {
     await this.nativeConnection.close();
     await this.temporal.connection.close();
     await this.dropDb();
-  }
-}
-
-let runtimeInstalled = false;
-/** The SDK logs every worker state change at INFO; tests only want warnings. Installable once per process. */
-function quietTemporalLogs(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch {
-    // Already created by this process (the history recorder runs global setup in-process): keep its logger.
   }
 }

@@ -1,0 +1,58 @@
+import { Harness } from './support/harness';
+
+/**
+ * Credit expiry end to end: the account workflow sleeps until a grant's expiry, then writes off what is left of
+ * it (an `expiry` ledger entry to breakage) and closes the grant; other grants are untouched.
+ */
+let h: Harness;
+beforeAll(async () => {
+  h = await Harness.start();
+});
+afterAll(async () => {
+  expect(await h.ledgerViolations()).toEqual([]);
+  await h.stop();
+});
+
+test('an expiring promotion is written off at its expiry by the workflow timer, leaving paid credit alone', async () => {
+  const customer = 'cus_expiry';
+  await h.customer(customer, 'pm_card_visa');
+  await h.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd: '10.00' });
+  const expires_at = new Date(Date.now() + 1_500).toISOString();
+  const grant = await h.call('POST', `/v1/customers/${customer}/credit-grants`, {
+    amount_usd: '2.500000001',
+    reason: 'trial credit',
+    expires_at,
+  });
+  expect(grant.status).toBe(201);
+  expect((await h.call('GET', `/v1/customers/${customer}/balance`)).body.available_usd).toBe('12.500000001');
+
+  // No one calls the API: the workflow's own timer fires at expires_at.
+  const deadline_ms = Date.now() + 15_000;
+  let balance = await h.call('GET', `/v1/customers/${customer}/balance`);
+  while (balance.body.available_usd !== '10.000000000' && Date.now() < deadline_ms) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    balance = await h.call('GET', `/v1/customers/${customer}/balance`);
+  }
+  expect(balance.body.available_usd).toBe('10.000000000');
+  const expired = balance.body.grants.find((g: { id: string }) => g.id === grant.body.id);
+  expect(expired).toMatchObject({
+    status: 'expired',
+    remaining_usd: '0.000000000',
+    amount_usd: '2.500000001',
+  });
+  const paid = balance.body.grants.find((g: { source: string }) => g.source === 'top_up');
+  expect(paid).toMatchObject({ status: 'active', remaining_usd: '10.000000000' });
+
+  const ledger = await h.call('GET', `/v1/customers/${customer}/ledger`);
+  expect(ledger.body.data[0]).toMatchObject({
+    kind: 'expiry',
+    ref: grant.body.id,
+    amount_usd: '-2.500000001',
+    balance_after_usd: '10.000000000',
+  });
+  const breakage = await h
+    .db('ledger_postings')
+    .where({ account: 'breakage' })
+    .sum<{ sum: string }[]>('amount_nanos');
+  expect(BigInt(breakage[0]!.sum)).toBe(2_500_000_001n);
+});
