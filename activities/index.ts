@@ -1,4 +1,6 @@
 import type { Db } from '../db/connection';
+import type { HotPath } from '../db/hot-path';
+import { releaseExpiredHoldsActivities } from './release-expired-holds';
 import { expireCreditActivities } from './expire-credit';
 import { grantCreditActivities } from './grant-credit';
 import type { PaymentGateway } from './payments/payment-gateway';
@@ -8,6 +10,7 @@ import { topUpActivities } from './top-up-credits';
 export interface ActivityDeps {
   db: Db;
   gateway: PaymentGateway;
+  hotPath: HotPath;
 }
 
 /** All activities, built from their dependencies; workflows import only the type. */
@@ -17,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...grantCreditActivities(deps),
     ...paymentMethodActivities(deps),
     ...expireCreditActivities(deps),
+    ...releaseExpiredHoldsActivities(deps),
   };
 }
 

@@ -6,7 +6,7 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
   WorkflowUpdateStage,
 } from '@temporalio/client';
-import type { UpdateDefinition } from '@temporalio/common';
+import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type { AccountSettings } from '../billing/account';
 import { accountWorkflowId } from '../workflows/messages';
 import type { accountWorkflow } from '../workflows';
@@ -64,6 +64,17 @@ export class AccountWorkflows {
         clearTimeout(timer);
       }
     });
+  }
+
+  /** Signals the workflow, starting it first if the account has none yet. */
+  async signal<Arg>(customer_id: string, signal: SignalDefinition<[Arg]>, arg: Arg): Promise<void> {
+    await this.guard(() =>
+      this.client.workflow.signalWithStart<typeof accountWorkflow, [Arg]>('accountWorkflow', {
+        ...this.startOptions(customer_id),
+        signal,
+        signalArgs: [arg],
+      }),
+    );
   }
 
   async query<Ret>(customer_id: string, query: string): Promise<Ret> {

@@ -11,6 +11,10 @@ import { ApiError } from './errors';
 import { RouteTable } from './http';
 import { creditRoutes, type CreditLimits } from './routes/credits';
 import { customerRoutes } from './routes/customers';
+import { meteringRoutes } from './routes/metering';
+import { CrossingNotifier } from './crossing-notifier';
+import type { HotPath } from '../db/hot-path';
+import type { PriceBook } from '../billing/price-book';
 import { operationRoutes } from './routes/operations';
 
 export interface AppDeps {
@@ -22,10 +26,20 @@ export interface AppDeps {
   body_limit_bytes: number;
   accounts: ConstructorParameters<typeof AccountWorkflows>[1];
   limits: CreditLimits;
+  hotPath: HotPath;
+  priceBook: PriceBook;
+  hold_ttl_seconds: number;
+  crossing_sweep_interval_ms: number;
+}
+
+export interface Api {
+  app: express.Express;
+  /** Stops background work (threshold-crossing delivery); the caller closes its HTTP server and pools. */
+  close(): Promise<void>;
 }
 
 /** Builds the HTTP API. Routes are declared once (schema + handler) and the OpenAPI document is generated from them. */
-export function createApp(deps: AppDeps): express.Express {
+export function createApp(deps: AppDeps): Api {
   const registry = new OpenAPIRegistry();
   registry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   const accounts = new AccountWorkflows(deps.temporal, deps.accounts);
@@ -34,6 +48,15 @@ export function createApp(deps: AppDeps): express.Express {
 
   customerRoutes(routes, { db: deps.db, accounts, gateway: deps.gateway });
   creditRoutes(routes, { db: deps.db, accounts, limits: deps.limits });
+  const notifier = new CrossingNotifier(deps.db, accounts, deps.logger, deps.crossing_sweep_interval_ms);
+  notifier.start();
+  meteringRoutes(routes, {
+    db: deps.db,
+    hotPath: deps.hotPath,
+    priceBook: deps.priceBook,
+    notifier,
+    hold_ttl_seconds: deps.hold_ttl_seconds,
+  });
   operationRoutes(publicRoutes, {
     db: deps.db,
     temporal: deps.temporal,
@@ -65,7 +88,7 @@ export function createApp(deps: AppDeps): express.Express {
     throw new ApiError('not_found', `no route for ${req.method} ${req.path}`, { code: 'route_not_found' });
   });
   app.use(errorHandler(deps.logger));
-  return app;
+  return { app, close: () => notifier.stop() };
 }
 
 /** Admin keys from configuration, compared in constant time on their hashes. The principal is the key's hash. */

@@ -158,3 +158,120 @@ export const LedgerEntry = z
 
 export const listOf = <T extends z.ZodType>(item: T) =>
   z.object({ data: z.array(item), has_more: z.boolean() });
+
+// ---- Metering ----
+
+const TokenCount = z
+  .number({ error: 'must be a whole number of tokens' })
+  .int('must be a whole number')
+  .min(0, 'must not be negative')
+  .max(1e12, 'must be at most 1e12');
+
+/** Counts per dimension, processing mode and a cost-attribution tag, as in API.md. */
+export const UsageFields = {
+  input_tokens: TokenCount.optional(),
+  cached_input_tokens: TokenCount.optional(),
+  output_tokens: TokenCount.optional(),
+  image_input_tokens: TokenCount.optional(),
+  image_output_tokens: TokenCount.optional(),
+  audio_input_tokens: TokenCount.optional(),
+  audio_output_tokens: TokenCount.optional(),
+  tool_calls: z
+    .record(z.string().min(1).max(64), TokenCount)
+    .refine((calls) => Object.keys(calls).length <= 20, 'at most 20 tools')
+    .optional(),
+  processing: z.enum(['standard', 'batch', 'flex']).optional(),
+  feature: z.string().min(1).max(100).optional(),
+};
+
+export const Usage = z.object(UsageFields).strict().openapi('Usage');
+
+export const ModelName = z.string().min(1).max(100).openapi({ example: 'gpt-5.4' });
+
+export const QuoteCreate = z.object({ model: ModelName, usage: Usage }).strict();
+
+export const Quote = z
+  .object({
+    object: z.literal('quote'),
+    model: z.string(),
+    price_version: z.string(),
+    processing: z.string(),
+    cost_usd: MoneyOutput,
+    lines: z.array(z.object({ dimension: z.string(), quantity: z.number(), amount_usd: MoneyOutput })),
+  })
+  .openapi('Quote');
+
+export const AuthorizationCreate = z
+  .object({
+    customer_id: CustomerId,
+    model: ModelName,
+    estimated_usage: Usage,
+    ttl_seconds: z.number().int().min(1).max(86_400).optional(),
+  })
+  .strict();
+
+export const EventId = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+
+export const CaptureCreate = z.object({ event_id: EventId.optional(), usage: Usage }).strict();
+
+export const Authorization = z
+  .object({
+    id: z.string(),
+    object: z.literal('authorization'),
+    customer_id: z.string(),
+    model: z.string(),
+    status: z.enum(['held', 'captured', 'voided', 'expired']),
+    hold_usd: MoneyOutput,
+    cost_usd: MoneyOutput.nullable(),
+    released_usd: MoneyOutput.nullable(),
+    event_id: z.string().nullable(),
+    created_at: Timestamp,
+    expires_at: Timestamp,
+  })
+  .openapi('Authorization');
+
+export const UsageEvent = z
+  .object({
+    event_id: EventId,
+    customer_id: CustomerId,
+    model: ModelName,
+    timestamp: z.iso.datetime({ offset: true }).optional(),
+    ...UsageFields,
+  })
+  .strict()
+  .openapi('UsageEvent');
+
+export const UsageEventsCreate = z
+  .object({
+    events: z
+      .array(z.unknown())
+      .min(1, 'send at least one event')
+      .max(1000, 'send at most 1000 events per request')
+      .openapi({ items: { $ref: '#/components/schemas/UsageEvent' } }),
+  })
+  .strict();
+
+export const UsageEventResult = z.object({
+  event_id: z.string().nullable(),
+  status: z.enum(['accepted', 'duplicate', 'rejected']),
+  cost_usd: MoneyOutput.optional(),
+  error: z.object({ code: z.string(), message: z.string(), param: z.string().optional() }).optional(),
+});
+
+export const UsageQuery = z
+  .object({
+    from: z.iso.datetime({ offset: true }).optional(),
+    to: z.iso.datetime({ offset: true }).optional(),
+    group_by: z
+      .string()
+      .regex(
+        /^(model|dimension|feature|day)(,(model|dimension|feature|day))*$/,
+        'a comma list of model, dimension, feature, day',
+      )
+      .optional(),
+  })
+  .strict();

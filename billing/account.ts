@@ -51,6 +51,15 @@ export interface PaymentMethodRequest {
   payment_method: string;
 }
 
+/** The hot path saw a debit take the available balance below the customer's threshold (once per crossing). */
+export interface ThresholdCrossing {
+  /** Increasing id of the crossing in the outbox; redeliveries repeat it. */
+  crossing_id: string;
+  threshold_usd: string;
+  balance_usd: string;
+  crossed_at: string;
+}
+
 export type Command =
   | { kind: 'top_up'; id: string; request: TopUpRequest; payment_method: string }
   | { kind: 'grant_credit'; id: string; request: CreditGrantRequest };
@@ -73,6 +82,9 @@ export interface AccountState {
   top_ups_failed: number;
   /** How many runs this account has had (1 + continue-as-new count); shown to operators. */
   run_number: number;
+  /** The latest threshold crossing (auto-recharge and low-balance alerts act on it). Absent in older runs' state. */
+  last_crossing?: ThresholdCrossing | null;
+  threshold_crossings?: number;
 }
 
 /** What queries return and the payment-method update answers: the state minus internal bookkeeping. */
@@ -96,6 +108,8 @@ export function initialAccountState(customer_id: string): AccountState {
     top_ups_succeeded: 0,
     top_ups_failed: 0,
     run_number: 1,
+    last_crossing: null,
+    threshold_crossings: 0,
   };
 }
 
@@ -207,6 +221,13 @@ export function msUntilNextExpiry(state: AccountState, now_ms: number): number |
 /** Forgets expiries that are due at `now_ms` once the ledger has written them off. */
 export function clearDueExpiries(state: AccountState, now_ms: number): AccountState {
   return { ...state, grant_expiries: state.grant_expiries.filter((e) => Date.parse(e.expires_at) > now_ms) };
+}
+
+/** Records a crossing once: a redelivered or older crossing id leaves the state unchanged. */
+export function recordThresholdCrossing(state: AccountState, crossing: ThresholdCrossing): AccountState {
+  const last = state.last_crossing;
+  if (last && BigInt(crossing.crossing_id) <= BigInt(last.crossing_id)) return state;
+  return { ...state, last_crossing: crossing, threshold_crossings: (state.threshold_crossings ?? 0) + 1 };
 }
 
 /** The state a new run starts from after continue-as-new. */

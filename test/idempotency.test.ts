@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { createApp } from '../api/app';
+import { type Api, createApp } from '../api/app';
 import { ADMIN_KEY, type ApiResponse, Harness, testAppDeps } from './support/harness';
 
 /**
@@ -10,15 +10,17 @@ import { ADMIN_KEY, type ApiResponse, Harness, testAppDeps } from './support/har
 let h: Harness;
 const SECOND_KEY = 'sk_test_second_admin_key';
 let secondServer: Server;
+let secondApi: Api;
 let secondBaseUrl: string;
 
 beforeAll(async () => {
   h = await Harness.start();
   // A second API process on the same database and task queue that knows two admin keys, to prove that keys are
   // scoped per API key (the harness's own app has a single key).
-  const app = createApp(
+  secondApi = createApp(
     testAppDeps({
       db: h.db,
+      hotPath: h.hotPath,
       temporal: h.temporal,
       task_queue: h.taskQueue,
       settings: h.settings,
@@ -26,13 +28,14 @@ beforeAll(async () => {
     }),
   );
   secondServer = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    const s = secondApi.app.listen(0, '127.0.0.1', () => resolve(s));
   });
   secondBaseUrl = `http://127.0.0.1:${(secondServer.address() as AddressInfo).port}`;
 });
 
 afterAll(async () => {
   expect(await h.ledgerViolations()).toEqual([]);
+  await secondApi.close();
   await new Promise<void>((resolve) => {
     secondServer.close(() => resolve());
     secondServer.closeAllConnections();

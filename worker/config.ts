@@ -53,6 +53,11 @@ export const configSchema = z.object({
     .string()
     .regex(/^[0-9]+(\.[0-9]{1,9})?$/, 'must be a USD decimal, e.g. "100000.00"')
     .default('100000.00'),
+  HOT_PATH_POOL_MAX: integer(1, 500).default(20),
+  HOLD_TTL_SECONDS: integer(1, 86_400).default(600),
+  HOLD_SWEEP_INTERVAL_MS: integer(1000, 3_600_000).default(30_000),
+  CROSSING_SWEEP_INTERVAL_MS: integer(100, 3_600_000).default(2_000),
+  PRICE_BOOK_PATH: optionalUrl,
   ACTIVITY_TIMEOUT_MS: integer(100, 3_600_000).default(30_000),
   UPDATE_WAIT_TIMEOUT_MS: integer(100, 600_000).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

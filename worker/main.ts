@@ -1,6 +1,7 @@
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from './config';
-import { createGateway, openDb } from './runtime';
+import { connectTemporal, createGateway, openDb, openHotPath } from './runtime';
+import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes } from './search-attributes';
 import { createBillingWorker } from './worker';
 
@@ -13,19 +14,26 @@ async function main(): Promise<void> {
     );
   }
   const db = openDb(config, config.DATABASE_URL);
+  const hotPath = openHotPath(config, config.DATABASE_URL);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE, (line) => console.warn(line));
+  const client = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  await ensureSchedules(client, {
+    task_queue: config.TEMPORAL_TASK_QUEUE,
+    hold_sweep_interval_ms: config.HOLD_SWEEP_INTERVAL_MS,
+  });
+  await client.connection.close();
   const worker = await createBillingWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     task_queue: config.TEMPORAL_TASK_QUEUE,
-    deps: { db, gateway: createGateway(db) },
+    deps: { db, gateway: createGateway(db), hotPath },
   });
   console.log(`worker polling ${config.TEMPORAL_TASK_QUEUE} on ${config.TEMPORAL_ADDRESS}`);
   // The SDK shuts the worker down gracefully on SIGINT/SIGTERM; run() resolves once in-flight tasks are done.
   await worker.run();
   await connection.close();
-  await db.destroy();
+  await Promise.all([db.destroy(), hotPath.pool.end()]);
 }
 
 main().catch((error: unknown) => {

@@ -3,12 +3,12 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createApp } from '../api/app';
-import { limitsFrom } from '../api/routes/credits';
 import { migrateLatest } from '../db/connection';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages';
 import { ConfigError, loadConfig } from './config';
 import { startEmbeddedPostgres } from './embedded-postgres';
-import { accountSettingsFrom, connectTemporal, createGateway, createLogger, openDb } from './runtime';
+import { apiDeps, connectTemporal, createGateway, createLogger, openDb, openHotPath } from './runtime';
+import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes } from './search-attributes';
 import { DEFAULT_TOOLS_DIR, findTemporalCli } from './temporal-cli';
 import { startTemporalDevServer } from './temporal-dev-server';
@@ -60,6 +60,8 @@ async function main(): Promise<void> {
     }
     const db = openDb(config, databaseUrl);
     stops.push(() => db.destroy());
+    const hotPath = openHotPath(config, databaseUrl);
+    stops.push(() => hotPath.pool.end());
     await migrateLatest(db);
 
     let temporalAddress = config.TEMPORAL_ADDRESS;
@@ -99,7 +101,7 @@ async function main(): Promise<void> {
       connection: nativeConnection,
       namespace: config.TEMPORAL_NAMESPACE,
       task_queue: config.TEMPORAL_TASK_QUEUE,
-      deps: { db, gateway },
+      deps: { db, gateway, hotPath },
     });
     const workerRun = worker.run();
     stops.push(async () => {
@@ -114,22 +116,14 @@ async function main(): Promise<void> {
 
     const temporal = await connectTemporal(temporalAddress, config.TEMPORAL_NAMESPACE);
     stops.push(() => temporal.connection.close());
-    const app = createApp({
-      db,
-      temporal,
-      gateway,
-      logger,
-      api_keys: config.API_KEYS,
-      body_limit_bytes: config.BODY_LIMIT_BYTES,
-      accounts: {
-        task_queue: config.TEMPORAL_TASK_QUEUE,
-        settings: accountSettingsFrom(config),
-        wait_timeout_ms: config.UPDATE_WAIT_TIMEOUT_MS,
-      },
-      limits: limitsFrom(config),
+    await ensureSchedules(temporal, {
+      task_queue: config.TEMPORAL_TASK_QUEUE,
+      hold_sweep_interval_ms: config.HOLD_SWEEP_INTERVAL_MS,
     });
+    const api = createApp(apiDeps(config, { db, hotPath, temporal, logger, gateway }));
+    stops.push(() => api.close());
     const server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.PORT, () => resolve(s)).once('error', reject);
+      const s = api.app.listen(config.PORT, () => resolve(s)).once('error', reject);
     });
     stops.push(
       () =>

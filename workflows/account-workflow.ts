@@ -22,6 +22,7 @@ import {
   initialAccountState,
   msUntilNextExpiry,
   nextRunState,
+  recordThresholdCrossing,
   setPaymentMethod,
   toView,
   validateCreditGrant,
@@ -30,6 +31,7 @@ import {
 import {
   accountStateQuery,
   accountStatusSearchAttribute,
+  balanceThresholdCrossedSignal,
   customerIdSearchAttribute,
   expireCreditSignal,
   grantCreditUpdate,
@@ -99,6 +101,10 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     },
     { validator: (request) => assertAccepted(validateCreditGrant(state, request, Date.now())) },
   );
+
+  setHandler(balanceThresholdCrossedSignal, (crossing) => {
+    state = recordThresholdCrossing(state, crossing);
+  });
 
   setHandler(expireCreditSignal, () => {
     expiryRequested = true;

@@ -1,2 +1,3 @@
 // The workflow bundle's entry point: every workflow the worker runs is exported from here.
 export { accountWorkflow } from './account-workflow';
+export { releaseExpiredHoldsWorkflow } from './release-expired-holds-workflow';

@@ -5,6 +5,7 @@ import type {
   CreditGrantRequest,
   CreditGrantResult,
   PaymentMethodRequest,
+  ThresholdCrossing,
   TopUpRequest,
   TopUpResult,
 } from '../billing/account';
@@ -20,6 +21,8 @@ export const topUpUpdate = defineUpdate<TopUpResult, [TopUpRequest]>('topUp');
 export const grantCreditUpdate = defineUpdate<CreditGrantResult, [CreditGrantRequest]>('grantCredit');
 export const setPaymentMethodUpdate = defineUpdate<AccountView, [PaymentMethodRequest]>('setPaymentMethod');
 export const accountStateQuery = defineQuery<AccountView>('accountState');
+/** Sent by the hot path's outbox when a debit takes the balance below the customer's threshold. */
+export const balanceThresholdCrossedSignal = defineSignal<[ThresholdCrossing]>('balanceThresholdCrossed');
 /** Asks the workflow to write off expired credit now (operators, tests); the workflow also does it on a timer. */
 export const expireCreditSignal = defineSignal('expireCredit');
 

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as coreLedger from './20261125000001_core_ledger';
+import * as metering from './20261125000002_metering';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -7,6 +8,7 @@ import * as coreLedger from './20261125000001_core_ledger';
  */
 const migrations: Record<string, Knex.Migration> = {
   '20261125000001_core_ledger': coreLedger,
+  '20261125000002_metering': metering,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

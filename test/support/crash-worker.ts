@@ -2,6 +2,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { SimulatedGateway } from '../../activities/payments/simulated-gateway';
 import { createDb } from '../../db/connection';
+import { createHotPathPool, HotPath } from '../../db/hot-path';
 import { createBillingWorker } from '../../worker/worker';
 
 /**
@@ -14,7 +15,8 @@ async function main(): Promise<void> {
   const crashAt = process.env.CRASH_AT;
   const db = createDb({ databaseUrl: process.env.DATABASE_URL!, pool_max: 4 });
   const gateway = new SimulatedGateway(db);
-  const real = createActivities({ db, gateway });
+  const hotPath = new HotPath(createHotPathPool({ databaseUrl: process.env.DATABASE_URL!, pool_max: 2 }));
+  const real = createActivities({ db, gateway, hotPath });
   const die = (): never => {
     process.kill(process.pid, 'SIGKILL');
     throw new Error('unreachable');
@@ -33,7 +35,7 @@ async function main(): Promise<void> {
     connection,
     namespace: 'default',
     task_queue: process.env.TASK_QUEUE!,
-    deps: { db, gateway },
+    deps: { db, gateway, hotPath },
     workflow_bundle_path: process.env.TEST_WORKFLOW_BUNDLE,
     // No sticky cache: after the crash, the next workflow task goes straight to the surviving worker.
     overrides: { activities, maxCachedWorkflows: 0 },

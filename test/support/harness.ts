@@ -7,7 +7,9 @@ import pino from 'pino';
 import { SimulatedGateway } from '../../activities/payments/simulated-gateway';
 import type { AccountSettings } from '../../billing/account';
 import { usd } from '../../billing/money';
-import { type AppDeps, createApp } from '../../api/app';
+import { type Api, type AppDeps, createApp } from '../../api/app';
+import { loadDefaultPriceBook } from '../../billing/price-book';
+import { createHotPathPool, HotPath } from '../../db/hot-path';
 import type { Db } from '../../db/connection';
 import { checkLedger, type Violation } from '../../db/ledger-check';
 import { createBillingWorker } from '../../worker/worker';
@@ -29,13 +31,10 @@ export interface ApiResponse<T = any> {
   headers: Headers;
 }
 
-/**
- * Everything one test file needs, all real: its own PostgreSQL database (migrated), a worker on its own task queue
- * against the shared Temporal dev server, and the HTTP API on a random port.
- */
 /** The API's dependencies as every test wires them; `api_keys` and the wait timeout may vary. */
 export function testAppDeps(input: {
   db: Db;
+  hotPath: HotPath;
   temporal: Client;
   task_queue: string;
   settings: AccountSettings;
@@ -54,6 +53,10 @@ export function testAppDeps(input: {
       settings: input.settings,
       wait_timeout_ms: input.wait_timeout_ms ?? 20_000,
     },
+    hotPath: input.hotPath,
+    priceBook: loadDefaultPriceBook(),
+    hold_ttl_seconds: 600,
+    crossing_sweep_interval_ms: 500,
     limits: {
       top_up_min_nanos: usd('1.00'),
       top_up_max_nanos: usd('10000.00'),
@@ -62,6 +65,10 @@ export function testAppDeps(input: {
   };
 }
 
+/**
+ * Everything one test file needs, all real: its own PostgreSQL database (migrated), a worker on its own task queue
+ * against the shared Temporal dev server, and the HTTP API on a random port.
+ */
 export class Harness {
   private worker?: Worker;
   private workerRun?: Promise<void>;
@@ -76,6 +83,8 @@ export class Harness {
     readonly settings: AccountSettings,
     private readonly server: Server,
     readonly baseUrl: string,
+    readonly hotPath: HotPath,
+    private readonly api: Api,
   ) {}
 
   static async start(options: HarnessOptions = {}): Promise<Harness> {
@@ -91,9 +100,11 @@ export class Harness {
       continue_as_new_after_events: null,
       ...options.settings,
     };
-    const app = createApp(
+    const hotPath = new HotPath(createHotPathPool({ databaseUrl: url, pool_max: 20 }));
+    const api = createApp(
       testAppDeps({
         db,
+        hotPath,
         temporal,
         task_queue: taskQueue,
         settings,
@@ -101,7 +112,7 @@ export class Harness {
       }),
     );
     const server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+      const s = api.app.listen(0, '127.0.0.1', () => resolve(s));
     });
     const port = (server.address() as AddressInfo).port;
     const harness = new Harness(
@@ -114,6 +125,8 @@ export class Harness {
       settings,
       server,
       `http://127.0.0.1:${port}`,
+      hotPath,
+      api,
     );
     if (options.worker !== false) await harness.startWorker();
     return harness;
@@ -124,7 +137,7 @@ export class Harness {
       connection: this.nativeConnection,
       namespace: 'default',
       task_queue: this.taskQueue,
-      deps: { db: this.db, gateway: new SimulatedGateway(this.db) },
+      deps: { db: this.db, gateway: new SimulatedGateway(this.db), hotPath: this.hotPath },
       workflow_bundle_path: process.env.TEST_WORKFLOW_BUNDLE,
     });
     this.workerRun = this.worker.run();
@@ -189,7 +202,9 @@ export class Harness {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+    await this.api.close();
     await this.stopWorker();
+    await this.hotPath.pool.end();
     await this.nativeConnection.close();
     await this.temporal.connection.close();
     await this.dropDb();

@@ -24,6 +24,7 @@ import {
   type CreditGrantRequest,
   type TopUpRequest,
   type TopUpResult,
+  recordThresholdCrossing,
 } from '../../billing/account';
 
 const NOW_MS = Date.parse('2026-11-15T12:00:00.000Z');
@@ -107,6 +108,8 @@ describe('initialAccountState', () => {
       top_ups_succeeded: 0,
       top_ups_failed: 0,
       run_number: 1,
+      last_crossing: null,
+      threshold_crossings: 0,
     });
   });
 
@@ -523,5 +526,32 @@ describe('toView', () => {
 
   test('a new account shows zero recent results', () => {
     expect(toView(initialAccountState('cus_1')).recent_results).toBe(0);
+  });
+});
+
+describe('recordThresholdCrossing', () => {
+  const crossing = (id: string) => ({
+    crossing_id: id,
+    threshold_usd: '5.000000000',
+    balance_usd: '4.990000000',
+    crossed_at: '2026-11-25T12:00:00.000Z',
+  });
+
+  test('a new crossing is recorded and counted', () => {
+    const next = recordThresholdCrossing(initialAccountState('c'), crossing('7'));
+    expect(next.last_crossing).toEqual(crossing('7'));
+    expect(next.threshold_crossings).toBe(1);
+  });
+
+  test('a redelivered or older crossing leaves the state unchanged (ids compare as integers, not text)', () => {
+    const once = recordThresholdCrossing(initialAccountState('c'), crossing('10'));
+    expect(recordThresholdCrossing(once, crossing('10'))).toBe(once);
+    expect(recordThresholdCrossing(once, crossing('9'))).toBe(once);
+    expect(recordThresholdCrossing(once, crossing('11')).threshold_crossings).toBe(2);
+  });
+
+  test('state carried from a run that predates crossings starts counting from zero', () => {
+    const { last_crossing: _l, threshold_crossings: _t, ...old } = initialAccountState('c');
+    expect(recordThresholdCrossing(old, crossing('1')).threshold_crossings).toBe(1);
   });
 });

@@ -1,0 +1,379 @@
+import { Pool, type PoolClient } from 'pg';
+import './connection'; // registers the int8 -> bigint parser before any query runs
+
+/**
+ * The hot path: authorize, capture, void and ingest. Each operation is one SQL statement (ingestion: one short
+ * transaction) against the customer's wallet row plus appends, straight through `pg` with named prepared
+ * statements. The conditional update of the wallet row is the whole concurrency story: PostgreSQL's row lock
+ * serialises one customer's calls, and `available_nanos >= hold` is checked and applied in the same statement,
+ * so no interleaving can overdraw.
+ *
+ * Every statement also records a threshold crossing (old balance >= threshold > new balance) in the same
+ * statement, so a crossing is noticed exactly once however many calls race past it.
+ */
+
+export interface HotPathOptions {
+  databaseUrl: string;
+  pool_max: number;
+  statement_timeout_ms?: number;
+}
+
+export function createHotPathPool(options: HotPathOptions): Pool {
+  return new Pool({
+    connectionString: options.databaseUrl,
+    max: options.pool_max,
+    statement_timeout: options.statement_timeout_ms ?? 10_000,
+  });
+}
+
+/** A crossing recorded by a statement: its presence means the account workflow must hear about it. */
+const CROSSING = (balanceAfter: string, balanceBefore: string) => `
+  INSERT INTO threshold_crossings (customer_id, threshold_nanos, balance_after_nanos)
+  SELECT w.customer_id, w.low_balance_threshold_nanos, ${balanceAfter} FROM w
+  WHERE w.low_balance_threshold_nanos IS NOT NULL
+    AND ${balanceAfter} < w.low_balance_threshold_nanos AND ${balanceBefore} >= w.low_balance_threshold_nanos
+  RETURNING id`;
+
+export const AUTHORIZE_SQL = `
+WITH w AS (
+  UPDATE wallets SET available_nanos = available_nanos - $4::bigint, held_nanos = held_nanos + $4::bigint,
+    updated_at = now()
+  WHERE customer_id = $1 AND available_nanos > 0 AND available_nanos >= $4::bigint
+  RETURNING customer_id, available_nanos, low_balance_threshold_nanos
+), a AS (
+  INSERT INTO authorizations (id, customer_id, model, hold_nanos, status, expires_at)
+  SELECT $2, $1, $3, $4::bigint, 'held', $5::timestamptz FROM w
+), e AS (
+  INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
+  SELECT $1, 'hold', $2, -$4::bigint, w.available_nanos FROM w WHERE $4::bigint > 0
+  RETURNING id
+), p AS (
+  INSERT INTO ledger_postings (entry_id, customer_id, account, amount_nanos)
+  SELECT e.id, $1, v.account, v.amount FROM e
+  CROSS JOIN (VALUES ('available', -$4::bigint), ('held', $4::bigint)) AS v(account, amount)
+), c AS (${CROSSING('w.available_nanos', 'w.available_nanos + $4::bigint')})
+SELECT w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM w`;
+
+export const CAPTURE_SQL = `
+WITH a AS (
+  UPDATE authorizations SET status = 'captured', settled_at = now(), cost_nanos = $2::bigint,
+    released_nanos = GREATEST(hold_nanos - $2::bigint, 0), event_id = $4
+  WHERE id = $1 AND status = 'held' AND expires_at > now()
+  RETURNING customer_id, hold_nanos, model
+), w AS (
+  UPDATE wallets SET available_nanos = available_nanos + a.hold_nanos - $2::bigint,
+    held_nanos = held_nanos - a.hold_nanos, updated_at = now()
+  FROM a WHERE wallets.customer_id = a.customer_id
+  RETURNING wallets.customer_id, wallets.available_nanos, a.hold_nanos, a.model, wallets.low_balance_threshold_nanos
+), e AS (
+  INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
+  SELECT w.customer_id, 'capture', $1, w.hold_nanos - $2::bigint, w.available_nanos FROM w
+  WHERE w.hold_nanos > 0 OR $2::bigint > 0
+  RETURNING id
+), p AS (
+  INSERT INTO ledger_postings (entry_id, customer_id, account, amount_nanos)
+  SELECT e.id, v.customer_id, v.account, v.amount FROM e CROSS JOIN w
+  CROSS JOIN LATERAL (VALUES (w.customer_id, 'held', -w.hold_nanos),
+                             (w.customer_id, 'available', w.hold_nanos - $2::bigint),
+                             (NULL, 'revenue', $2::bigint)) AS v(customer_id, account, amount)
+  WHERE v.amount <> 0 OR v.account = 'held'
+), ev AS (
+  INSERT INTO usage_events (customer_id, event_id, model, feature, processing, occurred_at, cost_nanos,
+    provider_cost_nanos, price_version, lines, entry_id, authorization_id)
+  SELECT w.customer_id, $4, w.model, $9, $8, $5::timestamptz, $2::bigint, $3::bigint, $7, $6::jsonb,
+    (SELECT id FROM e), $1
+  FROM w
+), c AS (${CROSSING('w.available_nanos', 'w.available_nanos - w.hold_nanos + $2::bigint')})
+SELECT w.available_nanos, w.hold_nanos, (SELECT count(*) FROM c)::int AS crossings FROM w`;
+
+/** Releases a hold: `voided` by the caller, or `expired` by the sweeper (only once its time has passed). */
+export const RELEASE_SQL = `
+WITH a AS (
+  UPDATE authorizations SET status = $2, settled_at = now(), cost_nanos = 0, released_nanos = hold_nanos
+  WHERE id = $1 AND status = 'held' AND ($2 = 'voided' OR expires_at <= now())
+  RETURNING customer_id, hold_nanos
+), w AS (
+  UPDATE wallets SET available_nanos = available_nanos + a.hold_nanos, held_nanos = held_nanos - a.hold_nanos,
+    updated_at = now()
+  FROM a WHERE wallets.customer_id = a.customer_id
+  RETURNING wallets.customer_id, wallets.available_nanos, a.hold_nanos
+), e AS (
+  INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
+  SELECT w.customer_id, 'release', $1, w.hold_nanos, w.available_nanos FROM w WHERE w.hold_nanos > 0
+  RETURNING id
+), p AS (
+  INSERT INTO ledger_postings (entry_id, customer_id, account, amount_nanos)
+  SELECT e.id, w.customer_id, v.account, v.amount FROM e CROSS JOIN w
+  CROSS JOIN LATERAL (VALUES ('held', -w.hold_nanos), ('available', w.hold_nanos)) AS v(account, amount)
+)
+SELECT w.hold_nanos FROM w`;
+
+export const LOCK_WALLETS_SQL = `
+SELECT customer_id FROM wallets WHERE customer_id = ANY($1::text[]) ORDER BY customer_id FOR UPDATE`;
+
+export const INGEST_SQL = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+    $7::bigint[], $8::bigint[], $9::text[], $10::jsonb[])
+    AS t(customer_id, event_id, model, feature, processing, occurred_at, cost_nanos, provider_cost_nanos,
+         price_version, lines)
+), entry_ids AS (
+  SELECT customer_id, nextval('ledger_entries_id_seq') AS entry_id FROM (SELECT DISTINCT customer_id FROM input) c
+), ins AS (
+  INSERT INTO usage_events (customer_id, event_id, model, feature, processing, occurred_at, cost_nanos,
+    provider_cost_nanos, price_version, lines, entry_id)
+  SELECT i.customer_id, i.event_id, i.model, i.feature, i.processing, i.occurred_at, i.cost_nanos,
+    i.provider_cost_nanos, i.price_version, i.lines, CASE WHEN i.cost_nanos > 0 THEN x.entry_id END
+  FROM input i JOIN entry_ids x USING (customer_id)
+  ON CONFLICT (customer_id, event_id) DO NOTHING
+  RETURNING customer_id, event_id, cost_nanos
+), totals AS (
+  SELECT customer_id, sum(cost_nanos)::bigint AS total FROM ins GROUP BY customer_id HAVING sum(cost_nanos) > 0
+), w AS (
+  UPDATE wallets SET available_nanos = available_nanos - t.total, updated_at = now()
+  FROM totals t WHERE wallets.customer_id = t.customer_id
+  RETURNING wallets.customer_id, wallets.available_nanos, t.total, wallets.low_balance_threshold_nanos
+), e AS (
+  INSERT INTO ledger_entries (id, customer_id, kind, ref, amount_nanos, balance_after_nanos)
+  SELECT x.entry_id, w.customer_id, 'usage', $11 || ':' || w.customer_id, -w.total, w.available_nanos
+  FROM w JOIN entry_ids x USING (customer_id)
+  RETURNING id, customer_id
+), p AS (
+  INSERT INTO ledger_postings (entry_id, customer_id, account, amount_nanos)
+  SELECT e.id, v.customer_id, v.account, v.amount FROM e JOIN w USING (customer_id)
+  CROSS JOIN LATERAL (VALUES (w.customer_id, 'available', -w.total), (NULL, 'revenue', w.total))
+    AS v(customer_id, account, amount)
+), c AS (${CROSSING('w.available_nanos', 'w.available_nanos + w.total')})
+SELECT customer_id, event_id, NULL::int AS crossings FROM ins
+UNION ALL SELECT NULL, NULL, (SELECT count(*) FROM c)::int`;
+
+export interface AuthorizeInput {
+  customer_id: string;
+  authorization_id: string;
+  model: string;
+  hold_nanos: bigint;
+  expires_at: Date;
+}
+
+export type AuthorizeOutcome =
+  | { ok: true; available_nanos: bigint; crossed: boolean }
+  | { ok: false; code: 'insufficient_balance'; available_nanos: bigint }
+  | { ok: false; code: 'unknown_customer' }
+  /** An authorization with this id exists already (a retried request): nothing was held again. */
+  | { ok: false; code: 'exists' };
+
+export interface CaptureInput {
+  authorization_id: string;
+  cost_nanos: bigint;
+  provider_cost_nanos: bigint;
+  event_id: string;
+  occurred_at: Date;
+  lines: Record<string, [number, string]>;
+  price_version: string;
+  processing: string;
+  feature: string | null;
+}
+
+export interface AuthorizationRow {
+  id: string;
+  customer_id: string;
+  model: string;
+  hold_nanos: bigint;
+  status: 'held' | 'captured' | 'voided' | 'expired';
+  created_at: Date;
+  expires_at: Date;
+  settled_at: Date | null;
+  cost_nanos: bigint | null;
+  released_nanos: bigint | null;
+  event_id: string | null;
+}
+
+export type CaptureOutcome =
+  | { ok: true; available_nanos: bigint; hold_nanos: bigint; crossed: boolean }
+  | { ok: false; code: 'not_held' }
+  | { ok: false; code: 'duplicate_event' };
+
+export interface IngestRow {
+  customer_id: string;
+  event_id: string;
+  model: string;
+  feature: string | null;
+  processing: string;
+  occurred_at: Date;
+  cost_nanos: bigint;
+  provider_cost_nanos: bigint;
+  price_version: string;
+  lines: Record<string, [number, string]>;
+}
+
+const UNIQUE_VIOLATION = '23505';
+const DEADLOCK_DETECTED = '40P01';
+const MAX_DEADLOCK_RETRIES = 3;
+
+export class HotPath {
+  constructor(readonly pool: Pool) {}
+
+  async authorize(input: AuthorizeInput): Promise<AuthorizeOutcome> {
+    let result;
+    try {
+      result = await this.pool.query<{ available_nanos: bigint; crossings: number }>({
+        name: 'authorize',
+        text: AUTHORIZE_SQL,
+        values: [input.customer_id, input.authorization_id, input.model, input.hold_nanos, input.expires_at],
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === UNIQUE_VIOLATION) return { ok: false, code: 'exists' };
+      throw error;
+    }
+    const row = result.rows[0];
+    if (row) return { ok: true, available_nanos: row.available_nanos, crossed: row.crossings > 0 };
+    // Refused: only now find out why (the refusal path may cost a second query; the success path never does).
+    const wallet = await this.pool.query<{ available_nanos: bigint }>({
+      name: 'wallet_available',
+      text: 'SELECT available_nanos FROM wallets WHERE customer_id = $1',
+      values: [input.customer_id],
+    });
+    const found = wallet.rows[0];
+    if (!found) return { ok: false, code: 'unknown_customer' };
+    return { ok: false, code: 'insufficient_balance', available_nanos: found.available_nanos };
+  }
+
+  async getAuthorization(id: string): Promise<AuthorizationRow | undefined> {
+    const result = await this.pool.query<AuthorizationRow>({
+      name: 'get_authorization',
+      text: `SELECT id, customer_id, model, hold_nanos, status, created_at, expires_at, settled_at, cost_nanos,
+               released_nanos, event_id FROM authorizations WHERE id = $1`,
+      values: [id],
+    });
+    return result.rows[0];
+  }
+
+  async capture(input: CaptureInput): Promise<CaptureOutcome> {
+    try {
+      const result = await this.pool.query<{
+        available_nanos: bigint;
+        hold_nanos: bigint;
+        crossings: number;
+      }>({
+        name: 'capture',
+        text: CAPTURE_SQL,
+        values: [
+          input.authorization_id,
+          input.cost_nanos,
+          input.provider_cost_nanos,
+          input.event_id,
+          input.occurred_at,
+          JSON.stringify(input.lines),
+          input.price_version,
+          input.processing,
+          input.feature,
+        ],
+      });
+      const row = result.rows[0];
+      if (!row) return { ok: false, code: 'not_held' };
+      return {
+        ok: true,
+        available_nanos: row.available_nanos,
+        hold_nanos: row.hold_nanos,
+        crossed: row.crossings > 0,
+      };
+    } catch (error) {
+      // The whole statement is undone: the usage event id was already recorded, so nothing is charged twice.
+      if ((error as { code?: string }).code === UNIQUE_VIOLATION)
+        return { ok: false, code: 'duplicate_event' };
+      throw error;
+    }
+  }
+
+  /** Releases the hold. Returns the released amount, or null when the authorization was not held. */
+  async release(authorization_id: string, as: 'voided' | 'expired'): Promise<bigint | null> {
+    const result = await this.pool.query<{ hold_nanos: bigint }>({
+      name: 'release',
+      text: RELEASE_SQL,
+      values: [authorization_id, as],
+    });
+    return result.rows[0]?.hold_nanos ?? null;
+  }
+
+  /** Ids of held authorizations whose time has passed, oldest first (for the expiry sweep). */
+  async expiredHolds(limit: number): Promise<string[]> {
+    const result = await this.pool.query<{ id: string }>({
+      name: 'expired_holds',
+      text: `SELECT id FROM authorizations WHERE status = 'held' AND expires_at <= now() ORDER BY expires_at LIMIT $1`,
+      values: [limit],
+    });
+    return result.rows.map((r) => r.id);
+  }
+
+  /**
+   * Records rated usage events in one transaction: the wallets of the batch's customers are locked in id order
+   * (so concurrent batches never deadlock), events whose (customer_id, event_id) exists are skipped, and each
+   * customer is charged by one ledger entry for its new events. Returns the keys of the events recorded now and
+   * the customers that do not exist (their events are not recorded).
+   */
+  async ingest(
+    batch_id: string,
+    rows: readonly IngestRow[],
+  ): Promise<{ recorded: Set<string>; unknown_customers: Set<string>; crossed: boolean }> {
+    const customerIds = [...new Set(rows.map((r) => r.customer_id))].sort();
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const locked = await client.query<{ customer_id: string }>({
+          name: 'lock_wallets',
+          text: LOCK_WALLETS_SQL,
+          values: [customerIds],
+        });
+        const known = new Set(locked.rows.map((r) => r.customer_id));
+        const unknown_customers = new Set(customerIds.filter((id) => !known.has(id)));
+        const insertable = rows.filter((r) => known.has(r.customer_id));
+        const recorded = new Set<string>();
+        let crossed = false;
+        if (insertable.length > 0) {
+          const result = await this.ingestRows(client, batch_id, insertable);
+          for (const row of result) {
+            if (row.event_id !== null) recorded.add(eventKey(row.customer_id!, row.event_id));
+            else crossed = (row.crossings ?? 0) > 0;
+          }
+        }
+        await client.query('COMMIT');
+        return { recorded, unknown_customers, crossed };
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        if ((error as { code?: string }).code === DEADLOCK_DETECTED && attempt < MAX_DEADLOCK_RETRIES)
+          continue;
+        throw error;
+      } finally {
+        client.release();
+      }
+    }
+  }
+
+  private async ingestRows(client: PoolClient, batch_id: string, rows: readonly IngestRow[]) {
+    const result = await client.query<{
+      customer_id: string | null;
+      event_id: string | null;
+      crossings: number | null;
+    }>({
+      name: 'ingest',
+      text: INGEST_SQL,
+      values: [
+        rows.map((r) => r.customer_id),
+        rows.map((r) => r.event_id),
+        rows.map((r) => r.model),
+        rows.map((r) => r.feature),
+        rows.map((r) => r.processing),
+        rows.map((r) => r.occurred_at),
+        rows.map((r) => r.cost_nanos.toString()),
+        rows.map((r) => r.provider_cost_nanos.toString()),
+        rows.map((r) => r.price_version),
+        rows.map((r) => JSON.stringify(r.lines)),
+        `usage:${batch_id}`,
+      ],
+    });
+    return result.rows;
+  }
+}
+
+export const eventKey = (customer_id: string, event_id: string): string => `${customer_id}\u0000${event_id}`;

@@ -1,0 +1,69 @@
+import type { Knex } from 'knex';
+
+/**
+ * The hot path: authorizations (holds), usage events (deduplicated forever per customer), and the outbox of
+ * balance-threshold crossings that the account workflow is told about.
+ *
+ * Usage is charged by one ledger entry per (ingestion batch, customer) or per capture, and every usage event
+ * points at the entry that charged it: the ledger stays double-entry and exact without one entry per token event.
+ */
+export async function up(knex: Knex): Promise<void> {
+  await knex.raw(`
+    ALTER TABLE wallets ADD COLUMN low_balance_threshold_nanos bigint CHECK (low_balance_threshold_nanos >= 0);
+
+    CREATE TABLE authorizations (
+      id              text PRIMARY KEY,
+      customer_id     text NOT NULL REFERENCES customers(id),
+      model           text NOT NULL,
+      hold_nanos      bigint NOT NULL CHECK (hold_nanos >= 0),
+      status          text NOT NULL CHECK (status IN ('held', 'captured', 'voided', 'expired')),
+      created_at      timestamptz NOT NULL DEFAULT now(),
+      expires_at      timestamptz NOT NULL,
+      settled_at      timestamptz,
+      cost_nanos      bigint,
+      released_nanos  bigint,
+      event_id        text,
+      CHECK ((status = 'held') = (settled_at IS NULL))
+    );
+    CREATE INDEX authorizations_expiry_idx ON authorizations (expires_at) WHERE status = 'held';
+    CREATE INDEX authorizations_customer_idx ON authorizations (customer_id, created_at);
+
+    CREATE TABLE usage_events (
+      customer_id          text NOT NULL REFERENCES customers(id),
+      event_id             text NOT NULL,
+      model                text NOT NULL,
+      feature              text,
+      processing           text NOT NULL,
+      occurred_at          timestamptz NOT NULL,
+      recorded_at          timestamptz NOT NULL DEFAULT now(),
+      cost_nanos           bigint NOT NULL CHECK (cost_nanos >= 0),
+      provider_cost_nanos  bigint NOT NULL CHECK (provider_cost_nanos >= 0),
+      price_version        text NOT NULL,
+      -- Per dimension: {"input_tokens": [quantity, amount_nanos], "tool_calls.web_search": [2, 20000000]}.
+      lines                jsonb NOT NULL,
+      entry_id             bigint REFERENCES ledger_entries(id) DEFERRABLE INITIALLY DEFERRED,
+      authorization_id     text,
+      PRIMARY KEY (customer_id, event_id),
+      CHECK (entry_id IS NOT NULL OR cost_nanos = 0)
+    );
+    CREATE INDEX usage_events_time_idx ON usage_events (customer_id, occurred_at);
+    CREATE INDEX usage_events_entry_idx ON usage_events (entry_id);
+
+    CREATE TABLE threshold_crossings (
+      id                   bigserial PRIMARY KEY,
+      customer_id          text NOT NULL REFERENCES customers(id),
+      threshold_nanos      bigint NOT NULL,
+      balance_after_nanos  bigint NOT NULL,
+      crossed_at           timestamptz NOT NULL DEFAULT now(),
+      signaled_at          timestamptz
+    );
+    CREATE INDEX threshold_crossings_pending_idx ON threshold_crossings (id) WHERE signaled_at IS NULL;
+  `);
+}
+
+export async function down(knex: Knex): Promise<void> {
+  await knex.raw(`
+    DROP TABLE threshold_crossings, usage_events, authorizations;
+    ALTER TABLE wallets DROP COLUMN low_balance_threshold_nanos;
+  `);
+}
