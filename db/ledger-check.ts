@@ -62,6 +62,38 @@ const INVARIANTS: { name: string; sql: string }[] = [
     sql: `SELECT t.id AS subject, t.failure_code AS detail FROM top_ups t
           JOIN ledger_entries e ON e.kind = 'top_up' AND e.ref = t.id WHERE t.status = 'failed'`,
   },
+  {
+    name: 'every usage or capture entry charges exactly the cost of the usage events it points at',
+    sql: `SELECT e.id::text AS subject, e.kind || ' ' || e.amount_nanos::text || ' vs events ' ||
+              COALESCE(sum(u.cost_nanos), 0)::text AS detail
+          FROM ledger_entries e LEFT JOIN usage_events u ON u.entry_id = e.id
+          LEFT JOIN ledger_postings p ON p.entry_id = e.id AND p.account = 'revenue'
+          WHERE e.kind IN ('usage', 'capture')
+          GROUP BY e.id HAVING COALESCE(sum(u.cost_nanos), 0) <>
+            (SELECT COALESCE(sum(amount_nanos), 0) FROM ledger_postings r WHERE r.entry_id = e.id AND r.account = 'revenue')`,
+  },
+  {
+    name: 'every usage event with a cost points at a usage or capture entry of its customer',
+    sql: `SELECT u.customer_id || '/' || u.event_id AS subject, COALESCE(e.kind, 'no entry') AS detail
+          FROM usage_events u LEFT JOIN ledger_entries e ON e.id = u.entry_id
+          WHERE u.cost_nanos > 0 AND (e.id IS NULL OR e.kind NOT IN ('usage', 'capture')
+            OR e.customer_id <> u.customer_id)`,
+  },
+  {
+    name: "a held authorization's hold is in the wallet's held balance, and nothing else is",
+    sql: `SELECT w.customer_id AS subject, w.held_nanos::text || ' held vs ' || COALESCE(a.total, 0)::text AS detail
+          FROM wallets w LEFT JOIN (SELECT customer_id, sum(hold_nanos) AS total FROM authorizations
+            WHERE status = 'held' GROUP BY customer_id) a ON a.customer_id = w.customer_id
+          WHERE w.held_nanos <> COALESCE(a.total, 0)`,
+  },
+  {
+    name: 'a settled authorization charged its cost and released the rest of its hold',
+    sql: `SELECT id AS subject, status || ' hold ' || hold_nanos::text || ' cost ' || COALESCE(cost_nanos, -1)::text ||
+              ' released ' || COALESCE(released_nanos, -1)::text AS detail
+          FROM authorizations WHERE status <> 'held'
+            AND (cost_nanos IS NULL OR released_nanos IS NULL OR released_nanos <> GREATEST(hold_nanos - cost_nanos, 0)
+                 OR (status <> 'captured' AND cost_nanos <> 0))`,
+  },
 ];
 
 export interface Violation {
