@@ -4,6 +4,18 @@ import { type Db, queryRows } from './connection';
  * The ledger's invariants, each a query that returns the rows breaking it. Run after every test file and by
  * `npm run ledger:check` against any database. An empty result means the books are consistent.
  */
+/** A wallet column (the hot path's balance row) equals the sum of the postings to that customer account. */
+function walletMatchesPostings(account: 'available' | 'held') {
+  const column = `${account}_nanos`;
+  return {
+    name: `every wallet's ${account} balance equals its postings`,
+    sql: `SELECT w.customer_id AS subject, w.${column}::text || ' vs ' || COALESCE(p.total, 0)::text AS detail
+          FROM wallets w LEFT JOIN (SELECT customer_id, sum(amount_nanos) AS total FROM ledger_postings
+            WHERE account = '${account}' GROUP BY customer_id) p ON p.customer_id = w.customer_id
+          WHERE w.${column} <> COALESCE(p.total, 0)`,
+  };
+}
+
 const INVARIANTS: { name: string; sql: string }[] = [
   {
     name: 'every entry has at least two postings that sum to zero',
@@ -22,20 +34,8 @@ const INVARIANTS: { name: string; sql: string }[] = [
           FROM ledger_entries e LEFT JOIN ledger_postings p ON p.entry_id = e.id AND p.account = 'available'
           GROUP BY e.id HAVING e.amount_nanos <> COALESCE(sum(p.amount_nanos), 0)`,
   },
-  {
-    name: "every wallet's available balance equals its postings",
-    sql: `SELECT w.customer_id AS subject, w.available_nanos::text || ' vs ' || COALESCE(p.total, 0)::text AS detail
-          FROM wallets w LEFT JOIN (SELECT customer_id, sum(amount_nanos) AS total FROM ledger_postings
-            WHERE account = 'available' GROUP BY customer_id) p ON p.customer_id = w.customer_id
-          WHERE w.available_nanos <> COALESCE(p.total, 0)`,
-  },
-  {
-    name: "every wallet's held balance equals its postings",
-    sql: `SELECT w.customer_id AS subject, w.held_nanos::text || ' vs ' || COALESCE(p.total, 0)::text AS detail
-          FROM wallets w LEFT JOIN (SELECT customer_id, sum(amount_nanos) AS total FROM ledger_postings
-            WHERE account = 'held' GROUP BY customer_id) p ON p.customer_id = w.customer_id
-          WHERE w.held_nanos <> COALESCE(p.total, 0)`,
-  },
+  walletMatchesPostings('available'),
+  walletMatchesPostings('held'),
   {
     name: "no grant's remaining is negative or above its amount",
     sql: `SELECT id AS subject, remaining_nanos::text || ' of ' || amount_nanos::text AS detail FROM credit_grants

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { allocateConsumption, type GrantSlice } from '../billing/grants';
+import { allocateConsumption, applyAllocation, type GrantSlice } from '../billing/grants';
 import { execute, queryRows, type Db } from './connection';
 
 /**
@@ -151,10 +151,7 @@ export async function allocateGrants(trx: Knex.Transaction, wallet: Wallet): Pro
       grant_id,
     ]);
   }
-  return grants.map((g) => {
-    const remaining_nanos = allocation.changes.get(g.id);
-    return remaining_nanos === undefined ? g : { ...g, remaining_nanos };
-  });
+  return applyAllocation(grants, allocation);
 }
 
 export interface GrantRequest {
