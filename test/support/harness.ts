@@ -22,6 +22,8 @@ export interface HarnessOptions {
   /** Start the in-process worker (default true); crash tests run their own. */
   worker?: boolean;
   update_wait_timeout_ms?: number;
+  /** The API's JSON body limit (default 64 KiB); metering tests raise it to send 1,000-event batches. */
+  body_limit_bytes?: number;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
@@ -40,6 +42,7 @@ export function testAppDeps(input: {
   settings: AccountSettings;
   api_keys?: string[];
   wait_timeout_ms?: number;
+  body_limit_bytes?: number;
 }): AppDeps {
   return {
     db: input.db,
@@ -47,7 +50,7 @@ export function testAppDeps(input: {
     gateway: new SimulatedGateway(input.db),
     logger: pino({ level: 'silent' }),
     api_keys: input.api_keys ?? [ADMIN_KEY],
-    body_limit_bytes: 64 * 1024,
+    body_limit_bytes: input.body_limit_bytes ?? 64 * 1024,
     accounts: {
       task_queue: input.task_queue,
       settings: input.settings,
@@ -109,6 +112,7 @@ export class Harness {
         task_queue: taskQueue,
         settings,
         wait_timeout_ms: options.update_wait_timeout_ms,
+        body_limit_bytes: options.body_limit_bytes,
       }),
     );
     const server = await new Promise<Server>((resolve) => {
