@@ -493,6 +493,7 @@ function rawOps(hot: HotPath, w: Workload) {
       authorization_id: id,
       model: w.hold.model,
       hold_nanos: w.hold.cost_nanos,
+      created_at: new Date(),
       expires_at: new Date(Date.now() + HOLD_TTL_MS),
     });
     if (!held.ok) throw new Error(`raw authorize: ${held.code}`);
@@ -664,8 +665,8 @@ async function correctness(db: Db, w: Workload, requestErrors: number): Promise<
 
   const debits = await one<{ events_cost: bigint; revenue: bigint }>(
     `SELECT
-       (SELECT COALESCE(sum(u.cost_nanos), 0) FROM usage_events u JOIN ledger_entries e ON e.id = u.entry_id
-         WHERE e.kind IN ('usage', 'capture') AND starts_with(e.customer_id, ?))::bigint AS events_cost,
+       (SELECT COALESCE(sum(u.cost_nanos), 0) FROM usage_event_entries u
+         WHERE u.entry_id IS NOT NULL AND starts_with(u.entry_customer_id, ?))::bigint AS events_cost,
        (SELECT COALESCE(sum(p.amount_nanos), 0) FROM ledger_postings p JOIN ledger_entries e ON e.id = p.entry_id
          WHERE p.account = 'revenue' AND e.kind IN ('usage', 'capture') AND starts_with(e.customer_id, ?))::bigint AS revenue`,
     [w.prefix, w.prefix],

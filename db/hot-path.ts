@@ -1,4 +1,4 @@
-import { Pool, type PoolClient } from 'pg';
+import { Pool, type QueryConfig, type QueryResult, type QueryResultRow } from 'pg';
 import './connection'; // registers the int8 -> bigint parser before any query runs
 
 /**
@@ -41,8 +41,8 @@ WITH w AS (
   WHERE customer_id = $1 AND available_nanos > 0 AND available_nanos >= $4::bigint
   RETURNING customer_id, available_nanos, low_balance_threshold_nanos
 ), a AS (
-  INSERT INTO authorizations (id, customer_id, model, hold_nanos, status, expires_at)
-  SELECT $2, $1, $3, $4::bigint, 'held', $5::timestamptz FROM w
+  INSERT INTO authorizations (id, customer_id, model, hold_nanos, status, created_at, expires_at)
+  SELECT $2, $1, $3, $4::bigint, 'held', $6::timestamptz, $5::timestamptz FROM w
 ), e AS (
   INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
   SELECT $1, 'hold', $2, -$4::bigint, w.available_nanos FROM w WHERE $4::bigint > 0
@@ -54,17 +54,29 @@ WITH w AS (
 ), c AS (${CROSSING('w.available_nanos', 'w.available_nanos + $4::bigint')})
 SELECT w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM w`;
 
+/**
+ * Capture locks in the same order as ingestion: the authorization, then the usage event's key (`ev`), then the
+ * wallet (`w` waits for `ev` through its EXISTS), so a capture and an ingestion racing on one event id queue
+ * behind each other instead of deadlocking.
+ */
 export const CAPTURE_SQL = `
 WITH a AS (
   UPDATE authorizations SET status = 'captured', settled_at = now(), cost_nanos = $2::bigint,
     released_nanos = GREATEST(hold_nanos - $2::bigint, 0), event_id = $4
   WHERE id = $1 AND status = 'held' AND expires_at > now()
-  RETURNING customer_id, hold_nanos, model
+  RETURNING id, customer_id, model, hold_nanos, status, created_at, expires_at, settled_at, cost_nanos,
+    released_nanos, event_id
+), ev AS (
+  INSERT INTO usage_events (customer_id, event_id, model, feature, processing, occurred_at, cost_nanos,
+    provider_cost_nanos, price_version, lines, authorization_id)
+  SELECT a.customer_id, $4, a.model, $9, $8, $5::timestamptz, $2::bigint, $3::bigint, $7, $6::jsonb, $1
+  FROM a
+  RETURNING customer_id
 ), w AS (
   UPDATE wallets SET available_nanos = available_nanos + a.hold_nanos - $2::bigint,
     held_nanos = held_nanos - a.hold_nanos, updated_at = now()
-  FROM a WHERE wallets.customer_id = a.customer_id
-  RETURNING wallets.customer_id, wallets.available_nanos, a.hold_nanos, a.model, wallets.low_balance_threshold_nanos
+  FROM a WHERE wallets.customer_id = a.customer_id AND EXISTS (SELECT 1 FROM ev)
+  RETURNING wallets.customer_id, wallets.available_nanos, a.hold_nanos, wallets.low_balance_threshold_nanos
 ), e AS (
   INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
   SELECT w.customer_id, 'capture', $1, w.hold_nanos - $2::bigint, w.available_nanos FROM w
@@ -77,14 +89,8 @@ WITH a AS (
                              (w.customer_id, 'available', w.hold_nanos - $2::bigint),
                              (NULL, 'revenue', $2::bigint)) AS v(customer_id, account, amount)
   WHERE v.amount <> 0 OR v.account = 'held'
-), ev AS (
-  INSERT INTO usage_events (customer_id, event_id, model, feature, processing, occurred_at, cost_nanos,
-    provider_cost_nanos, price_version, lines, entry_id, authorization_id)
-  SELECT w.customer_id, $4, w.model, $9, $8, $5::timestamptz, $2::bigint, $3::bigint, $7, $6::jsonb,
-    (SELECT id FROM e), $1
-  FROM w
 ), c AS (${CROSSING('w.available_nanos', 'w.available_nanos - w.hold_nanos + $2::bigint')})
-SELECT w.available_nanos, w.hold_nanos, (SELECT count(*) FROM c)::int AS crossings FROM w`;
+SELECT a.*, w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM a JOIN w USING (customer_id)`;
 
 /** Releases a hold: `voided` by the caller, or `expired` by the sweeper (only once its time has passed). */
 export const RELEASE_SQL = `
@@ -108,35 +114,41 @@ WITH a AS (
 )
 SELECT w.hold_nanos FROM w`;
 
-export const LOCK_WALLETS_SQL = `
-SELECT customer_id FROM wallets WHERE customer_id = ANY($1::text[]) ORDER BY customer_id FOR UPDATE`;
-
+/**
+ * One statement per batch. Events of unknown customers are left out (and reported), repeats of a recorded
+ * (customer_id, event_id) are skipped by the primary key, each customer is charged one ledger entry for its new
+ * events, and the wallets are locked in customer-id order only after the events are in (`locked`), so concurrent
+ * batches over the same customers neither deadlock nor hold wallet locks while inserting events. Entry ids are
+ * drawn after the lock, so a customer's entries in id order always chain balance to balance.
+ */
 export const INGEST_SQL = `
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
     $7::bigint[], $8::bigint[], $9::text[], $10::jsonb[])
     AS t(customer_id, event_id, model, feature, processing, occurred_at, cost_nanos, provider_cost_nanos,
          price_version, lines)
-), entry_ids AS (
-  SELECT customer_id, nextval('ledger_entries_id_seq') AS entry_id FROM (SELECT DISTINCT customer_id FROM input) c
+), known AS (
+  SELECT c.customer_id FROM (SELECT DISTINCT customer_id FROM input) c
+  WHERE EXISTS (SELECT 1 FROM wallets w WHERE w.customer_id = c.customer_id)
 ), ins AS (
   INSERT INTO usage_events (customer_id, event_id, model, feature, processing, occurred_at, cost_nanos,
-    provider_cost_nanos, price_version, lines, entry_id)
+    provider_cost_nanos, price_version, lines, batch_id)
   SELECT i.customer_id, i.event_id, i.model, i.feature, i.processing, i.occurred_at, i.cost_nanos,
-    i.provider_cost_nanos, i.price_version, i.lines, CASE WHEN i.cost_nanos > 0 THEN x.entry_id END
-  FROM input i JOIN entry_ids x USING (customer_id)
+    i.provider_cost_nanos, i.price_version, i.lines, $11::uuid
+  FROM input i JOIN known k USING (customer_id)
   ON CONFLICT (customer_id, event_id) DO NOTHING
   RETURNING customer_id, event_id, cost_nanos
 ), totals AS (
   SELECT customer_id, sum(cost_nanos)::bigint AS total FROM ins GROUP BY customer_id HAVING sum(cost_nanos) > 0
+), locked AS (
+  SELECT w.customer_id FROM wallets w JOIN totals t USING (customer_id) ORDER BY w.customer_id FOR UPDATE OF w
 ), w AS (
   UPDATE wallets SET available_nanos = available_nanos - t.total, updated_at = now()
-  FROM totals t WHERE wallets.customer_id = t.customer_id
+  FROM totals t JOIN locked l USING (customer_id) WHERE wallets.customer_id = t.customer_id
   RETURNING wallets.customer_id, wallets.available_nanos, t.total, wallets.low_balance_threshold_nanos
 ), e AS (
-  INSERT INTO ledger_entries (id, customer_id, kind, ref, amount_nanos, balance_after_nanos)
-  SELECT x.entry_id, w.customer_id, 'usage', $11 || ':' || w.customer_id, -w.total, w.available_nanos
-  FROM w JOIN entry_ids x USING (customer_id)
+  INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
+  SELECT w.customer_id, 'usage', 'usage:' || $11 || ':' || w.customer_id, -w.total, w.available_nanos FROM w
   RETURNING id, customer_id
 ), p AS (
   INSERT INTO ledger_postings (entry_id, customer_id, account, amount_nanos)
@@ -144,14 +156,18 @@ WITH input AS (
   CROSS JOIN LATERAL (VALUES (w.customer_id, 'available', -w.total), (NULL, 'revenue', w.total))
     AS v(customer_id, account, amount)
 ), c AS (${CROSSING('w.available_nanos', 'w.available_nanos + w.total')})
-SELECT customer_id, event_id, NULL::int AS crossings FROM ins
-UNION ALL SELECT NULL, NULL, (SELECT count(*) FROM c)::int`;
+SELECT 'recorded' AS kind, customer_id, event_id FROM ins
+UNION ALL SELECT 'unknown', customer_id, NULL FROM (SELECT DISTINCT customer_id FROM input) i
+  WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.customer_id = i.customer_id)
+UNION ALL SELECT 'crossed', NULL, NULL FROM c`;
 
 export interface AuthorizeInput {
   customer_id: string;
   authorization_id: string;
   model: string;
   hold_nanos: bigint;
+  /** When the API accepted the call: stored as is, so the response and later reads agree to the millisecond. */
+  created_at: Date;
   expires_at: Date;
 }
 
@@ -189,7 +205,7 @@ export interface AuthorizationRow {
 }
 
 export type CaptureOutcome =
-  | { ok: true; available_nanos: bigint; hold_nanos: bigint; crossed: boolean }
+  | { ok: true; authorization: AuthorizationRow; available_nanos: bigint; crossed: boolean }
   | { ok: false; code: 'not_held' }
   | { ok: false; code: 'duplicate_event' };
 
@@ -213,13 +229,36 @@ const MAX_DEADLOCK_RETRIES = 3;
 export class HotPath {
   constructor(readonly pool: Pool) {}
 
+  /**
+   * Runs one statement, again if PostgreSQL broke a deadlock by aborting it. Only a capture and an ingestion
+   * racing on the same event id can deadlock (each holds what the other waits for); the aborted statement left
+   * nothing behind, so running it again is safe.
+   */
+  private async query<R extends QueryResultRow>(config: QueryConfig): Promise<QueryResult<R>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.pool.query<R>(config);
+      } catch (error) {
+        if ((error as { code?: string }).code !== DEADLOCK_DETECTED || attempt >= MAX_DEADLOCK_RETRIES)
+          throw error;
+      }
+    }
+  }
+
   async authorize(input: AuthorizeInput): Promise<AuthorizeOutcome> {
     let result;
     try {
       result = await this.pool.query<{ available_nanos: bigint; crossings: number }>({
         name: 'authorize',
         text: AUTHORIZE_SQL,
-        values: [input.customer_id, input.authorization_id, input.model, input.hold_nanos, input.expires_at],
+        values: [
+          input.customer_id,
+          input.authorization_id,
+          input.model,
+          input.hold_nanos,
+          input.expires_at,
+          input.created_at,
+        ],
       });
     } catch (error) {
       if ((error as { code?: string }).code === UNIQUE_VIOLATION) return { ok: false, code: 'exists' };
@@ -250,11 +289,7 @@ export class HotPath {
 
   async capture(input: CaptureInput): Promise<CaptureOutcome> {
     try {
-      const result = await this.pool.query<{
-        available_nanos: bigint;
-        hold_nanos: bigint;
-        crossings: number;
-      }>({
+      const result = await this.query<AuthorizationRow & { available_nanos: bigint; crossings: number }>({
         name: 'capture',
         text: CAPTURE_SQL,
         values: [
@@ -271,12 +306,8 @@ export class HotPath {
       });
       const row = result.rows[0];
       if (!row) return { ok: false, code: 'not_held' };
-      return {
-        ok: true,
-        available_nanos: row.available_nanos,
-        hold_nanos: row.hold_nanos,
-        crossed: row.crossings > 0,
-      };
+      const { available_nanos, crossings, ...authorization } = row;
+      return { ok: true, authorization, available_nanos, crossed: crossings > 0 };
     } catch (error) {
       // The whole statement is undone: the usage event id was already recorded, so nothing is charged twice.
       if ((error as { code?: string }).code === UNIQUE_VIOLATION)
@@ -306,56 +337,14 @@ export class HotPath {
   }
 
   /**
-   * Records rated usage events in one transaction: the wallets of the batch's customers are locked in id order
-   * (so concurrent batches never deadlock), events whose (customer_id, event_id) exists are skipped, and each
-   * customer is charged by one ledger entry for its new events. Returns the keys of the events recorded now and
+   * Records rated usage events in one statement (see INGEST_SQL). Returns the keys of the events recorded now and
    * the customers that do not exist (their events are not recorded).
    */
   async ingest(
     batch_id: string,
     rows: readonly IngestRow[],
   ): Promise<{ recorded: Set<string>; unknown_customers: Set<string>; crossed: boolean }> {
-    const customerIds = [...new Set(rows.map((r) => r.customer_id))].sort();
-    for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
-      try {
-        await client.query('BEGIN');
-        const locked = await client.query<{ customer_id: string }>({
-          name: 'lock_wallets',
-          text: LOCK_WALLETS_SQL,
-          values: [customerIds],
-        });
-        const known = new Set(locked.rows.map((r) => r.customer_id));
-        const unknown_customers = new Set(customerIds.filter((id) => !known.has(id)));
-        const insertable = rows.filter((r) => known.has(r.customer_id));
-        const recorded = new Set<string>();
-        let crossed = false;
-        if (insertable.length > 0) {
-          const result = await this.ingestRows(client, batch_id, insertable);
-          for (const row of result) {
-            if (row.event_id !== null) recorded.add(eventKey(row.customer_id!, row.event_id));
-            else crossed = (row.crossings ?? 0) > 0;
-          }
-        }
-        await client.query('COMMIT');
-        return { recorded, unknown_customers, crossed };
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        if ((error as { code?: string }).code === DEADLOCK_DETECTED && attempt < MAX_DEADLOCK_RETRIES)
-          continue;
-        throw error;
-      } finally {
-        client.release();
-      }
-    }
-  }
-
-  private async ingestRows(client: PoolClient, batch_id: string, rows: readonly IngestRow[]) {
-    const result = await client.query<{
-      customer_id: string | null;
-      event_id: string | null;
-      crossings: number | null;
-    }>({
+    const result = await this.query<{ kind: string; customer_id: string | null; event_id: string | null }>({
       name: 'ingest',
       text: INGEST_SQL,
       values: [
@@ -369,10 +358,18 @@ export class HotPath {
         rows.map((r) => r.provider_cost_nanos.toString()),
         rows.map((r) => r.price_version),
         rows.map((r) => JSON.stringify(r.lines)),
-        `usage:${batch_id}`,
+        batch_id,
       ],
     });
-    return result.rows;
+    const recorded = new Set<string>();
+    const unknown_customers = new Set<string>();
+    let crossed = false;
+    for (const row of result.rows) {
+      if (row.kind === 'recorded') recorded.add(eventKey(row.customer_id!, row.event_id!));
+      else if (row.kind === 'unknown') unknown_customers.add(row.customer_id!);
+      else crossed = true;
+    }
+    return { recorded, unknown_customers, crossed };
   }
 }
 

@@ -63,21 +63,21 @@ const INVARIANTS: { name: string; sql: string }[] = [
           JOIN ledger_entries e ON e.kind = 'top_up' AND e.ref = t.id WHERE t.status = 'failed'`,
   },
   {
-    name: 'every usage or capture entry charges exactly the cost of the usage events it points at',
-    sql: `SELECT e.id::text AS subject, e.kind || ' ' || e.amount_nanos::text || ' vs events ' ||
-              COALESCE(sum(u.cost_nanos), 0)::text AS detail
-          FROM ledger_entries e LEFT JOIN usage_events u ON u.entry_id = e.id
-          LEFT JOIN ledger_postings p ON p.entry_id = e.id AND p.account = 'revenue'
-          WHERE e.kind IN ('usage', 'capture')
-          GROUP BY e.id HAVING COALESCE(sum(u.cost_nanos), 0) <>
-            (SELECT COALESCE(sum(amount_nanos), 0) FROM ledger_postings r WHERE r.entry_id = e.id AND r.account = 'revenue')`,
+    name: 'every usage or capture entry charges exactly the cost of the usage events it charged',
+    sql: `SELECT e.id::text AS subject, e.kind || ' revenue ' || COALESCE(r.revenue, 0)::text || ' vs events ' ||
+              COALESCE(u.cost, 0)::text AS detail
+          FROM ledger_entries e
+          LEFT JOIN (SELECT entry_id, sum(cost_nanos) AS cost FROM usage_event_entries GROUP BY entry_id) u
+            ON u.entry_id = e.id
+          LEFT JOIN (SELECT entry_id, sum(amount_nanos) AS revenue FROM ledger_postings WHERE account = 'revenue'
+                     GROUP BY entry_id) r ON r.entry_id = e.id
+          WHERE e.kind IN ('usage', 'capture') AND COALESCE(u.cost, 0) <> COALESCE(r.revenue, 0)`,
   },
   {
-    name: 'every usage event with a cost points at a usage or capture entry of its customer',
-    sql: `SELECT u.customer_id || '/' || u.event_id AS subject, COALESCE(e.kind, 'no entry') AS detail
-          FROM usage_events u LEFT JOIN ledger_entries e ON e.id = u.entry_id
-          WHERE u.cost_nanos > 0 AND (e.id IS NULL OR e.kind NOT IN ('usage', 'capture')
-            OR e.customer_id <> u.customer_id)`,
+    name: 'every usage event with a cost was charged by an entry of its customer',
+    sql: `SELECT customer_id || '/' || event_id AS subject, COALESCE(entry_kind, 'no entry') AS detail
+          FROM usage_event_entries
+          WHERE cost_nanos > 0 AND (entry_id IS NULL OR entry_customer_id <> customer_id)`,
   },
   {
     name: "a held authorization's hold is in the wallet's held balance, and nothing else is",

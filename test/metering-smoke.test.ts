@@ -27,7 +27,11 @@ test('authorize holds the estimate, capture charges the actual cost and releases
     usage: { input_tokens: 1500, output_tokens: 800 },
   });
   expect(capture.status).toBe(200);
-  expect(capture.body).toMatchObject({ status: 'captured', cost_usd: '0.015750000', released_usd: '0.012000000' });
+  expect(capture.body).toMatchObject({
+    status: 'captured',
+    cost_usd: '0.015750000',
+    released_usd: '0.012000000',
+  });
   balance = await h.call('GET', '/v1/customers/cus_meter/balance');
   expect(balance.body).toMatchObject({ available_usd: '0.984250000', held_usd: '0.000000000' });
 });

@@ -34,6 +34,8 @@ export interface MeteringDeps {
 
 /** The hot path over HTTP: prices, quotes, authorizations (hold, capture, void), usage ingestion and aggregation. */
 export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
+  const recent = new RecentAuthorizations(RECENT_AUTHORIZATIONS_KEPT);
+
   routes.add({
     method: 'get',
     path: '/v1/prices',
@@ -88,6 +90,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
         authorization_id: id,
         model: rated.model,
         hold_nanos: rated.cost_nanos,
+        created_at: now,
         expires_at,
       });
       if (!outcome.ok) {
@@ -105,22 +108,21 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
         );
       }
       if (outcome.crossed) deps.notifier.kick();
-      return {
-        status: 201,
-        body: authorizationView({
-          id,
-          customer_id: body.customer_id,
-          model: rated.model,
-          hold_nanos: rated.cost_nanos,
-          status: 'held',
-          created_at: now,
-          expires_at,
-          settled_at: null,
-          cost_nanos: null,
-          released_nanos: null,
-          event_id: null,
-        }),
+      const held: AuthorizationRow = {
+        id,
+        customer_id: body.customer_id,
+        model: rated.model,
+        hold_nanos: rated.cost_nanos,
+        status: 'held',
+        created_at: now,
+        expires_at,
+        settled_at: null,
+        cost_nanos: null,
+        released_nanos: null,
+        event_id: null,
       };
+      recent.remember(held);
+      return { status: 201, body: authorizationView(held) };
     },
   });
 
@@ -132,23 +134,28 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
     body: CaptureCreate,
     responses: { 200: { description: 'Captured', schema: Authorization } },
     handler: async ({ params, body }) => {
-      const auth = await deps.hotPath.getAuthorization(params.id!);
-      if (!auth) throw notFound('authorization', params.id!);
-      if (auth.status !== 'held') return settledOrConflict(auth, 'captured');
+      // The model and hold of an authorization never change, so the facts this process learned at authorize time
+      // save a read; the capture statement itself checks that the hold is still held.
+      const facts = recent.take(params.id!) ?? (await deps.hotPath.getAuthorization(params.id!));
+      if (!facts) throw notFound('authorization', params.id!);
       const now = new Date();
-      const rated = rateOrThrow(deps.priceBook, auth.model, body.usage, now, 'usage.');
+      const rated = rateOrThrow(deps.priceBook, facts.model, body.usage, now, 'usage.');
       const outcome = await deps.hotPath.capture({
-        authorization_id: auth.id,
+        authorization_id: facts.id,
         cost_nanos: rated.cost_nanos,
         provider_cost_nanos: rated.provider_cost_nanos,
-        event_id: body.event_id ?? auth.id,
+        event_id: body.event_id ?? facts.id,
         occurred_at: now,
         lines: usageLines(rated),
         price_version: rated.price_version,
         processing: rated.processing,
         feature: body.usage.feature ?? null,
       });
-      if (!outcome.ok && outcome.code === 'duplicate_event') {
+      if (outcome.ok) {
+        if (outcome.crossed) deps.notifier.kick();
+        return { status: 200, body: authorizationView(outcome.authorization) };
+      }
+      if (outcome.code === 'duplicate_event') {
         throw new ApiError(
           'conflict',
           'a usage event with this event_id was already recorded for the customer',
@@ -158,9 +165,8 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
           },
         );
       }
-      if (outcome.ok && outcome.crossed) deps.notifier.kick();
-      // Read back what was stored, also when a concurrent capture or the expiry sweep got there first.
-      return settledOrConflict(await mustGet(auth.id), 'captured');
+      // Not held: a retry of a capture (answered with its stored result), a void, or an expiry got there first.
+      return settledOrConflict(await mustGet(facts.id), 'captured');
     },
   });
 
@@ -173,6 +179,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
     handler: async ({ params }) => {
       const auth = await deps.hotPath.getAuthorization(params.id!);
       if (!auth) throw notFound('authorization', params.id!);
+      recent.take(auth.id);
       if (auth.status === 'held') await deps.hotPath.release(auth.id, 'voided');
       return settledOrConflict(await mustGet(auth.id), 'voided');
     },
@@ -282,6 +289,31 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
   async function mustGet(id: string): Promise<AuthorizationRow> {
     const auth = await deps.hotPath.getAuthorization(id);
     if (!auth) throw notFound('authorization', id);
+    return auth;
+  }
+}
+
+/** How many authorizations this process remembers between authorize and capture (a few MB at most). */
+const RECENT_AUTHORIZATIONS_KEPT = 50_000;
+
+/**
+ * The immutable facts (customer, model, hold) of authorizations this process created, so that a capture on the
+ * same process needs no read before its statement. Bounded: the oldest are forgotten first, and a capture of a
+ * forgotten (or another process's) authorization reads it from PostgreSQL instead.
+ */
+class RecentAuthorizations {
+  private readonly byId = new Map<string, AuthorizationRow>();
+
+  constructor(private readonly limit: number) {}
+
+  remember(auth: AuthorizationRow): void {
+    this.byId.set(auth.id, auth);
+    if (this.byId.size > this.limit) this.byId.delete(this.byId.keys().next().value!);
+  }
+
+  take(id: string): AuthorizationRow | undefined {
+    const auth = this.byId.get(id);
+    this.byId.delete(id);
     return auth;
   }
 }
