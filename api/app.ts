@@ -70,6 +70,8 @@ export function createApp(deps: AppDeps): Api {
 
   const app = express();
   app.disable('x-powered-by');
+  // ETags hash every response body; API responses are not cached, so that CPU would be spent for nothing.
+  app.set('etag', false);
   app.set('query parser', 'simple');
   app.use(requestLog(deps.logger));
   app.use(express.json({ limit: deps.body_limit_bytes, type: () => true, strict: false }));
