@@ -58,7 +58,7 @@ const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undef
 const CPU_PROF_DIR = process.env.BENCH_ENGINE_CPU_PROF || undefined;
 const REPO_ROOT = path.resolve(__dirname, '..');
 
-type Kind = 'pairs-hot' | 'pairs-spread' | 'ingest-100' | 'ingest-1000';
+type Kind = 'pairs-hot' | 'pairs-spread' | 'ingest-100' | 'ingest-1000' | 'ingest-1000-c10';
 interface Scenario {
   name: string;
   kind: Kind;
@@ -70,7 +70,7 @@ const SCENARIOS: Scenario[] = [
   ...(['pairs-hot', 'pairs-spread'] as const).flatMap((kind) =>
     [1, 10, 50].map((clients) => ({ name: `${kind}/${clients}`, kind, clients, unit: 'pairs' as const })),
   ),
-  ...(['ingest-100', 'ingest-1000'] as const).flatMap((kind) =>
+  ...(['ingest-100', 'ingest-1000', 'ingest-1000-c10'] as const).flatMap((kind) =>
     [2, 4].map((clients) => ({ name: `${kind}/${clients}`, kind, clients, unit: 'events' as const })),
   ),
 ].filter((s) => !ONLY || ONLY.test(s.name));
@@ -444,11 +444,13 @@ function engineOps(engine: Engine, w: Workload) {
   let eventSeq = 0;
   const ACCEPTED = '"accepted":';
   const CLEAN_END = ',"duplicate":0,"rejected":0}';
-  const ingest = async (client: HttpClient, size: number): Promise<number> => {
+  const ingest = async (client: HttpClient, size: number, perBatch: number): Promise<number> => {
     let body = '{"events":[';
+    const base = cursor;
+    cursor += perBatch;
     for (let i = 0; i < size; i++) {
       if (i > 0) body += ',';
-      body += eventHead + eventSeq++ + eventTails[cursor++ % CUSTOMERS]!;
+      body += eventHead + eventSeq++ + eventTails[(base + (i % perBatch)) % CUSTOMERS]!;
     }
     body += ']}';
     const reply = await client.post('/v1/usage-events', body, {
@@ -473,9 +475,11 @@ function engineOps(engine: Engine, w: Workload) {
       case 'pairs-spread':
         return () => pair(client, spreadAuth[cursor++ % CUSTOMERS]!);
       case 'ingest-100':
-        return () => ingest(client, 100);
+        return () => ingest(client, 100, 100);
       case 'ingest-1000':
-        return () => ingest(client, 1000);
+        return () => ingest(client, 1000, 1000);
+      case 'ingest-1000-c10':
+        return () => ingest(client, 1000, 10);
     }
   };
 }
@@ -517,12 +521,14 @@ function rawOps(hot: HotPath, w: Workload) {
   };
 
   let eventSeq = 0;
-  const ingest = async (size: number): Promise<number> => {
+  const ingest = async (size: number, perBatch: number): Promise<number> => {
     const occurred_at = new Date();
     const rows: IngestRow[] = new Array<IngestRow>(size);
+    const base = cursor;
+    cursor += perBatch;
     for (let i = 0; i < size; i++) {
       rows[i] = {
-        customer_id: w.customers[cursor++ % CUSTOMERS]!,
+        customer_id: w.customers[(base + (i % perBatch)) % CUSTOMERS]!,
         event_id: `r${w.runTag}-${eventSeq++}`,
         model: w.event.model,
         feature: null,
@@ -548,9 +554,11 @@ function rawOps(hot: HotPath, w: Workload) {
       case 'pairs-spread':
         return () => pair(w.customers[cursor++ % CUSTOMERS]!);
       case 'ingest-100':
-        return () => ingest(100);
+        return () => ingest(100, 100);
       case 'ingest-1000':
-        return () => ingest(1000);
+        return () => ingest(1000, 1000);
+      case 'ingest-1000-c10':
+        return () => ingest(1000, 10);
     }
   };
 }
@@ -744,7 +752,7 @@ function targets(rows: Row[]): Target[] {
         detail: `${x.toFixed(2)}x`,
       });
     }
-    if (r.kind === 'ingest-1000') {
+    if (r.kind === 'ingest-1000' || r.kind === 'ingest-1000-c10') {
       out.push({
         target: 'ingestion > 20,000 events/s',
         scenario: r.scenario,
