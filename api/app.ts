@@ -74,9 +74,10 @@ export function createApp(deps: AppDeps): Api {
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.use(requestLog(deps.logger));
-  app.use(express.json({ limit: deps.body_limit_bytes, type: () => true, strict: false }));
   app.use(publicRoutes.router);
+  // Authenticate before reading the body: an unauthenticated caller gets a 401, whatever it sent.
   app.use(authenticate(deps.api_keys));
+  app.use(express.json({ limit: deps.body_limit_bytes, type: () => true, strict: false }));
   app.use(routes.router);
   app.use((req: Request) => {
     throw new ApiError('not_found', `no route for ${req.method} ${req.path}`, { code: 'route_not_found' });

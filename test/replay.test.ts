@@ -14,7 +14,18 @@ test('there are saved histories to replay, including a timer, a signal and a con
   const eventTypes = new Set(
     files.flatMap((f) => readHistory(f).history.events.map((e: { eventType: string }) => e.eventType)),
   );
-  expect(files.length).toBeGreaterThanOrEqual(3);
+  expect(files.length).toBeGreaterThanOrEqual(4);
+  const signals = files.flatMap((f) =>
+    readHistory(f)
+      .history.events.filter(
+        (e: { eventType: string }) => e.eventType === 'EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED',
+      )
+      .map(
+        (e: { workflowExecutionSignaledEventAttributes: { signalName: string } }) =>
+          e.workflowExecutionSignaledEventAttributes.signalName,
+      ),
+  );
+  expect(new Set(signals)).toEqual(new Set(['expireCredit', 'balanceThresholdCrossed']));
   for (const type of [
     'EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED',
     'EVENT_TYPE_ACTIVITY_TASK_COMPLETED',

@@ -69,6 +69,10 @@ export function testAppDeps(input: {
 }
 
 /**
+ * Customer ids must be unique across the whole suite, not just the file: all files share one Temporal namespace,
+ * and an account workflow's id is `account:<customer_id>`, so two files using one id would share a workflow that
+ * runs on the other file's task queue and database. Prefix ids per file (`cus_au_`, `cus_hp_`, ...).
+ *
  * Everything one test file needs, all real: its own PostgreSQL database (migrated), a worker on its own task queue
  * against the shared Temporal dev server, and the HTTP API on a random port.
  */
