@@ -1,24 +1,18 @@
-import { ADMIN_KEY, Harness } from './support/harness';
+import { ADMIN_KEY, useHarness } from './support/harness';
 
 /**
  * The bad-input matrix: every malformed, unauthenticated or out-of-range request is refused with the contract's
  * status, error type, code and `param`, in exactly the contract's error shape, and moves no money.
  */
-let h: Harness;
+const h = useHarness();
 const CUSTOMER = 'cus_input';
 const UNKNOWN = 'cus_does_not_exist';
 
 beforeAll(async () => {
-  h = await Harness.start();
   await h.customer(CUSTOMER, 'pm_card_visa');
   // Some money on the books, so that "nothing moved" compares against a non-empty ledger.
   const topUp = await h.call('POST', `/v1/customers/${CUSTOMER}/top-ups`, { amount_usd: '20.00' });
   expect(topUp.status).toBe(201);
-});
-
-afterAll(async () => {
-  expect(await h.ledgerViolations()).toEqual([]);
-  await h.stop();
 });
 
 interface RawResponse {

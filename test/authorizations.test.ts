@@ -1,20 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { formatUsd, usd } from '../billing/money';
-import { Harness } from './support/harness';
+import { useHarness } from './support/harness';
 
 /**
  * Authorizations end to end on real PostgreSQL and Temporal: holds, captures (less, equal and more than held),
  * voids, idempotent retries, expiry by the sweep workflow, duplicate event ids, and the negative balance that
  * usage-only events and excess captures may leave behind.
  */
-let h: Harness;
-beforeAll(async () => {
-  h = await Harness.start();
-});
-afterAll(async () => {
-  expect(await h.ledgerViolations()).toEqual([]);
-  await h.stop();
-});
+const h = useHarness();
 
 /** gpt-5.4: 1,000 input (0.0025) + 1,000 output (0.015) tokens. */
 const ESTIMATE = { input_tokens: 1000, output_tokens: 1000 };

@@ -1,4 +1,4 @@
-import { Harness } from './support/harness';
+import { useHarness } from './support/harness';
 import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
 import type { AccountView } from '../billing/account';
 
@@ -7,14 +7,7 @@ import type { AccountView } from '../billing/account';
  * it must carry its state (payment method, totals, expiries), keep every accepted request (queued top-ups finish
  * exactly once), and leave the ledger's balance and grants untouched.
  */
-let h: Harness;
-beforeAll(async () => {
-  h = await Harness.start({ settings: { continue_as_new_after_events: 40 } });
-});
-afterAll(async () => {
-  expect(await h.ledgerViolations()).toEqual([]);
-  await h.stop();
-});
+const h = useHarness({ settings: { continue_as_new_after_events: 40 } });
 
 test('continue-as-new keeps balance, grants, state and every pending top-up', async () => {
   const customer = 'cus_can';

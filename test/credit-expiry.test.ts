@@ -1,17 +1,10 @@
-import { Harness } from './support/harness';
+import { useHarness } from './support/harness';
 
 /**
  * Credit expiry end to end: the account workflow sleeps until a grant's expiry, then writes off what is left of
  * it (an `expiry` ledger entry to breakage) and closes the grant; other grants are untouched.
  */
-let h: Harness;
-beforeAll(async () => {
-  h = await Harness.start();
-});
-afterAll(async () => {
-  expect(await h.ledgerViolations()).toEqual([]);
-  await h.stop();
-});
+const h = useHarness();
 
 test('an expiring promotion is written off at its expiry by the workflow timer, leaving paid credit alone', async () => {
   const customer = 'cus_expiry';

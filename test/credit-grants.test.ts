@@ -1,18 +1,11 @@
 import { parseUsd } from '../billing/money';
-import { Harness } from './support/harness';
+import { useHarness } from './support/harness';
 
 /**
  * Operator credit grants, the balance's consumption order, list paging (ledger and customers) and the operational
  * endpoints (OpenAPI document, liveness, readiness), end to end.
  */
-let h: Harness;
-beforeAll(async () => {
-  h = await Harness.start();
-});
-afterAll(async () => {
-  expect(await h.ledgerViolations()).toEqual([]);
-  await h.stop();
-});
+const h = useHarness();
 
 const DAY_MS = 24 * 3600 * 1000;
 const inDays = (days: number) => new Date(Date.now() + days * DAY_MS).toISOString();

@@ -1,19 +1,12 @@
 import { formatUsd, usd } from '../billing/money';
-import { Harness } from './support/harness';
+import { useHarness } from './support/harness';
 
 /**
  * The hot path under real concurrency on real PostgreSQL, through HTTP: simultaneous authorizations never
  * overdraw, simultaneous captures, voids and ingestion on one customer charge everything exactly once, and
  * simultaneous replays of one event id charge it once.
  */
-let h: Harness;
-beforeAll(async () => {
-  h = await Harness.start();
-});
-afterAll(async () => {
-  expect(await h.ledgerViolations()).toEqual([]);
-  await h.stop();
-});
+const h = useHarness();
 
 /** gpt-5.4: 1,000 input (0.0025) + 1,000 output (0.015) tokens. */
 const ESTIMATE = { input_tokens: 1000, output_tokens: 1000 };

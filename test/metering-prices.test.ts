@@ -1,20 +1,13 @@
 import { formatUsd, usd } from '../billing/money';
 import seedJson from '../billing/prices/2026-11-01.json';
-import { Harness } from './support/harness';
+import { useHarness } from './support/harness';
 
 /**
  * Prices and quotes through the API: the book is published exactly as seeded, every seed price comes back to the
  * nano from quotes, holds and recorded usage (event result, ledger, usage report), batch and flex halve token
  * prices (rounding half a nano up, once per event), and tool fees are per call and never discounted.
  */
-let h: Harness;
-beforeAll(async () => {
-  h = await Harness.start();
-});
-afterAll(async () => {
-  expect(await h.ledgerViolations()).toEqual([]);
-  await h.stop();
-});
+const h = useHarness();
 
 interface SeedModel {
   class: string;

@@ -1,15 +1,10 @@
-import { Harness } from './support/harness';
+import { useHarness } from './support/harness';
 
 /** The hot path end to end through HTTP: authorize, capture, void, ingest, aggregate. */
-let h: Harness;
+const h = useHarness();
 beforeAll(async () => {
-  h = await Harness.start();
   await h.customer('cus_meter', 'pm_card_visa');
   await h.call('POST', '/v1/customers/cus_meter/top-ups', { amount_usd: '1.00' });
-});
-afterAll(async () => {
-  expect(await h.ledgerViolations()).toEqual([]);
-  await h.stop();
 });
 
 test('authorize holds the estimate, capture charges the actual cost and releases the rest', async () => {

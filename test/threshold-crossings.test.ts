@@ -1,20 +1,13 @@
 import { formatUsd, usd } from '../billing/money';
 import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
-import { Harness } from './support/harness';
+import { useHarness } from './support/harness';
 
 /**
  * Balance-threshold crossings end to end: however many concurrent debits race past the threshold, the hot path
  * records exactly one crossing, the outbox delivers it to the account workflow once, and only going back above
  * the threshold and down again makes another.
  */
-let h: Harness;
-beforeAll(async () => {
-  h = await Harness.start();
-});
-afterAll(async () => {
-  expect(await h.ledgerViolations()).toEqual([]);
-  await h.stop();
-});
+const h = useHarness();
 
 type Crossing = {
   id: bigint;

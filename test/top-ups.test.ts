@@ -1,14 +1,7 @@
-import { Harness } from './support/harness';
+import { useHarness } from './support/harness';
 
 /** Top-ups end to end: HTTP API -> account workflow -> payment + grant activities -> ledger, all real. */
-let h: Harness;
-beforeAll(async () => {
-  h = await Harness.start();
-});
-afterAll(async () => {
-  expect(await h.ledgerViolations()).toEqual([]);
-  await h.stop();
-});
+const h = useHarness();
 
 test('a top-up on pm_card_visa succeeds, grants the amount once and shows in balance and ledger', async () => {
   await h.customer('cus_happy', 'pm_card_visa');

@@ -1,20 +1,13 @@
 import { formatUsd, usd } from '../billing/money';
-import { Harness } from './support/harness';
+import { useHarness } from './support/harness';
 
 /**
  * Usage ingestion and aggregation through the API on real PostgreSQL: per-event results, the bad-event matrix,
  * request-level refusals that move nothing, a full 1,000-event batch to the nano, and usage reports that equal
  * the ledger and add up for every grouping.
  */
-let h: Harness;
-beforeAll(async () => {
-  // A full batch of 1,000 events (and 1,001 for the limit) is larger than the default 64 KiB body limit.
-  h = await Harness.start({ body_limit_bytes: 1024 * 1024 });
-});
-afterAll(async () => {
-  expect(await h.ledgerViolations()).toEqual([]);
-  await h.stop();
-});
+// A full batch of 1,000 events (and 1,001 for the limit) is larger than the default 64 KiB body limit.
+const h = useHarness({ body_limit_bytes: 1024 * 1024 });
 
 const ingest = (events: unknown[]) => h.call('POST', '/v1/usage-events', { events });
 

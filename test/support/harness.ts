@@ -218,3 +218,29 @@ export class Harness {
     await this.dropDb();
   }
 }
+
+/**
+ * The usual test-file setup in one line: starts a Harness before the file's tests and, after them, asserts that
+ * every ledger invariant holds before stopping it. Returns a stand-in that forwards to the started harness, so
+ * tests use `h` as if it were the harness itself.
+ */
+export function useHarness(options: HarnessOptions = {}): Harness {
+  let started: Harness | undefined;
+  beforeAll(async () => {
+    started = await Harness.start(options);
+  });
+  afterAll(async () => {
+    if (!started) return;
+    expect(await started.ledgerViolations()).toEqual([]);
+    await started.stop();
+  });
+  return new Proxy({} as Harness, {
+    get(_target, property) {
+      if (!started) throw new Error('the harness is used before beforeAll started it');
+      const value: unknown = Reflect.get(started, property, started);
+      // Methods are bound to the harness; fields (db is a callable knex instance) are handed out as they are.
+      const isMethod = typeof value === 'function' && !Object.hasOwn(started, property);
+      return isMethod ? (value as (...args: unknown[]) => unknown).bind(started) : value;
+    },
+  });
+}
