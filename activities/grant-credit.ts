@@ -7,7 +7,7 @@ import { grantCredit } from '../db/ledger';
 export function grantCreditActivities(deps: { db: Db }) {
   return {
     async grantOperatorCredit(
-      input: CreditGrantRequest & { customer_id: string },
+      input: CreditGrantRequest & { customer_id: string; granted_at?: string | null },
     ): Promise<CreditGrantResult> {
       const grant = await grantCredit(deps.db, {
         grant_id: input.grant_id,
@@ -19,6 +19,7 @@ export function grantCreditActivities(deps: { db: Db }) {
         kind: 'credit_grant',
         ref: input.grant_id,
         funded_by: 'promotions',
+        granted_at: input.granted_at ? new Date(input.granted_at) : undefined,
       });
       return {
         grant_id: grant.id,

@@ -68,12 +68,15 @@ export class AccountWorkflows {
 
   /** Signals the workflow, starting it first if the account has none yet. */
   async signal<Arg>(customer_id: string, signal: SignalDefinition<[Arg]>, arg: Arg): Promise<void> {
+    // Bounded: the caller (the crossing outbox) holds a database transaction while it signals.
     await this.guard(() =>
-      this.client.workflow.signalWithStart<typeof accountWorkflow, [Arg]>('accountWorkflow', {
-        ...this.startOptions(customer_id),
-        signal,
-        signalArgs: [arg],
-      }),
+      this.client.connection.withDeadline(Date.now() + this.options.wait_timeout_ms, () =>
+        this.client.workflow.signalWithStart<typeof accountWorkflow, [Arg]>('accountWorkflow', {
+          ...this.startOptions(customer_id),
+          signal,
+          signalArgs: [arg],
+        }),
+      ),
     );
   }
 

@@ -89,18 +89,23 @@ export class RouteTable {
 
   private async idempotent<BS extends z.ZodType | undefined, QS extends z.ZodType | undefined>(
     req: Request,
-    ctx: Parameters<RouteSpec<BS, QS>['handler']>[0],
+    claimCtx: Parameters<RouteSpec<BS, QS>['handler']>[0],
     spec: RouteSpec<BS, QS>,
   ): Promise<RouteResult> {
-    const key = ctx.idempotencyKey;
-    if (key === undefined) return spec.handler(ctx);
+    const key = claimCtx.idempotencyKey;
+    if (key === undefined) return spec.handler(claimCtx);
     // The validated body, whose fields come out in schema order: a retry that serialises them in another order
     // is the same request, not a conflict.
-    const claim = await claimKey(this.db, ctx.principal, key, requestHash(req.method, req.path, ctx.body));
+    const hash = requestHash(req.method, req.path, claimCtx.body);
+    const claim = await claimKey(this.db, claimCtx.principal, key, hash);
     if (claim.kind === 'replay') {
       req.res?.setHeader('Idempotency-Replayed', 'true');
       return claim.response;
     }
+    // Ids derived in the handler come from the key and the request: a retry names the same top-up or hold even if
+    // the stored key is gone (expired, or released after a 5xx), and a key reused for another request after it
+    // expired names a new one rather than handing back an old top-up or another customer's authorization.
+    const ctx = { ...claimCtx, idempotencyKey: `${key}\n${hash}` };
     let result: RouteResult;
     try {
       result = await spec.handler(ctx);

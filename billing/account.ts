@@ -62,7 +62,13 @@ export interface ThresholdCrossing {
 
 export type Command =
   | { kind: 'top_up'; id: string; request: TopUpRequest; payment_method: string }
-  | { kind: 'grant_credit'; id: string; request: CreditGrantRequest };
+  | {
+      kind: 'grant_credit';
+      id: string;
+      request: CreditGrantRequest;
+      /** When the account accepted the grant (ISO-8601); absent in state carried from older runs. */
+      accepted_at?: string;
+    };
 
 export type CommandResult =
   { kind: 'top_up'; result: TopUpResult } | { kind: 'grant_credit'; result: CreditGrantResult };

@@ -1,3 +1,4 @@
+import { formatUsd } from './money';
 import type { PriceBook } from './price-book';
 import { rateUsage, type RatableUsage, type RatedUsage, type RatingFailure } from './rating';
 
@@ -10,6 +11,12 @@ export interface UsageInput extends RatableUsage {
   readonly feature?: string;
 }
 
+/**
+ * The most one usage event (or authorization) may cost: $1,000,000. Far above any real call, and far enough below
+ * the bigint column that no batch sum or wallet balance can overflow, however many such events arrive.
+ */
+export const MAX_EVENT_COST_NANOS = 1_000_000n * 1_000_000_000n;
+
 /** Rates one usage of `model` at `at`; a refusal's `param` is prefixed with where the usage sits in the request. */
 export function rate(
   book: PriceBook,
@@ -20,6 +27,14 @@ export function rate(
 ): RatedUsage | RatingFailure {
   const { feature: _feature, ...ratable } = usage;
   const rated = rateUsage(book, { model, usage: ratable, at });
+  if (rated.ok && rated.cost_nanos > MAX_EVENT_COST_NANOS) {
+    return {
+      ok: false,
+      code: 'invalid_quantity',
+      param: paramPrefix.replace(/\.$/, '') || 'usage',
+      message: `one usage may cost at most ${formatUsd(MAX_EVENT_COST_NANOS)} USD; this one costs ${formatUsd(rated.cost_nanos)}`,
+    };
+  }
   if (rated.ok) return rated;
   const param = rated.param === 'model' ? 'model' : `${paramPrefix}${rated.param}`;
   return { ...rated, param };

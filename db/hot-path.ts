@@ -256,9 +256,9 @@ export class HotPath {
   constructor(readonly pool: Pool) {}
 
   /**
-   * Runs one statement, again if PostgreSQL broke a deadlock by aborting it. Only a capture and an ingestion
-   * racing on the same event id can deadlock (each holds what the other waits for); the aborted statement left
-   * nothing behind, so running it again is safe.
+   * Runs one statement, again if PostgreSQL broke a deadlock by aborting it. Locks are taken in one order
+   * (authorization, event keys, wallets in id order), so only two ingestion batches inserting the same event ids
+   * in opposite orders can deadlock; the aborted statement left nothing behind, so running it again is safe.
    */
   private async query<R extends QueryResultRow>(config: QueryConfig): Promise<QueryResult<R>> {
     for (let attempt = 1; ; attempt++) {
@@ -292,12 +292,15 @@ export class HotPath {
     }
     const row = result.rows[0];
     if (row) return { ok: true, available_nanos: row.available_nanos, crossed: row.crossings > 0 };
-    // Refused: only now find out why (the refusal path may cost a second query; the success path never does).
-    const wallet = await this.pool.query<{ available_nanos: bigint }>({
+    // Refused: only now find out why (the refusal path may cost a second query; the success path never does). A
+    // retried request whose hold was taken the first time is refused by the balance check but is not a refusal.
+    const wallet = await this.pool.query<{ available_nanos: bigint; held_already: boolean }>({
       name: 'wallet_available',
-      text: 'SELECT available_nanos FROM wallets WHERE customer_id = $1',
-      values: [input.customer_id],
+      text: `SELECT available_nanos, EXISTS (SELECT 1 FROM authorizations WHERE id = $2) AS held_already
+             FROM wallets WHERE customer_id = $1`,
+      values: [input.customer_id, input.authorization_id],
     });
+    if (wallet.rows[0]?.held_already) return { ok: false, code: 'exists' };
     const found = wallet.rows[0];
     if (!found) return { ok: false, code: 'unknown_customer' };
     return { ok: false, code: 'insufficient_balance', available_nanos: found.available_nanos };

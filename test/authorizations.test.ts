@@ -400,3 +400,31 @@ test('at exactly zero available even a zero-cost authorization is refused; above
   expect(captured.body).toMatchObject({ cost_usd: formatUsd(2500n), released_usd: '0.000000000' });
   expect(await balanceOf('cus_au_zero')).toEqual({ available: 1n - 2500n, held: 0n });
 });
+
+test('a retried authorization whose hold took the whole balance answers with that hold, not a 402', async () => {
+  await h.customer('cus_au_retry_drained');
+  await grant('cus_au_retry_drained', '0.0175');
+  const key = { 'Idempotency-Key': 'drain-1' };
+  const first = await authorize('cus_au_retry_drained', ESTIMATE, {}, key);
+  expect(first.status).toBe(201);
+  // As if the process died before storing its response: the retry runs the request again.
+  await h.db('idempotency_keys').where({ key: 'drain-1' }).delete();
+  const retry = await authorize('cus_au_retry_drained', ESTIMATE, {}, key);
+  expect(retry.status).toBe(201);
+  expect(retry.body.id).toBe(first.body.id);
+  expect(await balanceOf('cus_au_retry_drained')).toEqual({ available: 0n, held: HOLD });
+});
+
+test('a usage costing more than $1,000,000 in one event or authorization is refused, so no sum can overflow', async () => {
+  await h.customer('cus_au_huge');
+  await grant('cus_au_huge', '1.00');
+  const huge = { tool_calls: { web_search: 900_000_000_000 } }; // $9,000,000,000 at $10 per 1,000 calls
+  const held = await authorize('cus_au_huge', huge);
+  expect(held.status).toBe(400);
+  expect(held.body.error).toMatchObject({ code: 'invalid_quantity', param: 'estimated_usage' });
+  const ingested = await h.call('POST', '/v1/usage-events', {
+    events: [{ event_id: 'huge-1', customer_id: 'cus_au_huge', model: 'gpt-5.4', ...huge }],
+  });
+  expect(ingested.body.data[0]).toMatchObject({ status: 'rejected', error: { code: 'invalid_quantity' } });
+  expect(await balanceOf('cus_au_huge')).toEqual({ available: usd('1.00'), held: 0n });
+});

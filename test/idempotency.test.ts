@@ -357,3 +357,22 @@ describe('with the worker stopped', () => {
     expect(replay.headers.get('Idempotency-Replayed')).toBe('true');
   });
 });
+
+test('a key reused for a different top-up after its stored response expired makes a new top-up, charged once', async () => {
+  const path = '/v1/customers/cus_replay/top-ups';
+  const first = await h.call('POST', path, { amount_usd: '3.00' }, { 'Idempotency-Key': 'reused-later' });
+  expect(first.status).toBe(201);
+  // The stored response is gone, as after its 24 hours; the key now names another request.
+  await h.db('idempotency_keys').where({ key: 'reused-later' }).delete();
+  const before = await moneyRows('cus_replay');
+  const later = await h.call('POST', path, { amount_usd: '4.00' }, { 'Idempotency-Key': 'reused-later' });
+  expect(later.status).toBe(201);
+  expect(later.body.id).not.toBe(first.body.id);
+  expect(later.body).toMatchObject({ status: 'succeeded', amount_usd: '4.000000000' });
+  const after = await moneyRows('cus_replay');
+  expect(after).toEqual({
+    grants: before.grants + 1,
+    charges: before.charges + 1,
+    entries: before.entries + 1,
+  });
+});

@@ -96,7 +96,10 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   setHandler(
     grantCreditUpdate,
     async (request) => {
-      state = enqueue(state, { kind: 'grant_credit', id: request.grant_id, request });
+      // The grant is dated when the account accepted it (the validator checked its expiry against this time), not
+      // when its turn in the queue comes.
+      const accepted_at = new Date(Date.now()).toISOString();
+      state = enqueue(state, { kind: 'grant_credit', id: request.grant_id, request, accepted_at });
       return (await resultOf(request.grant_id, 'grant_credit')).result;
     },
     { validator: (request) => assertAccepted(validateCreditGrant(state, request, Date.now())) },
@@ -138,7 +141,9 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     if (continueAsNewDue(input.settings) && !hasWork()) {
       // Every update handler delivers its answer first, and work that arrived meanwhile (queued commands, an
       // expiry request) is done in this run: nothing accepted is ever dropped by continue-as-new.
-      await condition(allHandlersFinished);
+      // New work that arrives meanwhile wakes the loop too: an update handler waiting for its queued command must
+      // not wait on a loop that waits for the handler.
+      await condition(() => allHandlersFinished() || hasWork());
       if (!hasWork()) await continueAsNew<typeof accountWorkflow>({ ...input, state: nextRunState(state) });
     }
   }
@@ -163,6 +168,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
         const result = await acts.money.grantOperatorCredit({
           ...command.request,
           customer_id: state.customer_id,
+          granted_at: command.accepted_at ?? null,
         });
         return { kind: 'grant_credit', result };
       }
@@ -190,19 +196,14 @@ function assertAccepted(refused: Refusal | null): void {
 }
 
 /**
- * Activity stubs with every timeout and retry written out. Database steps retry for hours (they are idempotent
- * and the money has often already moved); the card charge retries fewer times because a processor that keeps
- * failing should surface as a failed top-up rather than hang the account.
+ * Activity stubs with every timeout and retry written out. Retries have no attempt limit on purpose: every step is
+ * idempotent and keyed by its operation's id, and giving up would fail the account workflow with money half-moved
+ * (a card charged, its credit not yet granted). A step that keeps failing shows in the Temporal UI as a pending
+ * activity with its attempt count and last error, which is what operators alert on; the interval is capped so the
+ * step goes through within minutes of the database or the processor coming back.
  */
 function activitiesFor(settings: AccountSettings) {
-  const timeout = { startToCloseTimeout: settings.activity_timeout_ms };
-  const db = proxyActivities<Activities>({
-    ...timeout,
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 500 },
-  });
-  const payment = proxyActivities<Activities>({
-    ...timeout,
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 50 },
-  });
-  return { db, payment, money: db };
+  const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' };
+  const db = proxyActivities<Activities>({ startToCloseTimeout: settings.activity_timeout_ms, retry });
+  return { db, payment: db, money: db };
 }
