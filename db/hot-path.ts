@@ -52,20 +52,32 @@ function coalesceWrites(client: PoolClient): void {
   }) as Socket['write'];
 }
 
-/** A crossing recorded by a statement: its presence means the account workflow must hear about it. */
-const CROSSING = (balanceAfter: string, balanceBefore: string) => `
+/**
+ * SET clauses that take `amount` off the available balance and, if the threshold is armed and the new balance is
+ * below it, disarm it and mark this transaction as the one that crossed (see the migration's comment).
+ */
+const DEBIT = (amount: string) => {
+  const after = `available_nanos - (${amount})`;
+  const crosses = `threshold_armed AND below_threshold(low_balance_threshold_nanos, ${after})`;
+  return `available_nanos = ${after},
+    last_crossing_xact = CASE WHEN ${crosses} THEN pg_current_xact_id() ELSE last_crossing_xact END,
+    threshold_armed = threshold_armed AND NOT below_threshold(low_balance_threshold_nanos, ${after})`;
+};
+
+/** In RETURNING: whether this statement's debit crossed the threshold. */
+const CROSSED = `(wallets.last_crossing_xact IS NOT DISTINCT FROM pg_current_xact_id()) AS crossed`;
+
+/** Records the crossing of every wallet row of `w` that crossed; the account workflow will hear about it. */
+const CROSSING = `
   INSERT INTO threshold_crossings (customer_id, threshold_nanos, balance_after_nanos)
-  SELECT w.customer_id, w.low_balance_threshold_nanos, ${balanceAfter} FROM w
-  WHERE w.low_balance_threshold_nanos IS NOT NULL
-    AND ${balanceAfter} < w.low_balance_threshold_nanos AND ${balanceBefore} >= w.low_balance_threshold_nanos
+  SELECT w.customer_id, w.low_balance_threshold_nanos, w.available_nanos FROM w WHERE w.crossed
   RETURNING id`;
 
 export const AUTHORIZE_SQL = `
 WITH w AS (
-  UPDATE wallets SET available_nanos = available_nanos - $4::bigint, held_nanos = held_nanos + $4::bigint,
-    updated_at = now()
+  UPDATE wallets SET ${DEBIT('$4::bigint')}, held_nanos = held_nanos + $4::bigint, updated_at = now()
   WHERE customer_id = $1 AND available_nanos > 0 AND available_nanos >= $4::bigint
-  RETURNING customer_id, available_nanos, low_balance_threshold_nanos
+  RETURNING customer_id, available_nanos, low_balance_threshold_nanos, ${CROSSED}
 ), a AS (
   INSERT INTO authorizations (id, customer_id, model, hold_nanos, status, created_at, expires_at)
   SELECT $2, $1, $3, $4::bigint, 'held', $6::timestamptz, $5::timestamptz FROM w
@@ -77,7 +89,7 @@ WITH w AS (
   INSERT INTO ledger_postings (entry_id, customer_id, account, amount_nanos)
   SELECT e.id, $1, v.account, v.amount FROM e
   CROSS JOIN (VALUES ('available', -$4::bigint), ('held', $4::bigint)) AS v(account, amount)
-), c AS (${CROSSING('w.available_nanos', 'w.available_nanos + $4::bigint')})
+), c AS (${CROSSING})
 SELECT w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM w`;
 
 /**
@@ -99,10 +111,11 @@ WITH a AS (
   FROM a
   RETURNING customer_id
 ), w AS (
-  UPDATE wallets SET available_nanos = available_nanos + a.hold_nanos - $2::bigint,
-    held_nanos = held_nanos - a.hold_nanos, updated_at = now()
+  UPDATE wallets SET ${DEBIT('$2::bigint - a.hold_nanos')}, held_nanos = held_nanos - a.hold_nanos,
+    updated_at = now()
   FROM a WHERE wallets.customer_id = a.customer_id AND EXISTS (SELECT 1 FROM ev)
-  RETURNING wallets.customer_id, wallets.available_nanos, a.hold_nanos, wallets.low_balance_threshold_nanos
+  RETURNING wallets.customer_id, wallets.available_nanos, a.hold_nanos, wallets.low_balance_threshold_nanos,
+    ${CROSSED}
 ), e AS (
   INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
   SELECT w.customer_id, 'capture', $1, w.hold_nanos - $2::bigint, w.available_nanos FROM w
@@ -115,7 +128,7 @@ WITH a AS (
                              (w.customer_id, 'available', w.hold_nanos - $2::bigint),
                              (NULL, 'revenue', $2::bigint)) AS v(customer_id, account, amount)
   WHERE v.amount <> 0 OR v.account = 'held'
-), c AS (${CROSSING('w.available_nanos', 'w.available_nanos - w.hold_nanos + $2::bigint')})
+), c AS (${CROSSING})
 SELECT a.*, w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM a JOIN w USING (customer_id)`;
 
 /** Releases a hold: `voided` by the caller, or `expired` by the sweeper (only once its time has passed). */
@@ -169,9 +182,9 @@ WITH input AS (
 ), locked AS (
   SELECT w.customer_id FROM wallets w JOIN totals t USING (customer_id) ORDER BY w.customer_id FOR UPDATE OF w
 ), w AS (
-  UPDATE wallets SET available_nanos = available_nanos - t.total, updated_at = now()
+  UPDATE wallets SET ${DEBIT('t.total')}, updated_at = now()
   FROM totals t JOIN locked l USING (customer_id) WHERE wallets.customer_id = t.customer_id
-  RETURNING wallets.customer_id, wallets.available_nanos, t.total, wallets.low_balance_threshold_nanos
+  RETURNING wallets.customer_id, wallets.available_nanos, t.total, wallets.low_balance_threshold_nanos, ${CROSSED}
 ), e AS (
   INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
   SELECT w.customer_id, 'usage', 'usage:' || $11 || ':' || w.customer_id, -w.total, w.available_nanos FROM w
@@ -181,7 +194,7 @@ WITH input AS (
   SELECT e.id, v.customer_id, v.account, v.amount FROM e JOIN w USING (customer_id)
   CROSS JOIN LATERAL (VALUES (w.customer_id, 'available', -w.total), (NULL, 'revenue', w.total))
     AS v(customer_id, account, amount)
-), c AS (${CROSSING('w.available_nanos', 'w.available_nanos + w.total')})
+), c AS (${CROSSING})
 SELECT 'recorded' AS kind, customer_id, event_id FROM ins
 UNION ALL SELECT 'unknown', customer_id, NULL FROM (SELECT DISTINCT customer_id FROM input) i
   WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.customer_id = i.customer_id)

@@ -108,8 +108,11 @@ export async function postEntry(
   );
   await execute(
     trx,
-    `UPDATE wallets SET available_nanos = ?, held_nanos = ?, updated_at = now() WHERE customer_id = ?`,
-    [next.available_nanos, next.held_nanos, wallet.customer_id],
+    // Credit that brings the balance back to the low-balance threshold re-arms it (see the metering migration).
+    `UPDATE wallets SET available_nanos = ?, held_nanos = ?, updated_at = now(),
+       threshold_armed = threshold_armed OR (?::bigint > 0 AND NOT below_threshold(low_balance_threshold_nanos, ?))
+     WHERE customer_id = ?`,
+    [next.available_nanos, next.held_nanos, availableDelta_nanos, next.available_nanos, wallet.customer_id],
   );
   return { entry_id, created: true, wallet: next };
 }

@@ -229,3 +229,36 @@ test('a hold and a capture beyond its hold cross the threshold too; a threshold 
   expect(formatUsd(await availableOf('cus_tc_thr_kinds'))).toBe('5.920000000');
   expect((await accountState('cus_tc_thr_kinds')).threshold_crossings).toBe(2);
 });
+
+test('a balance hovering at the threshold under holds and captures is one crossing, not one per call', async () => {
+  await h.customer('cus_tc_hover');
+  await h.call('POST', '/v1/customers/cus_tc_hover/credit-grants', { amount_usd: '10.20', reason: 'test' });
+  await setThreshold('cus_tc_hover', '10.00');
+  // Each cycle holds 0.50 (10.20 -> 9.70, below) and captures 0.01 (back to 10.19, above): spending is tiny, so
+  // the balance goes back over the threshold every time, but only credit re-arms the threshold.
+  for (let cycle = 0; cycle < 10; cycle++) {
+    const hold = await h.call('POST', '/v1/authorizations', {
+      customer_id: 'cus_tc_hover',
+      model: 'gpt-5.4-nano',
+      estimated_usage: { tool_calls: { web_search: 50 } },
+    });
+    expect(hold.status).toBe(201);
+    const captured = await h.call('POST', `/v1/authorizations/${hold.body.id}/capture`, {
+      usage: { tool_calls: { web_search: 1 } },
+    });
+    expect(captured.body.cost_usd).toBe('0.010000000');
+  }
+  expect(await availableOf('cus_tc_hover')).toBe(usd('10.10'));
+  expect(await crossings('cus_tc_hover')).toHaveLength(1);
+  // Credit re-arms it; the next debit below is the second crossing.
+  await h.call('POST', '/v1/customers/cus_tc_hover/credit-grants', { amount_usd: '1.00', reason: 'test' });
+  await ingestSearch('cus_tc_hover');
+  expect(await crossings('cus_tc_hover')).toHaveLength(1);
+  const deep = await h.call('POST', '/v1/authorizations', {
+    customer_id: 'cus_tc_hover',
+    model: 'gpt-5.4-nano',
+    estimated_usage: { tool_calls: { web_search: 200 } },
+  });
+  expect(deep.status).toBe(201);
+  expect(await crossings('cus_tc_hover')).toHaveLength(2);
+});

@@ -272,8 +272,11 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
       const threshold_nanos = parsed === null ? null : parsed.ok ? parsed.nanos : null;
       const updated = await execute(
         deps.db,
-        `UPDATE wallets SET low_balance_threshold_nanos = ? WHERE customer_id = ?`,
-        [threshold_nanos, params.id!],
+        // A new threshold is armed only if the balance is at or above it: setting it above the balance is not a
+        // crossing (nothing was debited), and the next credit past it arms it.
+        `UPDATE wallets SET low_balance_threshold_nanos = ?::bigint,
+           threshold_armed = NOT below_threshold(?::bigint, available_nanos) WHERE customer_id = ?`,
+        [threshold_nanos, threshold_nanos, params.id!],
       );
       if (updated === 0) throw notFound('customer', params.id!);
       return {

@@ -10,6 +10,14 @@ import type { Knex } from 'knex';
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     ALTER TABLE wallets ADD COLUMN low_balance_threshold_nanos bigint CHECK (low_balance_threshold_nanos >= 0);
+    -- A crossing is recorded only while armed; a debit that crosses disarms, and only credit that brings the
+    -- balance back to the threshold re-arms (not a released hold), so a balance hovering around the threshold
+    -- under holds and captures is one crossing, not one per call. last_crossing_xact tells a statement that it
+    -- was the one that crossed (RETURNING cannot see the old row).
+    ALTER TABLE wallets ADD COLUMN threshold_armed boolean NOT NULL DEFAULT true;
+    ALTER TABLE wallets ADD COLUMN last_crossing_xact xid8;
+    CREATE FUNCTION below_threshold(threshold_nanos bigint, balance_nanos bigint) RETURNS boolean
+      LANGUAGE sql IMMUTABLE AS $$ SELECT threshold_nanos IS NOT NULL AND balance_nanos < threshold_nanos $$;
 
     CREATE TABLE authorizations (
       id              text PRIMARY KEY,
@@ -77,6 +85,8 @@ export async function down(knex: Knex): Promise<void> {
   await knex.raw(`
     DROP VIEW usage_event_entries;
     DROP TABLE threshold_crossings, usage_events, authorizations;
-    ALTER TABLE wallets DROP COLUMN low_balance_threshold_nanos;
+    DROP FUNCTION below_threshold(bigint, bigint);
+    ALTER TABLE wallets DROP COLUMN low_balance_threshold_nanos, DROP COLUMN threshold_armed,
+      DROP COLUMN last_crossing_xact;
   `);
 }
