@@ -13,13 +13,7 @@ const h = useHarness();
 const ESTIMATE = { input_tokens: 1000, output_tokens: 1000 };
 const HOLD = usd('0.0175');
 
-async function grant(customer: string, amount_usd: string) {
-  const granted = await h.call('POST', `/v1/customers/${customer}/credit-grants`, {
-    amount_usd,
-    reason: 'test funding',
-  });
-  if (granted.status !== 201) throw new Error(`grant: ${granted.status} ${JSON.stringify(granted.body)}`);
-}
+const grant = (customer: string, amount_usd: string) => h.fund(customer, amount_usd);
 
 async function balanceOf(customer: string): Promise<{ available: bigint; held: bigint }> {
   const response = await h.call('GET', `/v1/customers/${customer}/balance`);

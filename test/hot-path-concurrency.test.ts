@@ -12,13 +12,7 @@ const h = useHarness();
 const ESTIMATE = { input_tokens: 1000, output_tokens: 1000 };
 const HOLD = usd('0.0175');
 
-async function grant(customer: string, amount_nanos: bigint) {
-  const granted = await h.call('POST', `/v1/customers/${customer}/credit-grants`, {
-    amount_usd: formatUsd(amount_nanos),
-    reason: 'test funding',
-  });
-  if (granted.status !== 201) throw new Error(`grant: ${granted.status} ${JSON.stringify(granted.body)}`);
-}
+const grant = (customer: string, amount_nanos: bigint) => h.fund(customer, formatUsd(amount_nanos));
 
 async function wallet(customer: string): Promise<{ available: bigint; held: bigint }> {
   const [row] = await h

@@ -36,18 +36,9 @@ async function quote(model: string, usage: Record<string, unknown>) {
   return h.call('POST', '/v1/quotes', { model, usage });
 }
 
-async function grant(customer: string, amount_usd: string) {
-  const granted = await h.call('POST', `/v1/customers/${customer}/credit-grants`, {
-    amount_usd,
-    reason: 'test funding',
-  });
-  if (granted.status !== 201) throw new Error(`grant: ${granted.status} ${JSON.stringify(granted.body)}`);
-}
+const grant = (customer: string, amount_usd: string) => h.fund(customer, amount_usd);
 
-async function usageEventCount(): Promise<number> {
-  const rows = await h.db.raw('SELECT count(*)::int AS n FROM usage_events');
-  return (rows.rows[0] as { n: number }).n;
-}
+const usageEventCount = () => h.usageEventCount();
 
 test('the seed file has the prices this suite relies on (every customer token price is whole nanos per token)', () => {
   expect(SEED_PRICES.length).toBeGreaterThanOrEqual(6 * 3);

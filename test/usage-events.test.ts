@@ -11,18 +11,9 @@ const h = useHarness({ body_limit_bytes: 1024 * 1024 });
 
 const ingest = (events: unknown[]) => h.call('POST', '/v1/usage-events', { events });
 
-async function grant(customer: string, amount_usd: string) {
-  const granted = await h.call('POST', `/v1/customers/${customer}/credit-grants`, {
-    amount_usd,
-    reason: 'test funding',
-  });
-  if (granted.status !== 201) throw new Error(`grant: ${granted.status} ${JSON.stringify(granted.body)}`);
-}
+const grant = (customer: string, amount_usd: string) => h.fund(customer, amount_usd);
 
-async function usageEventCount(): Promise<number> {
-  const rows = await h.db.raw('SELECT count(*)::int AS n FROM usage_events');
-  return (rows.rows[0] as { n: number }).n;
-}
+const usageEventCount = () => h.usageEventCount();
 
 async function available(customer: string): Promise<bigint> {
   const [row] = await h.db('wallets').where({ customer_id: customer }).select('available_nanos');

@@ -191,6 +191,21 @@ export class Harness {
     }
   }
 
+  /** Funds a customer with an operator grant through the API (free credit, no card involved). */
+  async fund(customer: string, amount_usd: string): Promise<void> {
+    const granted = await this.call('POST', `/v1/customers/${customer}/credit-grants`, {
+      amount_usd,
+      reason: 'test funding',
+    });
+    if (granted.status !== 201) throw new Error(`grant: ${granted.status} ${JSON.stringify(granted.body)}`);
+  }
+
+  /** How many usage events are recorded, for tests proving that a refused request recorded none. */
+  async usageEventCount(): Promise<number> {
+    const result = await this.db.raw('SELECT count(*)::int AS n FROM usage_events');
+    return (result.rows[0] as { n: number }).n;
+  }
+
   /** A snapshot of everything that moves money, to prove that a refused request moved nothing. */
   async moneySnapshot(): Promise<string> {
     const counts = await this.db.raw(

@@ -17,20 +17,7 @@ import {
   type PriceBook,
 } from '../../billing/price-book';
 import { usd } from '../../billing/money';
-import defaultVersionJson from '../../billing/prices/2026-11-01.json';
-
-/** A deep copy of the bundled file that a test may break. */
-type Json = Record<string, unknown>;
-function bundledDocument(): Json {
-  return structuredClone(defaultVersionJson) as Json;
-}
-
-/** Walks a copied document to an object, for tests that edit one field. */
-function at(document: Json, ...path: string[]): Json {
-  let node: unknown = document;
-  for (const key of path) node = (node as Json)[key];
-  return node as Json;
-}
+import { at, bundledDocument } from '../support/price-documents';
 
 /** Returns the PriceBookError thrown by `run`, failing the test if it does not throw one. */
 function priceBookError(run: () => unknown): PriceBookError {

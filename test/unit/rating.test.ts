@@ -7,7 +7,7 @@
  */
 import { MAX_NANOS, formatUsd, usd } from '../../billing/money';
 import { loadDefaultPriceBook, parsePriceBook, type PriceBook } from '../../billing/price-book';
-import defaultVersionJson from '../../billing/prices/2026-11-01.json';
+import { at, bundledDocument } from '../support/price-documents';
 import {
   MAX_QUANTITY_PER_DIMENSION,
   ROUNDING_MODES,
@@ -89,17 +89,6 @@ function rated(
   const result = rate(model, usage, options);
   if (!result.ok) throw new Error(`expected ${model} to rate, got ${result.code}: ${result.message}`);
   return result;
-}
-
-/** A copy of the bundled file as a mutable document, for tests that need a custom book. */
-type Json = Record<string, unknown>;
-function bundledDocument(): Json {
-  return structuredClone(defaultVersionJson) as Json;
-}
-function at(document: Json, ...path: string[]): Json {
-  let node: unknown = document;
-  for (const key of path) node = (node as Json)[key];
-  return node as Json;
 }
 
 describe('divideRounded', () => {
