@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { holdExpiry, MAX_EVENT_CLOCK_SKEW_MS, rate, usageLines } from '../../billing/metering';
-import { formatUsd, parseUsd } from '../../billing/money';
+import { formatUsd, usd } from '../../billing/money';
 import { priceBookToJson, type PriceBook } from '../../billing/price-book';
 import type { RatingFailure } from '../../billing/rating';
 import { type Db, execute } from '../../db/connection';
@@ -268,8 +268,8 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
     body: z.object({ threshold_usd: MoneyInput.nullable() }).strict(),
     responses: { 200: { description: 'Saved' } },
     handler: async ({ params, body }) => {
-      const parsed = body.threshold_usd === null ? null : parseUsd(body.threshold_usd);
-      const threshold_nanos = parsed === null ? null : parsed.ok ? parsed.nanos : null;
+      // MoneyInput has validated the string, so usd() cannot throw here.
+      const threshold_nanos = body.threshold_usd === null ? null : usd(body.threshold_usd);
       const updated = await execute(
         deps.db,
         // A new threshold is armed only if the balance is at or above it: setting it above the balance is not a
@@ -283,7 +283,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
         status: 200,
         body: {
           customer_id: params.id!,
-          threshold_usd: body.threshold_usd === null ? null : formatUsd(threshold_nanos!),
+          threshold_usd: threshold_nanos === null ? null : formatUsd(threshold_nanos),
         },
       };
     },
