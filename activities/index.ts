@@ -3,7 +3,7 @@ import type { HotPath } from '../db/hot-path';
 import { releaseExpiredHoldsActivities } from './release-expired-holds';
 import { expireCreditActivities } from './expire-credit';
 import { grantCreditActivities } from './grant-credit';
-import type { PaymentGateway } from './payments/payment-gateway';
+import type { PaymentGateway } from '../payments/payment-gateway';
 import { paymentMethodActivities } from './save-payment-method';
 import { topUpActivities } from './top-up-credits';
 

@@ -4,7 +4,7 @@ import type { TopUpResult } from '../billing/account';
 import { type Db, execute } from '../db/connection';
 import { grantCredit } from '../db/ledger';
 import { getTopUp, recordTopUp, settleTopUp } from '../db/top-ups';
-import type { PaymentGateway } from './payments/payment-gateway';
+import type { PaymentGateway } from '../payments/payment-gateway';
 
 /**
  * A top-up is three idempotent steps, each keyed by the top-up id (never the workflow run id, which changes at

@@ -3,7 +3,7 @@ import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-ope
 import type { Client } from '@temporalio/client';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import type { PaymentGateway } from '../activities/payments/payment-gateway';
+import type { PaymentGateway } from '../payments/payment-gateway';
 import type { Db } from '../db/connection';
 import { AccountWorkflows } from './accounts';
 import { ApiError } from './errors';

@@ -1,12 +1,7 @@
-import { loadConfig } from '../worker/config';
-import {
-  apiDeps,
-  connectTemporal,
-  createGateway,
-  createLogger,
-  openDb,
-  openHotPath,
-} from '../worker/runtime';
+import { loadConfig } from '../wiring/config';
+import { createLogger } from '../wiring/logger';
+import { connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
+import { apiDeps } from './deps';
 import { createApp } from './app';
 
 /** `npm run api`: the HTTP API alone, for production (DATABASE_URL and TEMPORAL_ADDRESS required). */

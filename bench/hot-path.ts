@@ -13,8 +13,8 @@ import { createCustomer } from '../db/customers';
 import { createHotPathPool, HotPath, type IngestRow } from '../db/hot-path';
 import { grantCredit } from '../db/ledger';
 import { checkLedger } from '../db/ledger-check';
-import { EMBEDDED_POSTGRES_DATABASE, EMBEDDED_POSTGRES_PASSWORD } from '../worker/embedded-postgres';
-import { loadPriceBook } from '../worker/runtime';
+import { EMBEDDED_POSTGRES_DATABASE, EMBEDDED_POSTGRES_PASSWORD } from '../dev/embedded-postgres';
+import { loadPriceBook } from '../wiring/runtime';
 
 /**
  * `npm run bench:hot-path`: the hot path (authorize + capture pairs, usage ingestion) measured through HTTP against
@@ -130,7 +130,7 @@ async function eachLimited<T>(items: readonly T[], limit: number, task: (item: T
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The engine under test: a child `tsx worker/start-all.ts`, or BENCH_API_URL + BENCH_DATABASE_URL.
+// The engine under test: a child `tsx dev/start-all.ts`, or BENCH_API_URL + BENCH_DATABASE_URL.
 
 interface Engine {
   apiUrl: URL;
@@ -183,9 +183,9 @@ async function startEngine(): Promise<Engine> {
   // A fresh engine: its own embedded PostgreSQL and Temporal dev server, whatever this shell points at.
   delete env.DATABASE_URL;
   delete env.TEMPORAL_ADDRESS;
-  // `tsx worker/start-all.ts` (npm start) as one node process with tsx's loader, so that SIGINT and --cpu-prof
+  // `tsx dev/start-all.ts` (npm start) as one node process with tsx's loader, so that SIGINT and --cpu-prof
   // reach the engine itself rather than tsx's wrapper.
-  const nodeArgs = ['--import', 'tsx', 'worker/start-all.ts'];
+  const nodeArgs = ['--import', 'tsx', 'dev/start-all.ts'];
   if (CPU_PROF_DIR) nodeArgs.unshift('--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF_DIR)}`);
   log(`starting the engine: node ${nodeArgs.join(' ')} (DATA_DIR ${dataDir}, API port ${port})`);
   const child = spawn(process.execPath, nodeArgs, {

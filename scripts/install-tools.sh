@@ -7,7 +7,7 @@
 set -euo pipefail
 
 # Temporal CLI v1.5.1 bundles Temporal Server 1.29.1; every later tag has a `replace` directive in its
-# go.mod, which makes `go install module@version` refuse it. Keep in sync with worker/temporal-cli.ts.
+# go.mod, which makes `go install module@version` refuse it. Keep in sync with dev/temporal-cli.ts.
 TEMPORAL_CLI_PACKAGE=github.com/temporalio/cli/cmd/temporal
 TEMPORAL_CLI_MODULE=github.com/temporalio/cli
 TEMPORAL_CLI_VERSION=v1.5.1

@@ -14,10 +14,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { Connection, Client as TemporalClient } from '@temporalio/client';
-import { loadConfig } from '../worker/config';
-import { startEmbeddedPostgres } from '../worker/embedded-postgres';
-import { DEFAULT_TOOLS_DIR, findTemporalCli } from '../worker/temporal-cli';
-import { startTemporalDevServer, type SearchAttributeType } from '../worker/temporal-dev-server';
+import { loadConfig } from '../wiring/config';
+import { startEmbeddedPostgres } from '../dev/embedded-postgres';
+import { DEFAULT_TOOLS_DIR, findTemporalCli } from '../dev/temporal-cli';
+import { startTemporalDevServer, type SearchAttributeType } from '../dev/temporal-dev-server';
 
 const SEARCH_ATTRIBUTES: Record<string, SearchAttributeType> = {
   SmokeCustomerId: 'Keyword',

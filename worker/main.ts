@@ -1,6 +1,6 @@
 import { NativeConnection } from '@temporalio/worker';
-import { loadConfig } from './config';
-import { connectTemporal, createGateway, openDb, openHotPath } from './runtime';
+import { loadConfig } from '../wiring/config';
+import { connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
 import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes } from './search-attributes';
 import { createBillingWorker } from './worker';

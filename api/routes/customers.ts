@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { PaymentGateway } from '../../activities/payments/payment-gateway';
+import type { PaymentGateway } from '../../payments/payment-gateway';
 import type { Db } from '../../db/connection';
 import { createCustomer, getCustomer, listCustomers } from '../../db/customers';
 import { setPaymentMethodUpdate } from '../../workflows/messages';

@@ -1,6 +1,6 @@
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../activities';
-import { SimulatedGateway } from '../../activities/payments/simulated-gateway';
+import { SimulatedGateway } from '../../payments/simulated-gateway';
 import { createDb } from '../../db/connection';
 import { createHotPathPool, HotPath } from '../../db/hot-path';
 import { createBillingWorker } from '../../worker/worker';

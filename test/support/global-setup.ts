@@ -5,7 +5,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { Client } from 'pg';
 import { customerIdSearchAttribute, accountStatusSearchAttribute } from '../../workflows/messages';
-import { DEFAULT_TOOLS_DIR, findTemporalCli } from '../../worker/temporal-cli';
+import { DEFAULT_TOOLS_DIR, findTemporalCli } from '../../dev/temporal-cli';
 import { adminDatabaseUrl } from './database';
 
 /**

@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
-import { SimulatedGateway } from '../../activities/payments/simulated-gateway';
+import { SimulatedGateway } from '../../payments/simulated-gateway';
 import type { AccountSettings } from '../../billing/account';
 import { usd } from '../../billing/money';
 import { type Api, type AppDeps, createApp } from '../../api/app';

@@ -1,5 +1,5 @@
-import { loadConfig } from '../worker/config';
-import { createDb, migrateLatest } from './connection';
+import { loadConfig } from './config';
+import { createDb, migrateLatest } from '../db/connection';
 
 /** `npm run migrate`: applies pending migrations to DATABASE_URL (the compose `migrate` job, production deploys). */
 async function main(): Promise<void> {

@@ -1,21 +1,17 @@
 import fs from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
-import pino, { type Logger } from 'pino';
-import type { PaymentGateway } from '../activities/payments/payment-gateway';
-import { SimulatedGateway } from '../activities/payments/simulated-gateway';
+import type { PaymentGateway } from '../payments/payment-gateway';
+import { SimulatedGateway } from '../payments/simulated-gateway';
 import type { AccountSettings } from '../billing/account';
 import { createDb, type Db } from '../db/connection';
 import { createHotPathPool, HotPath } from '../db/hot-path';
 import { loadDefaultPriceBook, parsePriceBook, type PriceBook } from '../billing/price-book';
-import type { AppDeps } from '../api/app';
-import { limitsFrom } from '../api/routes/credits';
 import type { Config } from './config';
 
-/** Shared wiring of the API and worker processes: one way to build each dependency from the config. */
-
-export function createLogger(config: Pick<Config, 'LOG_LEVEL'>): Logger {
-  return pino({ level: config.LOG_LEVEL, base: undefined });
-}
+/**
+ * Process composition shared by the API, the worker and the dev launcher: one way to build each dependency from
+ * the configuration. This room sits below `api/` and `worker/` and imports neither.
+ */
 
 export function openDb(config: Pick<Config, 'DATABASE_POOL_MAX'>, databaseUrl: string): Db {
   return createDb({ databaseUrl, pool_max: config.DATABASE_POOL_MAX });
@@ -44,25 +40,4 @@ export function openHotPath(config: Pick<Config, 'HOT_PATH_POOL_MAX'>, databaseU
 export function loadPriceBook(config: Pick<Config, 'PRICE_BOOK_PATH'>): PriceBook {
   if (!config.PRICE_BOOK_PATH) return loadDefaultPriceBook();
   return parsePriceBook(JSON.parse(fs.readFileSync(config.PRICE_BOOK_PATH, 'utf8')));
-}
-
-/** Everything the API needs, from the configuration and the already-open connections. */
-export function apiDeps(
-  config: Config,
-  parts: { db: Db; hotPath: HotPath; temporal: Client; logger: Logger; gateway: PaymentGateway },
-): AppDeps {
-  return {
-    ...parts,
-    api_keys: config.API_KEYS,
-    body_limit_bytes: config.BODY_LIMIT_BYTES,
-    accounts: {
-      task_queue: config.TEMPORAL_TASK_QUEUE,
-      settings: accountSettingsFrom(config),
-      wait_timeout_ms: config.UPDATE_WAIT_TIMEOUT_MS,
-    },
-    limits: limitsFrom(config),
-    priceBook: loadPriceBook(config),
-    hold_ttl_seconds: config.HOLD_TTL_SECONDS,
-    crossing_sweep_interval_ms: config.CROSSING_SWEEP_INTERVAL_MS,
-  };
 }

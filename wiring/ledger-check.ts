@@ -1,6 +1,6 @@
-import { loadConfig } from '../worker/config';
-import { createDb } from './connection';
-import { checkLedger } from './ledger-check';
+import { loadConfig } from './config';
+import { createDb } from '../db/connection';
+import { checkLedger } from '../db/ledger-check';
 
 /** `npm run ledger:check`: verifies the ledger invariants on DATABASE_URL (or the embedded database). */
 async function main(): Promise<number> {

@@ -5,14 +5,16 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createApp } from '../api/app';
 import { migrateLatest } from '../db/connection';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages';
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, loadConfig } from '../wiring/config';
 import { startEmbeddedPostgres } from './embedded-postgres';
-import { apiDeps, connectTemporal, createGateway, createLogger, openDb, openHotPath } from './runtime';
-import { ensureSchedules } from './schedules';
-import { ensureSearchAttributes } from './search-attributes';
+import { apiDeps } from '../api/deps';
+import { createLogger } from '../wiring/logger';
+import { connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
+import { ensureSchedules } from '../worker/schedules';
+import { ensureSearchAttributes } from '../worker/search-attributes';
 import { DEFAULT_TOOLS_DIR, findTemporalCli } from './temporal-cli';
 import { startTemporalDevServer } from './temporal-dev-server';
-import { createBillingWorker } from './worker';
+import { createBillingWorker } from '../worker/worker';
 
 /**
  * `npm start`: the whole engine on one machine with no configuration. A real embedded PostgreSQL unless

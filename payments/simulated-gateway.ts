@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { nanosToCents } from '../../billing/money';
-import { type Db, queryRows, execute } from '../../db/connection';
+import { nanosToCents } from '../billing/money';
+import { type Db, queryRows, execute } from '../db/connection';
 import type { ChargeOutcome, ChargeRequest, PaymentGateway } from './payment-gateway';
 
 /**
