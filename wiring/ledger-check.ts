@@ -2,10 +2,10 @@ import { loadConfig } from './config';
 import { createDb } from '../db/connection';
 import { checkLedger } from '../db/ledger-check';
 
-/** `npm run ledger:check`: verifies the ledger invariants on DATABASE_URL (or the embedded database). */
+/** `npm run ledger:check`: verifies the ledger invariants on DATABASE_URL (`npm start` prints the embedded one). */
 async function main(): Promise<number> {
   const config = loadConfig();
-  const databaseUrl = config.DATABASE_URL ?? process.env.EMBEDDED_DATABASE_URL;
+  const databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
     console.error('set DATABASE_URL (for the embedded run, start `npm start` and use the URL it prints)');
     return 2;
