@@ -11,6 +11,7 @@ import type { AccountSettings } from '../billing/account';
 import { accountWorkflowId } from '../workflows/messages';
 import type { accountWorkflow } from '../workflows';
 import { ApiError } from './errors';
+import type { Metrics } from './metrics';
 
 /**
  * The API's door to account workflows. Every message goes through Update-with-Start, so an account whose workflow
@@ -21,6 +22,7 @@ export class AccountWorkflows {
   constructor(
     private readonly client: Client,
     private readonly options: { task_queue: string; settings: AccountSettings; wait_timeout_ms: number },
+    private readonly metrics?: Pick<Metrics, 'updateSent'>,
   ) {}
 
   /** Starts the customer's workflow unless it is already running. */
@@ -41,6 +43,7 @@ export class AccountWorkflows {
     update_id: string,
   ): Promise<{ pending: false; result: Ret } | { pending: true }> {
     const deadline_ms = Date.now() + this.options.wait_timeout_ms;
+    this.metrics?.updateSent(update.name);
     return this.guard(async () => {
       const handle = await this.client.connection.withDeadline(deadline_ms, () =>
         this.client.workflow.startUpdateWithStart(update, {
@@ -68,7 +71,7 @@ export class AccountWorkflows {
 
   /** Signals the workflow, starting it first if the account has none yet. */
   async signal<Arg>(customer_id: string, signal: SignalDefinition<[Arg]>, arg: Arg): Promise<void> {
-    // Bounded: the caller (the crossing outbox) holds a database transaction while it signals.
+    // Bounded, so that a crossing delivery ends well within its claim lease.
     await this.guard(() =>
       this.client.connection.withDeadline(Date.now() + this.options.wait_timeout_ms, () =>
         this.client.workflow.signalWithStart<typeof accountWorkflow, [Arg]>('accountWorkflow', {

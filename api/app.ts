@@ -12,6 +12,8 @@ import { creditRoutes, type CreditLimits } from './routes/credits';
 import { customerRoutes } from './routes/customers';
 import { meteringRoutes } from './routes/metering';
 import { CrossingNotifier } from './crossing-notifier';
+import { IdempotencyKeys } from './idempotency';
+import { Metrics } from './metrics';
 import type { HotPath } from '../db/hot-path';
 import type { PriceBook } from '../billing/price-book';
 import { operationRoutes } from './routes/operations';
@@ -33,7 +35,12 @@ export interface AppDeps {
 
 export interface Api {
   app: express.Express;
-  /** Stops background work (threshold-crossing delivery); the caller closes its HTTP server and pools. */
+  /** This instance's Prometheus metrics (also served at GET /metrics). */
+  metrics: Metrics;
+  /**
+   * Stops background work (threshold-crossing delivery) and ends the idempotency process session; idempotent. The
+   * caller drains its HTTP server first and closes its pools after.
+   */
   close(): Promise<void>;
 }
 
@@ -41,18 +48,27 @@ export interface Api {
 export function createApp(deps: AppDeps): Api {
   const registry = new OpenAPIRegistry();
   registry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
-  const accounts = new AccountWorkflows(deps.temporal, deps.accounts);
-  const routes = new RouteTable(registry, deps.db);
-  const publicRoutes = new RouteTable(registry, deps.db);
+  const metrics = new Metrics({ db: deps.db, hotPathPool: deps.hotPath.pool, logger: deps.logger });
+  const accounts = new AccountWorkflows(deps.temporal, deps.accounts, metrics);
+  const keys = new IdempotencyKeys(deps.db);
+  const routes = new RouteTable(registry, keys);
+  const publicRoutes = new RouteTable(registry, keys);
 
   // The hot path's routes come first: the router tries routes in order on every request.
-  const notifier = new CrossingNotifier(deps.db, accounts, deps.logger, deps.crossing_sweep_interval_ms);
+  const notifier = new CrossingNotifier(
+    deps.db,
+    accounts,
+    deps.logger,
+    deps.crossing_sweep_interval_ms,
+    metrics.crossings,
+  );
   notifier.start();
   meteringRoutes(routes, {
     db: deps.db,
     hotPath: deps.hotPath,
     priceBook: deps.priceBook,
     notifier,
+    metrics,
     hold_ttl_seconds: deps.hold_ttl_seconds,
   });
   customerRoutes(routes, { db: deps.db, accounts, gateway: deps.gateway });
@@ -74,6 +90,12 @@ export function createApp(deps: AppDeps): Api {
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.use(requestLog(deps.logger));
+  app.use(metrics.httpMiddleware());
+  // Public like /healthz: the only keys are admin keys, and a scraper should not hold one that can move money.
+  app.get('/metrics', async (_req: Request, res: Response) => {
+    const { contentType, text } = await metrics.exposition();
+    res.type(contentType).send(text);
+  });
   app.use(publicRoutes.router);
   // Authenticate before reading the body: an unauthenticated caller gets a 401, whatever it sent.
   app.use(authenticate(deps.api_keys));
@@ -83,7 +105,14 @@ export function createApp(deps: AppDeps): Api {
     throw new ApiError('not_found', `no route for ${req.method} ${req.path}`, { code: 'route_not_found' });
   });
   app.use(errorHandler(deps.logger));
-  return { app, close: () => notifier.stop() };
+  return {
+    app,
+    metrics,
+    close: async () => {
+      await notifier.stop();
+      await keys.close();
+    },
+  };
 }
 
 /**

@@ -1,36 +1,55 @@
 import type { Logger } from 'pino';
 import { formatUsd } from '../billing/money';
 import type { Db } from '../db/connection';
-import { execute, queryRows } from '../db/connection';
+import {
+  claimCrossings,
+  markCrossingsDelivered,
+  type PendingCrossing,
+  postponeCrossings,
+} from '../db/crossings';
 import { balanceThresholdCrossedSignal } from '../workflows/messages';
 import type { AccountWorkflows } from './accounts';
 
-const BATCH_SIZE = 100;
+/** Crossings claimed per batch; a full batch is followed by another pass at once. */
+export const CROSSING_BATCH_SIZE = 100;
+/**
+ * How long a claim keeps other deliverers away. Longer than a batch takes (signals run CROSSING_DELIVERY_CONCURRENCY
+ * at a time, each bounded by the API's Temporal deadline), short enough that a crashed deliverer's rows come back
+ * within a minute.
+ */
+export const CROSSING_CLAIM_LEASE_MS = 60_000;
+/** Customers signalled at once within a batch; one customer's crossings go in order, one after another. */
+export const CROSSING_DELIVERY_CONCURRENCY = 8;
+/** Retry spacing after a failed signal: doubles per attempt from 1 s up to 5 min, never abandoned. */
+export const CROSSING_RETRY_BACKOFF = { base_ms: 1_000, max_ms: 300_000 };
 
-interface CrossingRow {
-  id: bigint;
-  customer_id: string;
-  threshold_nanos: bigint;
-  balance_after_nanos: bigint;
-  crossed_at: Date;
+export interface CrossingMetrics {
+  delivered(count: number): void;
+  failed(count: number): void;
 }
 
 /**
  * Delivers threshold crossings from the `threshold_crossings` outbox to account workflows. The hot path records a
- * crossing in the same statement as the debit and kicks this notifier after commit; a periodic sweep delivers
- * what a crashed process left behind. Rows are claimed with SKIP LOCKED, so several API processes share the work,
- * and the workflow ignores a crossing id it has seen, so a redelivery after a crash is harmless.
+ * crossing in the same statement as the debit and kicks this notifier after commit; a periodic sweep delivers what
+ * another (or a crashed) process left behind.
+ *
+ * No transaction stays open across Temporal calls: a batch is claimed with a lease in one short statement
+ * (db/crossings.ts), signalled, then marked delivered in another. Several API processes run notifiers at once and
+ * claim disjoint batches (SKIP LOCKED); a crossing is delivered at least once, and the workflow ignores a crossing
+ * id it has seen, so a redelivery (after a crash, or a lease that ran out mid-signal) is harmless.
  */
 export class CrossingNotifier {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private again = false;
+  private stopped = false;
 
   constructor(
     private readonly db: Db,
     private readonly accounts: AccountWorkflows,
     private readonly logger: Logger,
     private readonly sweep_interval_ms: number,
+    private readonly metrics?: CrossingMetrics,
   ) {}
 
   start(): void {
@@ -38,13 +57,16 @@ export class CrossingNotifier {
     this.timer.unref();
   }
 
+  /** Stops the sweep and waits for the delivery in progress; idempotent. */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     await this.running;
   }
 
   /** Delivers pending crossings soon; calls while a delivery runs coalesce into one more pass. */
   kick(): void {
+    if (this.stopped) return;
     if (this.running) {
       this.again = true;
       return;
@@ -62,31 +84,72 @@ export class CrossingNotifier {
       });
   }
 
+  /** Batches until one comes back short or with a failure (Temporal is struggling: the sweep retries later). */
   private async deliverAll(): Promise<void> {
-    while ((await this.deliverBatch()) === BATCH_SIZE) {
-      // keep going while full batches come back
+    for (;;) {
+      const batch = await this.deliverBatch();
+      if (this.stopped || batch.claimed < CROSSING_BATCH_SIZE || batch.failed > 0) return;
     }
   }
 
-  /** Claims, signals and marks one batch in one transaction; returns how many crossings it delivered. */
-  async deliverBatch(): Promise<number> {
-    return this.db.transaction(async (trx) => {
-      const rows = await queryRows<CrossingRow>(
-        trx,
-        `SELECT id, customer_id, threshold_nanos, balance_after_nanos, crossed_at FROM threshold_crossings
-         WHERE signaled_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`,
-        [BATCH_SIZE],
-      );
-      for (const row of rows) {
-        await this.accounts.signal(row.customer_id, balanceThresholdCrossedSignal, {
-          crossing_id: row.id.toString(),
-          threshold_usd: formatUsd(row.threshold_nanos),
-          balance_usd: formatUsd(row.balance_after_nanos),
-          crossed_at: row.crossed_at.toISOString(),
-        });
-        await execute(trx, `UPDATE threshold_crossings SET signaled_at = now() WHERE id = ?`, [row.id]);
+  /** Claims one batch, signals it with no transaction open, then records what was delivered and what failed. */
+  async deliverBatch(): Promise<{ claimed: number; delivered: number; failed: number }> {
+    const claimed = await claimCrossings(this.db, CROSSING_BATCH_SIZE, CROSSING_CLAIM_LEASE_MS);
+    if (claimed.length === 0) return { claimed: 0, delivered: 0, failed: 0 };
+    // Past this instant another process may hold the rows: stop signalling and let the lease hand them over.
+    const lease_end_ms = Date.now() + CROSSING_CLAIM_LEASE_MS / 2;
+    const delivered: bigint[] = [];
+    const failed: bigint[] = [];
+    await forEachLimited(byCustomer(claimed), CROSSING_DELIVERY_CONCURRENCY, async (rows) => {
+      for (const [i, row] of rows.entries()) {
+        if (Date.now() > lease_end_ms) return;
+        try {
+          await this.signal(row);
+          delivered.push(row.id);
+        } catch (error) {
+          // Keep a customer's crossings in order: the rest of its batch waits for the same retry.
+          failed.push(...rows.slice(i).map((r) => r.id));
+          this.logger.warn(
+            { err: error, crossing_id: row.id.toString(), attempts: row.delivery_attempts },
+            'threshold crossing not delivered; will retry',
+          );
+          return;
+        }
       }
-      return rows.length;
+    });
+    await markCrossingsDelivered(this.db, delivered);
+    await postponeCrossings(this.db, failed, CROSSING_RETRY_BACKOFF);
+    this.metrics?.delivered(delivered.length);
+    this.metrics?.failed(failed.length);
+    return { claimed: claimed.length, delivered: delivered.length, failed: failed.length };
+  }
+
+  private signal(row: PendingCrossing): Promise<void> {
+    return this.accounts.signal(row.customer_id, balanceThresholdCrossedSignal, {
+      crossing_id: row.id.toString(),
+      threshold_usd: formatUsd(row.threshold_nanos),
+      balance_usd: formatUsd(row.balance_after_nanos),
+      crossed_at: row.crossed_at.toISOString(),
     });
   }
+}
+
+/** Groups claimed rows by customer, each group in crossing order (rows arrive sorted by id). */
+function byCustomer(rows: readonly PendingCrossing[]): PendingCrossing[][] {
+  const groups = new Map<string, PendingCrossing[]>();
+  for (const row of rows) {
+    const group = groups.get(row.customer_id);
+    if (group) group.push(row);
+    else groups.set(row.customer_id, [row]);
+  }
+  return [...groups.values()];
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }

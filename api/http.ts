@@ -1,9 +1,8 @@
 import type { OpenAPIRegistry, ResponseConfig } from '@asteasolutions/zod-to-openapi';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { Db } from '../db/connection';
 import { ApiError, invalid } from './errors';
-import { claimKey, MAX_KEY_LENGTH, releaseKey, requestHash, storeResponse } from './idempotency';
+import { type IdempotencyKeys, MAX_KEY_LENGTH, requestHash } from './idempotency';
 import { ErrorResponse } from './schemas';
 
 /**
@@ -58,7 +57,7 @@ export class RouteTable {
 
   constructor(
     private readonly registry: OpenAPIRegistry,
-    private readonly db: Db,
+    private readonly keys: IdempotencyKeys,
   ) {}
 
   add<BS extends z.ZodType | undefined = undefined, QS extends z.ZodType | undefined = undefined>(
@@ -97,7 +96,7 @@ export class RouteTable {
     // The validated body, whose fields come out in schema order: a retry that serialises them in another order
     // is the same request, not a conflict.
     const hash = requestHash(req.method, req.path, claimCtx.body);
-    const claim = await claimKey(this.db, claimCtx.principal, key, hash);
+    const claim = await this.keys.claim(claimCtx.principal, key, hash);
     if (claim.kind === 'replay') {
       req.res?.setHeader('Idempotency-Replayed', 'true');
       return claim.response;
@@ -111,14 +110,14 @@ export class RouteTable {
       result = await spec.handler(ctx);
     } catch (error) {
       if (error instanceof ApiError && isFinalOutcome(error.status)) {
-        await storeResponse(this.db, ctx.principal, key, { status: error.status, body: error.toBody() });
+        await this.keys.store(ctx.principal, key, { status: error.status, body: error.toBody() });
       } else {
-        await releaseKey(this.db, ctx.principal, key);
+        await this.keys.release(ctx.principal, key);
       }
       throw error;
     }
-    if (isFinalOutcome(result.status)) await storeResponse(this.db, ctx.principal, key, result);
-    else await releaseKey(this.db, ctx.principal, key);
+    if (isFinalOutcome(result.status)) await this.keys.store(ctx.principal, key, result);
+    else await this.keys.release(ctx.principal, key);
     return result;
   }
 

@@ -1,8 +1,12 @@
 import { loadConfig } from '../wiring/config';
 import { createLogger } from '../wiring/logger';
 import { connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
+import { drainHttpServer, stopOnSignals } from '../wiring/shutdown';
 import { apiDeps } from './deps';
 import { createApp } from './app';
+
+/** Time left after the drain for background work and connections to close before the process gives up. */
+const CLOSE_MARGIN_MS = 10_000;
 
 /** `npm run api`: the HTTP API alone, for production (DATABASE_URL and TEMPORAL_ADDRESS required). */
 async function main(): Promise<void> {
@@ -18,16 +22,18 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const api = createApp(apiDeps(config, { db, hotPath, temporal, logger, gateway: createGateway(db) }));
   const server = api.app.listen(config.PORT, () => logger.info(`API listening on :${config.PORT}`));
-  const stop = () => {
-    server.close(() => {
-      void Promise.all([api.close(), db.destroy(), hotPath.pool.end(), temporal.connection.close()]).then(
-        () => process.exit(0),
-      );
-    });
-    server.closeAllConnections();
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  // Once, whatever the number of signals: stop taking requests, let those in flight finish within the grace
+  // period, stop background work, then close each pool exactly once.
+  stopOnSignals({
+    limit_ms: config.SHUTDOWN_GRACE_MS + CLOSE_MARGIN_MS,
+    log: (line) => logger.info(line),
+    stop: async () => {
+      await drainHttpServer(server, config.SHUTDOWN_GRACE_MS);
+      await api.close();
+      await Promise.all([db.destroy(), hotPath.pool.end(), temporal.connection.close()]);
+      logger.info('API stopped');
+    },
+  });
 }
 
 main().catch((error: unknown) => {

@@ -9,12 +9,16 @@ import { ConfigError, loadConfig } from '../wiring/config';
 import { startEmbeddedPostgres } from './embedded-postgres';
 import { apiDeps } from '../api/deps';
 import { createLogger } from '../wiring/logger';
+import { drainHttpServer, stopOnSignals } from '../wiring/shutdown';
 import { connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
 import { ensureSchedules } from '../worker/schedules';
 import { ensureSearchAttributes } from '../worker/search-attributes';
 import { DEFAULT_TOOLS_DIR, findTemporalCli } from './temporal-cli';
 import { startTemporalDevServer } from './temporal-dev-server';
 import { createBillingWorker } from '../worker/worker';
+
+/** Time left after the grace period for the worker, the dev servers and the pools to stop. */
+const CLOSE_MARGIN_MS = 15_000;
 
 /**
  * `npm start`: the whole engine on one machine with no configuration. A real embedded PostgreSQL unless
@@ -25,28 +29,29 @@ import { createBillingWorker } from '../worker/worker';
 async function main(): Promise<void> {
   const config = loadConfig();
   // The SDK logs every bundling step and state change at INFO; on this console only warnings are news.
+  // Signals are ours to handle (once, however many arrive: Ctrl-C reaches npm and this process alike), not the
+  // SDK's, so the worker, the API and the pools are each stopped exactly once, in reverse order of starting.
   Runtime.install({
     logger: new DefaultLogger(
       config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN',
     ),
+    shutdownSignals: [],
   });
   const say = (line: string) => console.log(line);
   const stops: (() => Promise<void>)[] = [];
-  let stopping = false;
-  const shutdown = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    say('stopping…');
-    for (const stop of stops.reverse()) {
-      await stop().catch((error: unknown) => console.error(error));
-    }
-    process.exit(code);
+  let stopped: Promise<void> | undefined;
+  const stopAll = () =>
+    (stopped ??= (async () => {
+      say('stopping…');
+      for (const stop of stops.reverse()) {
+        await stop().catch((error: unknown) => console.error(error));
+      }
+    })());
+  const fail = async () => {
+    await stopAll();
+    process.exit(1);
   };
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
-  process.on('SIGINT', () => {
-    if (stopping) setTimeout(() => process.exit(130), 100).unref(); // a second Ctrl-C forces the exit
-  });
+  stopOnSignals({ stop: stopAll, limit_ms: config.SHUTDOWN_GRACE_MS + CLOSE_MARGIN_MS, log: say });
 
   try {
     fs.mkdirSync(config.DATA_DIR, { recursive: true });
@@ -104,16 +109,16 @@ async function main(): Promise<void> {
       namespace: config.TEMPORAL_NAMESPACE,
       task_queue: config.TEMPORAL_TASK_QUEUE,
       deps: { db, gateway, hotPath },
+      overrides: { shutdownGraceTime: config.SHUTDOWN_GRACE_MS },
     });
     const workerRun = worker.run();
     stops.push(async () => {
-      // The SDK already begins a graceful shutdown on SIGINT/SIGTERM; only ask when it has not.
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await workerRun;
     });
     workerRun.catch((error: unknown) => {
       console.error('worker failed', error);
-      void shutdown(1);
+      void fail();
     });
 
     const temporal = await connectTemporal(temporalAddress, config.TEMPORAL_NAMESPACE);
@@ -127,13 +132,7 @@ async function main(): Promise<void> {
     const server = await new Promise<Server>((resolve, reject) => {
       const s = api.app.listen(config.PORT, () => resolve(s)).once('error', reject);
     });
-    stops.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
+    stops.push(() => drainHttpServer(server, config.SHUTDOWN_GRACE_MS));
 
     say('');
     say(
@@ -148,7 +147,7 @@ async function main(): Promise<void> {
     say('Ready. Ctrl-C stops everything.');
   } catch (error) {
     console.error(error instanceof ConfigError || error instanceof Error ? error.message : error);
-    await shutdown(1);
+    await fail();
   }
 }
 

@@ -1,9 +1,13 @@
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../wiring/config';
 import { connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
+import { stopOnSignals } from '../wiring/shutdown';
 import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes } from './search-attributes';
 import { createBillingWorker } from './worker';
+
+/** Time left after the worker's grace period for it to stop and for connections to close. */
+const CLOSE_MARGIN_MS = 10_000;
 
 /** `npm run worker`: the worker alone, for production (DATABASE_URL and TEMPORAL_ADDRESS required). */
 async function main(): Promise<void> {
@@ -13,6 +17,8 @@ async function main(): Promise<void> {
       'npm run worker needs DATABASE_URL and TEMPORAL_ADDRESS (npm start runs everything embedded)',
     );
   }
+  // Signals are ours to handle (once, however many arrive), not the SDK's: see stopOnSignals below.
+  Runtime.install({ shutdownSignals: [] });
   const db = openDb(config, config.DATABASE_URL);
   const hotPath = openHotPath(config, config.DATABASE_URL);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -28,12 +34,23 @@ async function main(): Promise<void> {
     namespace: config.TEMPORAL_NAMESPACE,
     task_queue: config.TEMPORAL_TASK_QUEUE,
     deps: { db, gateway: createGateway(db), hotPath },
+    // In-flight activities get the grace period to finish, then are cancelled (and retried elsewhere).
+    overrides: { shutdownGraceTime: config.SHUTDOWN_GRACE_MS },
   });
+  const running = worker.run();
   console.log(`worker polling ${config.TEMPORAL_TASK_QUEUE} on ${config.TEMPORAL_ADDRESS}`);
-  // The SDK shuts the worker down gracefully on SIGINT/SIGTERM; run() resolves once in-flight tasks are done.
-  await worker.run();
-  await connection.close();
-  await Promise.all([db.destroy(), hotPath.pool.end()]);
+  stopOnSignals({
+    limit_ms: config.SHUTDOWN_GRACE_MS + CLOSE_MARGIN_MS,
+    log: (line) => console.log(line),
+    stop: async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await connection.close();
+      await Promise.all([db.destroy(), hotPath.pool.end()]);
+      console.log('worker stopped');
+    },
+  });
+  await running;
 }
 
 main().catch((error: unknown) => {

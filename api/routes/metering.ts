@@ -8,6 +8,7 @@ import { type Db, execute } from '../../db/connection';
 import { type AuthorizationRow, eventKey, type HotPath, type IngestRow } from '../../db/hot-path';
 import { aggregateUsage, type UsageGroup } from '../../db/usage';
 import type { CrossingNotifier } from '../crossing-notifier';
+import type { Metrics } from '../metrics';
 import { ApiError, invalid, notFound } from '../errors';
 import type { RouteTable } from '../http';
 import { derivedId } from '../idempotency';
@@ -29,6 +30,7 @@ export interface MeteringDeps {
   hotPath: HotPath;
   priceBook: PriceBook;
   notifier: CrossingNotifier;
+  metrics: Metrics;
   hold_ttl_seconds: number;
 }
 
@@ -94,6 +96,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
         expires_at,
       });
       if (!outcome.ok) {
+        if (outcome.code !== 'exists') deps.metrics.authorizationRefused(outcome.code);
         if (outcome.code === 'unknown_customer') throw notFound('customer', body.customer_id, 'customer_id');
         if (outcome.code === 'exists') return { status: 201, body: authorizationView(await mustGet(id)) };
         throw new ApiError(
@@ -108,6 +111,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
         );
       }
       if (outcome.crossed) deps.notifier.kick();
+      deps.metrics.authorized();
       const held: AuthorizationRow = {
         id,
         customer_id: body.customer_id,
@@ -153,6 +157,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
       });
       if (outcome.ok) {
         if (outcome.crossed) deps.notifier.kick();
+        deps.metrics.captured();
         return { status: 200, body: authorizationView(outcome.authorization) };
       }
       if (outcome.code === 'duplicate_event') {
@@ -442,6 +447,11 @@ async function ingestBatch(deps: MeteringDeps, events: unknown[]) {
     if (outcome.crossed) deps.notifier.kick();
   }
   const count = (status: EventResult['status']) => results.filter((r) => r.status === status).length;
+  deps.metrics.usageEventsReceived({
+    accepted: count('accepted'),
+    duplicate: count('duplicate'),
+    rejected: count('rejected'),
+  });
   return {
     status: 200,
     body: {

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import * as coreLedger from './20261125000001_core_ledger';
 import * as metering from './20261125000002_metering';
+import * as claimsAndLeases from './20261130153700_claims_and_leases';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -9,6 +10,7 @@ import * as metering from './20261125000002_metering';
 const migrations: Record<string, Knex.Migration> = {
   '20261125000001_core_ledger': coreLedger,
   '20261125000002_metering': metering,
+  '20261130153700_claims_and_leases': claimsAndLeases,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
