@@ -1,6 +1,8 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { parseUsd } from '../billing/money';
+import { IMAGE_QUALITY, IMAGE_SIZE } from '../billing/price-book';
+import { MAX_IMAGE_ENTRIES, parseStorageGbDays } from '../billing/rating';
 
 // Every request and response shape of the API: validation at the edge and the OpenAPI document both come from
 // these schemas, so the document cannot drift from what the server accepts.
@@ -161,13 +163,44 @@ export const listOf = <T extends z.ZodType>(item: T) =>
 
 // ---- Metering ----
 
-const TokenCount = z
-  .number({ error: 'must be a whole number of tokens' })
-  .int('must be a whole number')
-  .min(0, 'must not be negative')
-  .max(1e12, 'must be at most 1e12');
+/** A whole count of `unit`s (tokens, calls, images, seconds) from 0 to 1e12, as a JSON integer. */
+const wholeCount = (unit: string) =>
+  z
+    .number({ error: `must be a whole number of ${unit}` })
+    .int('must be a whole number')
+    .min(0, 'must not be negative')
+    .max(1e12, 'must be at most 1e12');
 
-/** Counts per dimension, processing mode and a cost-attribution tag, as in API.md. */
+const TokenCount = wholeCount('tokens');
+
+/** Images generated at one size and quality, priced per image by the model's `images.<size>.<quality>` price. */
+export const ImageUsage = z
+  .object({
+    size: z.string().regex(IMAGE_SIZE, 'must be an image size such as "1024x1024"'),
+    quality: z.string().regex(IMAGE_QUALITY, 'must be an image quality such as "high"'),
+    count: wholeCount('images'),
+  })
+  .strict()
+  .openapi('ImageUsage', { example: { size: '1024x1024', quality: 'high', count: 1 } });
+
+/** GB-days of storage as an exact decimal string; the grammar is `parseStorageGbDays`'s. */
+const StorageGbDays = z
+  .string({ error: 'must be a decimal string of GB-days such as "1.5", not a JSON number' })
+  .superRefine((text, ctx) => {
+    const parsed = parseStorageGbDays(text);
+    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+  })
+  .openapi({
+    type: 'string',
+    pattern: '^(0|[1-9][0-9]{0,11})(\\.[0-9]{1,9})?$',
+    example: '1.5',
+    description: 'GB-days of storage, exact, at most 9 decimals; priced per GB-day',
+  });
+
+/**
+ * Quantities per dimension, processing mode and a cost-attribution tag, as in API.md. Every quantity stays exact:
+ * whole JSON integers for counts, a decimal string for GB-days.
+ */
 export const UsageFields = {
   input_tokens: TokenCount.optional(),
   cached_input_tokens: TokenCount.optional(),
@@ -176,8 +209,34 @@ export const UsageFields = {
   image_output_tokens: TokenCount.optional(),
   audio_input_tokens: TokenCount.optional(),
   audio_output_tokens: TokenCount.optional(),
+  embedding_tokens: TokenCount.optional().openapi({
+    description: 'Input tokens of an embedding model; priced per 1M tokens',
+  }),
+  images: z
+    .array(ImageUsage)
+    .max(MAX_IMAGE_ENTRIES, `at most ${MAX_IMAGE_ENTRIES} (size, quality) entries`)
+    .superRefine((images, ctx) => {
+      const seen = new Set<string>();
+      images.forEach(({ size, quality }, index) => {
+        const key = `${size} ${quality}`;
+        if (seen.has(key)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [index],
+            message: `repeats size ${size} at quality ${quality}`,
+          });
+        }
+        seen.add(key);
+      });
+    })
+    .optional()
+    .openapi({ description: 'Generated images, one entry per (size, quality); priced per image' }),
+  audio_seconds: wholeCount('seconds')
+    .optional()
+    .openapi({ description: 'Whole seconds of transcribed audio; priced per audio minute' }),
+  storage_gb_days: StorageGbDays.optional(),
   tool_calls: z
-    .record(z.string().min(1).max(64), TokenCount)
+    .record(z.string().min(1).max(64), wholeCount('calls'))
     .refine((calls) => Object.keys(calls).length <= 20, 'at most 20 tools')
     .optional(),
   processing: z.enum(['standard', 'batch', 'flex']).optional(),
@@ -197,7 +256,16 @@ export const Quote = z
     price_version: z.string(),
     processing: z.string(),
     cost_usd: MoneyOutput,
-    lines: z.array(z.object({ dimension: z.string(), quantity: z.number(), amount_usd: MoneyOutput })),
+    lines: z.array(
+      z.object({
+        dimension: z.string(),
+        quantity: z.union([z.number().int(), z.string()]).openapi({
+          description:
+            'a whole count (tokens, images, seconds, calls), or for storage_gb_days an exact decimal string',
+        }),
+        amount_usd: MoneyOutput,
+      }),
+    ),
   })
   .openapi('Quote');
 

@@ -1,6 +1,6 @@
 import { formatUsd } from './money';
-import type { PriceBook } from './price-book';
-import { rateUsage, type RatableUsage, type RatedUsage, type RatingFailure } from './rating';
+import { STORAGE_GB_DAY_DECIMALS, type PriceBook } from './price-book';
+import { rateUsage, type RatableUsage, type RatedLine, type RatedUsage, type RatingFailure } from './rating';
 
 /**
  * The small pure glue between the API's usage objects and rating: what a usage object may carry besides counts,
@@ -41,16 +41,61 @@ export function rate(
 }
 
 /**
- * Per-dimension [quantity, amount_nanos] of a rated usage, as stored with each usage event; the amounts add up
- * exactly to the event's cost, so grouping usage by dimension never loses or invents a nano.
+ * Per-dimension `[quantity, amount_nanos]` of one usage event, as stored in `usage_events.lines` and summed by the
+ * usage report. Keys: a token dimension (`input_tokens`), `images.<size>.<quality>`, `audio_seconds`,
+ * `storage_gb_days`, `tool_calls.<tool>`. The quantity is a whole count (tokens, images, seconds, calls) or, for
+ * `storage_gb_days`, an exact decimal string with 9 decimals, so that no quantity is ever a float.
  */
-export function usageLines(rated: RatedUsage): Record<string, [number, string]> {
-  const lines: Record<string, [number, string]> = {};
-  for (const line of rated.lines) {
-    const key = line.kind === 'tokens' ? line.dimension : `tool_calls.${line.tool}`;
-    lines[key] = [line.quantity, line.amount_nanos.toString()];
+export type UsageLines = Record<string, [number | string, string]>;
+
+/** The key of a rated line in `UsageLines`, which is also its `dimension` in quotes and usage reports. */
+export function lineKey(line: RatedLine): string {
+  switch (line.kind) {
+    case 'tokens':
+      return line.dimension;
+    case 'images':
+      return `images.${line.size}.${line.quality}`;
+    case 'audio':
+      return 'audio_seconds';
+    case 'storage':
+      return 'storage_gb_days';
+    case 'tool_calls':
+      return `tool_calls.${line.tool}`;
   }
+}
+
+/**
+ * The lines of a rated usage as stored with each usage event; the amounts add up exactly to the event's cost, so
+ * grouping usage by dimension never loses or invents a nano.
+ */
+export function usageLines(rated: RatedUsage): UsageLines {
+  const lines: UsageLines = {};
+  for (const line of rated.lines) lines[lineKey(line)] = [line.quantity, line.amount_nanos.toString()];
   return lines;
+}
+
+/** Dimensions whose quantity is an exact decimal (GB-days) rather than a whole count. */
+const DECIMAL_QUANTITY_DIMENSIONS: ReadonlySet<string> = new Set(['storage_gb_days']);
+
+/**
+ * A summed quantity of one dimension (an exact decimal text from PostgreSQL) as the usage report shows it: a JSON
+ * number for whole counts, and for GB-days of storage a decimal string with exactly 9 decimals ("3.500000000").
+ * Throws on text that is not a non-negative decimal, which would be a programmer error.
+ */
+export function reportedQuantity(dimension: string, total: string): number | string {
+  const match = /^([0-9]+)(?:\.([0-9]+))?$/.exec(total);
+  if (match === null) throw new Error(`not a summed quantity: ${JSON.stringify(total)}`);
+  const whole = match[1]!;
+  const fraction = match[2] ?? '';
+  if (!DECIMAL_QUANTITY_DIMENSIONS.has(dimension)) {
+    if (/[1-9]/.test(fraction)) throw new Error(`dimension ${dimension} summed to a fraction: ${total}`);
+    return Number(whole);
+  }
+  // Every stored GB-days quantity has at most 9 decimals, so a sum has no non-zero digit beyond the 9th.
+  if (/[1-9]/.test(fraction.slice(STORAGE_GB_DAY_DECIMALS))) {
+    throw new Error(`GB-days summed to more than ${STORAGE_GB_DAY_DECIMALS} decimals: ${total}`);
+  }
+  return `${BigInt(whole).toString()}.${fraction.slice(0, STORAGE_GB_DAY_DECIMALS).padEnd(STORAGE_GB_DAY_DECIMALS, '0')}`;
 }
 
 /** How far in the future an event's timestamp may be (clock skew between our users' servers and ours). */

@@ -1,13 +1,22 @@
 /**
- * The price book: what each model, token dimension and tool costs, in force from a given instant.
+ * The price book: what each model, metered dimension and tool costs, in force from a given instant.
  *
  * A book holds several versions, each with its own `effective_from`. Usage is always priced by the
  * version in force at the usage timestamp, so publishing a new version never reprices recorded usage.
  *
- * Prices live in files as decimal USD strings (per 1M tokens, or per 1,000 tool calls) and in memory
- * as exact `bigint` nanos with the unit in the name (`price_nanos_per_million`). Nothing here uses a
- * float. This module is pure apart from the bundled default book, which is imported, not read at
- * runtime.
+ * Each modality has its own unit, the same in the file, in memory and at the API:
+ *
+ * | priced as (file key under `prices`)        | unit of the price     | usage quantity                        |
+ * | ------------------------------------------ | --------------------- | ------------------------------------- |
+ * | `input_tokens` ... `embedding_tokens`      | USD per 1M tokens     | whole tokens                          |
+ * | `images.<size>.<quality>`                  | USD per image         | whole images of that size and quality |
+ * | `audio_minutes`                            | USD per audio minute  | whole seconds (`audio_seconds`)       |
+ * | `storage_gb_days`                          | USD per GB-day        | exact decimal GB-days, 9 decimals     |
+ * | tools (`tools.<name>.price_per_1k_calls`)  | USD per 1,000 calls   | whole calls                           |
+ *
+ * Prices live in files as decimal USD strings and in memory as exact `bigint` nanos with the unit in
+ * the name (`price_nanos_per_million`, `audio_price_nanos_per_minute`). Nothing here uses a float.
+ * This module is pure apart from the bundled default book, which is imported, not read at runtime.
  */
 import { z } from 'zod';
 
@@ -23,6 +32,9 @@ export const TOKEN_DIMENSIONS = [
   'image_output_tokens',
   'audio_input_tokens',
   'audio_output_tokens',
+  // Embedding models price their input under a dimension of its own, so that usage grouped by dimension never
+  // mixes embeddings with chat input.
+  'embedding_tokens',
 ] as const;
 export type TokenDimension = (typeof TOKEN_DIMENSIONS)[number];
 
@@ -34,6 +46,12 @@ export type ProcessingMode = (typeof PROCESSING_MODES)[number];
 export const TOKENS_PER_PRICE_UNIT = 1_000_000n;
 /** Tool prices are quoted per this many calls. */
 export const CALLS_PER_PRICE_UNIT = 1_000n;
+/** Transcription prices are quoted per audio minute; usage counts whole seconds. */
+export const SECONDS_PER_AUDIO_MINUTE = 60n;
+/** Storage usage is an exact decimal of GB-days with at most this many decimals (1e-9 GB-day, one byte-day). */
+export const STORAGE_GB_DAY_DECIMALS = 9;
+/** Storage quantities are held as an integer count of 1e-9 GB-days: this many make one GB-day. */
+export const STORAGE_UNITS_PER_GB_DAY = 10n ** BigInt(STORAGE_GB_DAY_DECIMALS);
 
 /** An exact non-negative rational, such as a processing discount of 1/2. */
 export interface Ratio {
@@ -41,14 +59,33 @@ export interface Ratio {
   readonly denominator: bigint;
 }
 
+/** Nanos per image, by size (`1024x1024`) and then quality (`high`); maps, so no key can hit a prototype. */
+export type ImagePrices = ReadonlyMap<string, ReadonlyMap<string, bigint>>;
+
+/**
+ * The price of one model. Every kind of price comes twice, for the customer and for the provider's cost to us,
+ * and the two always price exactly the same things (the file schema checks it). Anything absent (a token
+ * dimension, an image size or quality, audio, storage) is not priced, and usage of it is refused when rated.
+ */
 export interface ModelPrice {
   readonly model: string;
   /** A free-form grouping such as `flagship` or `mini`, for plans and reports. */
   readonly class: string;
+  /** Where the prices come from (`seed: ...`, `assumed: ...`), as written in the file. */
+  readonly note: string | null;
   /** Price per 1M tokens in nanos; a dimension the model does not price is absent. */
   readonly price_nanos_per_million: Readonly<Partial<Record<TokenDimension, bigint>>>;
   /** What the provider charges us per 1M tokens in nanos; has exactly the dimensions of the price. */
   readonly provider_cost_nanos_per_million: Readonly<Partial<Record<TokenDimension, bigint>>>;
+  /** Price per generated image in nanos by size and quality; empty for a model that makes no images. */
+  readonly image_price_nanos_per_image: ImagePrices;
+  readonly image_provider_cost_nanos_per_image: ImagePrices;
+  /** Price per minute of transcribed audio in nanos, or null. */
+  readonly audio_price_nanos_per_minute: bigint | null;
+  readonly audio_provider_cost_nanos_per_minute: bigint | null;
+  /** Price per GB-day of storage in nanos, or null. */
+  readonly storage_price_nanos_per_gb_day: bigint | null;
+  readonly storage_provider_cost_nanos_per_gb_day: bigint | null;
 }
 
 export interface ToolPrice {
@@ -65,6 +102,8 @@ export interface PriceVersion {
   readonly notes: string | null;
   /** Multiplier on token amounts per processing mode; `standard` is always exactly 1. */
   readonly processing_multipliers: Readonly<Record<ProcessingMode, Ratio>>;
+  /** Where each discounted mode's multiplier comes from (`seed: ...`, `assumed: ...`), as written in the file. */
+  readonly processing_notes: Readonly<Record<Exclude<ProcessingMode, 'standard'>, string | null>>;
   /** Maps rather than plain objects, so that a model named `constructor` cannot hit a prototype. */
   readonly models: ReadonlyMap<string, ModelPrice>;
   readonly tools: ReadonlyMap<string, ToolPrice>;
@@ -181,40 +220,78 @@ const instantString = z.string().transform((text, ctx) => {
   return { text, ms };
 });
 
-const dimensionPricesSchema = z.strictObject(
-  Object.fromEntries(TOKEN_DIMENSIONS.map((dimension) => [dimension, usdNanosString.optional()])) as Record<
-    TokenDimension,
-    z.ZodOptional<typeof usdNanosString>
-  >,
-);
+/** A note on where a price comes from, e.g. `"assumed: ..."`; free text, one line or a few. */
+const noteString = z.string().min(1).max(500);
+
+/** An image size, width x height in pixels ("1024x1536"); the price book and the API both check it. */
+export const IMAGE_SIZE = /^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$/;
+/** An image quality ("low", "hd"); the price book and the API both check it. */
+export const IMAGE_QUALITY = /^[a-z][a-z0-9_]{0,31}$/;
+
+const imagePricesSchema = z
+  .record(
+    z.string().regex(IMAGE_SIZE, 'is not an image size such as "1024x1024"'),
+    z
+      .record(z.string().regex(IMAGE_QUALITY, 'is not an image quality such as "high"'), usdNanosString)
+      .refine((qualities) => Object.keys(qualities).length > 0, 'must price at least one quality'),
+  )
+  .refine((sizes) => Object.keys(sizes).length > 0, 'must price at least one size');
+
+/** One side of a model's prices (the customer's price or the provider's cost), each entry in its own unit. */
+const unitPricesSchema = z.strictObject({
+  ...(Object.fromEntries(
+    TOKEN_DIMENSIONS.map((dimension) => [dimension, usdNanosString.optional()]),
+  ) as Record<TokenDimension, z.ZodOptional<typeof usdNanosString>>),
+  images: imagePricesSchema.optional(),
+  audio_minutes: usdNanosString.optional(),
+  storage_gb_days: usdNanosString.optional(),
+});
+type UnitPricesDocument = z.output<typeof unitPricesSchema>;
+
+/** The path of every price one side gives (`["input_tokens"]`, `["images", "1024x1024", "high"]`). */
+function pricedPaths(prices: UnitPricesDocument): string[][] {
+  const paths: string[][] = TOKEN_DIMENSIONS.filter((dimension) => prices[dimension] !== undefined).map(
+    (dimension) => [dimension],
+  );
+  for (const [size, qualities] of Object.entries(prices.images ?? {})) {
+    for (const quality of Object.keys(qualities)) paths.push(['images', size, quality]);
+  }
+  if (prices.audio_minutes !== undefined) paths.push(['audio_minutes']);
+  if (prices.storage_gb_days !== undefined) paths.push(['storage_gb_days']);
+  return paths;
+}
 
 const modelSchema = z
   .strictObject({
     class: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be a lower-case identifier such as "flagship"'),
-    prices: dimensionPricesSchema,
-    provider_cost: dimensionPricesSchema,
+    note: noteString.optional(),
+    prices: unitPricesSchema,
+    provider_cost: unitPricesSchema,
   })
   .superRefine((model, ctx) => {
-    const pricedDimensions = TOKEN_DIMENSIONS.filter((dimension) => model.prices[dimension] !== undefined);
-    if (pricedDimensions.length === 0) {
+    const priced = pricedPaths(model.prices);
+    const costed = pricedPaths(model.provider_cost);
+    if (priced.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['prices'], message: 'must price at least one dimension' });
     }
     // Margin reports need the provider cost of everything we charge for, and a cost for something we
-    // never charge is almost certainly a typo, so the two sets of dimensions must be the same.
-    for (const dimension of TOKEN_DIMENSIONS) {
-      const priced = model.prices[dimension] !== undefined;
-      const costed = model.provider_cost[dimension] !== undefined;
-      if (priced && !costed) {
+    // never charge is almost certainly a typo, so the two sides must price exactly the same things.
+    const pricedKeys = new Set(priced.map((path) => path.join('.')));
+    const costedKeys = new Set(costed.map((path) => path.join('.')));
+    for (const path of priced) {
+      if (!costedKeys.has(path.join('.'))) {
         ctx.addIssue({
           code: 'custom',
-          path: ['provider_cost', dimension],
+          path: ['provider_cost', ...path],
           message: 'is missing for a priced dimension',
         });
       }
-      if (costed && !priced) {
+    }
+    for (const path of costed) {
+      if (!pricedKeys.has(path.join('.'))) {
         ctx.addIssue({
           code: 'custom',
-          path: ['provider_cost', dimension],
+          path: ['provider_cost', ...path],
           message: 'is given for an unpriced dimension',
         });
       }
@@ -226,9 +303,12 @@ const toolSchema = z.strictObject({
   provider_cost_per_1k_calls: usdNanosString,
 });
 
+/** A discount and where it comes from: a seed fact or an assumption, said in `note`. */
+const processingModeSchema = z.strictObject({ multiplier: multiplierString, note: noteString.optional() });
+
 const processingSchema = z.strictObject({
-  batch: z.strictObject({ multiplier: multiplierString }),
-  flex: z.strictObject({ multiplier: multiplierString }),
+  batch: processingModeSchema,
+  flex: processingModeSchema,
 });
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
@@ -281,15 +361,21 @@ function issuesFromZod(error: z.ZodError, prefix: readonly PropertyKey[]): Price
   });
 }
 
-function buildDimensionPrices(
-  prices: PriceVersionDocument['models'][string]['prices'],
-): Readonly<Partial<Record<TokenDimension, bigint>>> {
+function buildDimensionPrices(prices: UnitPricesDocument): Readonly<Partial<Record<TokenDimension, bigint>>> {
   const result: Partial<Record<TokenDimension, bigint>> = {};
   for (const dimension of TOKEN_DIMENSIONS) {
     const nanos = prices[dimension];
     if (nanos !== undefined) result[dimension] = nanos;
   }
   return Object.freeze(result);
+}
+
+function buildImagePrices(prices: UnitPricesDocument): ImagePrices {
+  const sizes = new Map<string, ReadonlyMap<string, bigint>>();
+  for (const [size, qualities] of Object.entries(prices.images ?? {})) {
+    sizes.set(size, new Map(Object.entries(qualities)));
+  }
+  return sizes;
 }
 
 function buildPriceVersion(document: PriceVersionDocument): PriceVersion {
@@ -300,8 +386,15 @@ function buildPriceVersion(document: PriceVersionDocument): PriceVersion {
       Object.freeze({
         model,
         class: entry.class,
+        note: entry.note ?? null,
         price_nanos_per_million: buildDimensionPrices(entry.prices),
         provider_cost_nanos_per_million: buildDimensionPrices(entry.provider_cost),
+        image_price_nanos_per_image: buildImagePrices(entry.prices),
+        image_provider_cost_nanos_per_image: buildImagePrices(entry.provider_cost),
+        audio_price_nanos_per_minute: entry.prices.audio_minutes ?? null,
+        audio_provider_cost_nanos_per_minute: entry.provider_cost.audio_minutes ?? null,
+        storage_price_nanos_per_gb_day: entry.prices.storage_gb_days ?? null,
+        storage_provider_cost_nanos_per_gb_day: entry.provider_cost.storage_gb_days ?? null,
       }),
     );
   }
@@ -325,6 +418,10 @@ function buildPriceVersion(document: PriceVersionDocument): PriceVersion {
       standard: Object.freeze({ numerator: 1n, denominator: 1n }),
       batch: Object.freeze(document.processing.batch.multiplier),
       flex: Object.freeze(document.processing.flex.multiplier),
+    }),
+    processing_notes: Object.freeze({
+      batch: document.processing.batch.note ?? null,
+      flex: document.processing.flex.note ?? null,
     }),
     models,
     tools,
@@ -458,15 +555,24 @@ export function priceAt(book: PriceBook, model: string, at: Date): PriceLookup {
 // ---------------------------------------------------------------------------------------------------
 // Serialising for `GET /v1/prices`.
 
-type DimensionPricesJson = Partial<Record<TokenDimension, string>>;
+type DimensionPricesJson = Partial<Record<TokenDimension, string>> & {
+  images?: Record<string, Record<string, string>>;
+  audio_minutes?: string;
+  storage_gb_days?: string;
+};
+
+type ProcessingModeJson = { multiplier: string; note?: string };
 
 /** One version in the file format, with money as 9-decimal USD strings; `parsePriceBook` accepts it. */
 export interface PriceVersionJson {
   version: string;
   effective_from: string;
   notes?: string;
-  processing: { batch: { multiplier: string }; flex: { multiplier: string } };
-  models: Record<string, { class: string; prices: DimensionPricesJson; provider_cost: DimensionPricesJson }>;
+  processing: { batch: ProcessingModeJson; flex: ProcessingModeJson };
+  models: Record<
+    string,
+    { class: string; note?: string; prices: DimensionPricesJson; provider_cost: DimensionPricesJson }
+  >;
   tools: Record<string, { price_per_1k_calls: string; provider_cost_per_1k_calls: string }>;
 }
 
@@ -475,19 +581,42 @@ export interface PriceBookJson {
   currency: 'usd';
   token_price_unit: 'usd_per_1m_tokens';
   tool_price_unit: 'usd_per_1k_calls';
+  /** `prices.images.<size>.<quality>`. */
+  image_price_unit: 'usd_per_image';
+  /** `prices.audio_minutes`; usage counts whole seconds (`audio_seconds`). */
+  audio_price_unit: 'usd_per_audio_minute';
+  /** `prices.storage_gb_days`. */
+  storage_price_unit: 'usd_per_gb_day';
   /** Oldest first, so the last entry is the newest (possibly not yet in force). */
   versions: PriceVersionJson[];
 }
 
-function dimensionPricesToJson(
-  prices: Readonly<Partial<Record<TokenDimension, bigint>>>,
+function unitPricesToJson(
+  tokens: Readonly<Partial<Record<TokenDimension, bigint>>>,
+  images: ImagePrices,
+  audio_nanos_per_minute: bigint | null,
+  storage_nanos_per_gb_day: bigint | null,
 ): DimensionPricesJson {
   const result: DimensionPricesJson = {};
   for (const dimension of TOKEN_DIMENSIONS) {
-    const nanos = prices[dimension];
+    const nanos = tokens[dimension];
     if (nanos !== undefined) result[dimension] = formatUsd(nanos);
   }
+  if (images.size > 0) {
+    result.images = Object.fromEntries(
+      [...images].map(([size, qualities]) => [
+        size,
+        Object.fromEntries([...qualities].map(([quality, nanos]) => [quality, formatUsd(nanos)])),
+      ]),
+    );
+  }
+  if (audio_nanos_per_minute !== null) result.audio_minutes = formatUsd(audio_nanos_per_minute);
+  if (storage_nanos_per_gb_day !== null) result.storage_gb_days = formatUsd(storage_nanos_per_gb_day);
   return result;
+}
+
+function processingModeToJson(multiplier: Ratio, note: string | null): ProcessingModeJson {
+  return { multiplier: formatMultiplier(multiplier), ...(note === null ? {} : { note }) };
 }
 
 export function priceVersionToJson(version: PriceVersion): PriceVersionJson {
@@ -495,8 +624,19 @@ export function priceVersionToJson(version: PriceVersion): PriceVersionJson {
   for (const price of version.models.values()) {
     models[price.model] = {
       class: price.class,
-      prices: dimensionPricesToJson(price.price_nanos_per_million),
-      provider_cost: dimensionPricesToJson(price.provider_cost_nanos_per_million),
+      ...(price.note === null ? {} : { note: price.note }),
+      prices: unitPricesToJson(
+        price.price_nanos_per_million,
+        price.image_price_nanos_per_image,
+        price.audio_price_nanos_per_minute,
+        price.storage_price_nanos_per_gb_day,
+      ),
+      provider_cost: unitPricesToJson(
+        price.provider_cost_nanos_per_million,
+        price.image_provider_cost_nanos_per_image,
+        price.audio_provider_cost_nanos_per_minute,
+        price.storage_provider_cost_nanos_per_gb_day,
+      ),
     };
   }
   const tools: PriceVersionJson['tools'] = {};
@@ -511,8 +651,8 @@ export function priceVersionToJson(version: PriceVersion): PriceVersionJson {
     effective_from: version.effective_from,
     ...(version.notes === null ? {} : { notes: version.notes }),
     processing: {
-      batch: { multiplier: formatMultiplier(version.processing_multipliers.batch) },
-      flex: { multiplier: formatMultiplier(version.processing_multipliers.flex) },
+      batch: processingModeToJson(version.processing_multipliers.batch, version.processing_notes.batch),
+      flex: processingModeToJson(version.processing_multipliers.flex, version.processing_notes.flex),
     },
     models,
     tools,
@@ -530,6 +670,9 @@ export function priceBookToJson(book: PriceBook): PriceBookJson {
     currency: 'usd',
     token_price_unit: 'usd_per_1m_tokens',
     tool_price_unit: 'usd_per_1k_calls',
+    image_price_unit: 'usd_per_image',
+    audio_price_unit: 'usd_per_audio_minute',
+    storage_price_unit: 'usd_per_gb_day',
     versions: book.versions.map(priceVersionToJson),
   };
 }

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { Pool, type PoolClient, type QueryConfig, type QueryResult, type QueryResultRow } from 'pg';
+import type { UsageLines } from '../billing/metering';
 import './connection'; // registers the int8 -> bigint parser before any query runs
 
 /**
@@ -223,7 +224,8 @@ export interface CaptureInput {
   provider_cost_nanos: bigint;
   event_id: string;
   occurred_at: Date;
-  lines: Record<string, [number, string]>;
+  /** Per-dimension quantity and amount, stored as `usage_events.lines` (see `UsageLines`). */
+  lines: UsageLines;
   price_version: string;
   processing: string;
   feature: string | null;
@@ -258,7 +260,8 @@ export interface IngestRow {
   cost_nanos: bigint;
   provider_cost_nanos: bigint;
   price_version: string;
-  lines: Record<string, [number, string]>;
+  /** Per-dimension quantity and amount, stored as `usage_events.lines` (see `UsageLines`). */
+  lines: UsageLines;
 }
 
 const UNIQUE_VIOLATION = '23505';

@@ -15,8 +15,11 @@ export interface UsageGroupRow {
   feature?: string | null;
   day?: string;
   dimension?: string;
-  /** Only when grouped by dimension: tokens (or calls) of that dimension. */
-  quantity?: bigint;
+  /**
+   * Only when grouped by dimension: the exact sum of that dimension's quantities (tokens, images, seconds, calls,
+   * or decimal GB-days) as decimal text; `reportedQuantity` in billing/metering.ts turns it into the API's form.
+   */
+  quantity?: string;
   events: bigint;
   cost_nanos: bigint;
 }
@@ -40,7 +43,8 @@ export async function aggregateUsage(
     ...columns,
     'count(*)::bigint AS events',
     `COALESCE(sum(${amount}), 0)::bigint AS cost_nanos`,
-    ...(byDimension ? ['COALESCE(sum((d.value->>0)::bigint), 0)::bigint AS quantity'] : []),
+    // numeric, not bigint: GB-days of storage are stored as exact decimal strings, counts as integers.
+    ...(byDimension ? ['COALESCE(sum((d.value->>0)::numeric), 0)::text AS quantity'] : []),
   ];
   const from = `usage_events u${byDimension ? ' CROSS JOIN LATERAL jsonb_each(u.lines) AS d' : ''}`;
   const where = 'u.customer_id = ? AND u.occurred_at >= ? AND u.occurred_at < ?';

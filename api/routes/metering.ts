@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { holdExpiry, MAX_EVENT_CLOCK_SKEW_MS, rate, usageLines } from '../../billing/metering';
+import {
+  holdExpiry,
+  MAX_EVENT_CLOCK_SKEW_MS,
+  rate,
+  reportedQuantity,
+  usageLines,
+} from '../../billing/metering';
 import { formatUsd, usd } from '../../billing/money';
 import { priceBookToJson, type PriceBook } from '../../billing/price-book';
 import type { RatingFailure } from '../../billing/rating';
@@ -255,7 +261,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
           total_events: Number(usage.total.events),
           data: usage.groups.map(({ cost_nanos, events, quantity, ...keys }) => ({
             ...keys,
-            ...(quantity === undefined ? {} : { quantity: Number(quantity) }),
+            ...(quantity === undefined ? {} : { quantity: reportedQuantity(keys.dimension!, quantity) }),
             events: Number(events),
             cost_usd: formatUsd(cost_nanos),
           })),

@@ -47,7 +47,7 @@ describe('the bundled default price book', () => {
     expect(version?.effective_from_ms).toBe(Date.UTC(2026, 10, 1));
   });
 
-  test('lists exactly the six seed models with their classes', () => {
+  test('lists exactly the seed models, the legacy models and one model per other modality, with their classes', () => {
     const classes = Object.fromEntries([...(version?.models.values() ?? [])].map((m) => [m.model, m.class]));
     expect(classes).toEqual({
       'gpt-5.4': 'flagship',
@@ -56,7 +56,79 @@ describe('the bundled default price book', () => {
       'gpt-4o': 'flagship',
       'gpt-4o-mini': 'mini',
       o1: 'reasoning',
+      'gpt-3.5-turbo-4k': 'legacy',
+      'gpt-3.5-turbo-16k': 'legacy',
+      'gpt-4-8k': 'legacy',
+      'gpt-4-32k': 'legacy',
+      'text-embedding-3-small': 'embedding',
+      'text-embedding-3-large': 'embedding',
+      'gpt-image-1': 'image',
+      'dall-e-3': 'image',
+      'whisper-1': 'transcription',
+      'gpt-4o-transcribe': 'transcription',
+      'gpt-4o-mini-transcribe': 'transcription',
+      'vector-storage': 'storage',
     });
+  });
+
+  test('gives o1 no cached-input price, because the seed gives none', () => {
+    const o1 = version?.models.get('o1');
+    expect(o1?.price_nanos_per_million.cached_input_tokens).toBeUndefined();
+    expect(o1?.provider_cost_nanos_per_million.cached_input_tokens).toBeUndefined();
+    expect(o1?.note).toMatch(/no cached-input price/);
+  });
+
+  test('stores the legacy per-1K seed prices per 1M, exactly 1,000 times larger', () => {
+    // Written out from the seed, per 1K tokens: the book must hold exactly 1,000 x these per 1M tokens.
+    const seedPer1k: Record<string, { input_tokens: string; output_tokens: string }> = {
+      'gpt-3.5-turbo-4k': { input_tokens: '0.0015', output_tokens: '0.002' },
+      'gpt-3.5-turbo-16k': { input_tokens: '0.003', output_tokens: '0.005' },
+      'gpt-4-8k': { input_tokens: '0.03', output_tokens: '0.06' },
+      'gpt-4-32k': { input_tokens: '0.06', output_tokens: '0.12' },
+    };
+    for (const [model, prices] of Object.entries(seedPer1k)) {
+      const stored = version?.models.get(model)?.price_nanos_per_million;
+      expect({ model, stored }).toEqual({
+        model,
+        stored: {
+          input_tokens: usd(prices.input_tokens) * 1000n,
+          output_tokens: usd(prices.output_tokens) * 1000n,
+        },
+      });
+      expect(version?.models.get(model)?.note).toMatch(/^seed: /);
+    }
+  });
+
+  test('says where each discount comes from: batch is a seed fact, flex an assumption', () => {
+    expect(version?.processing_notes.batch).toMatch(/^seed: /);
+    expect(version?.processing_notes.flex).toMatch(/^assumed: /);
+  });
+
+  test('gives every model a note that starts with where its prices come from', () => {
+    for (const model of version?.models.values() ?? []) {
+      expect({ model: model.model, note: model.note }).toEqual({
+        model: model.model,
+        note: expect.stringMatching(/^(seed|assumed): /) as string,
+      });
+    }
+  });
+
+  test('prices each new modality in its own unit: embedding tokens, images, audio minutes, GB-days', () => {
+    expect(version?.models.get('text-embedding-3-small')?.price_nanos_per_million).toEqual({
+      embedding_tokens: usd('0.02'),
+    });
+    expect(
+      version?.models.get('gpt-image-1')?.image_price_nanos_per_image.get('1024x1536')?.get('high'),
+    ).toBe(usd('0.25'));
+    expect(version?.models.get('dall-e-3')?.image_price_nanos_per_image.get('1792x1024')?.get('hd')).toBe(
+      usd('0.12'),
+    );
+    expect(version?.models.get('whisper-1')?.audio_price_nanos_per_minute).toBe(usd('0.006'));
+    expect(version?.models.get('vector-storage')?.storage_price_nanos_per_gb_day).toBe(usd('0.10'));
+    // A model prices only its own modality.
+    expect(version?.models.get('whisper-1')?.price_nanos_per_million).toEqual({});
+    expect(version?.models.get('gpt-5.4')?.audio_price_nanos_per_minute).toBeNull();
+    expect(version?.models.get('gpt-5.4')?.image_price_nanos_per_image.size).toBe(0);
   });
 
   test('stores $2.50 per 1M gpt-5.4 input tokens as exactly 2,500,000,000 nanos per million', () => {
@@ -77,15 +149,14 @@ describe('the bundled default price book', () => {
     });
   });
 
-  test('discounts batch and flex processing by exactly one half, and standard by nothing', () => {
+  test('discounts batch processing by exactly one half (the seed), and standard by nothing', () => {
+    // Flex's multiplier is an assumption written in the book, so no test asserts its value.
     const multipliers = version?.processing_multipliers;
     expect(multipliers?.standard).toEqual({ numerator: 1n, denominator: 1n });
-    for (const ratio of [multipliers?.batch, multipliers?.flex]) {
-      expect((ratio?.numerator ?? 0n) * 2n).toBe(ratio?.denominator);
-    }
+    expect((multipliers?.batch.numerator ?? 0n) * 2n).toBe(multipliers?.batch.denominator);
   });
 
-  test('gives every model a provider cost for exactly its priced dimensions, at 65% of the price', () => {
+  test('gives every model a provider cost for exactly its priced token dimensions, at 65% of the price', () => {
     for (const model of version?.models.values() ?? []) {
       const priced = TOKEN_DIMENSIONS.filter((d) => model.price_nanos_per_million[d] !== undefined);
       const costed = TOKEN_DIMENSIONS.filter((d) => model.provider_cost_nanos_per_million[d] !== undefined);
@@ -103,8 +174,31 @@ describe('the bundled default price book', () => {
     }
   });
 
-  test('marks the non-seed values as illustrative in its notes', () => {
-    expect(version?.notes).toMatch(/illustrative/i);
+  test('gives images, audio and storage a provider cost for exactly what is priced, at 65% of the price', () => {
+    for (const model of version?.models.values() ?? []) {
+      const prices = [...model.image_price_nanos_per_image].flatMap(([size, qualities]) =>
+        [...qualities].map(([quality, nanos]) => ({ size, quality, scaled: nanos * 65n })),
+      );
+      const costs = [...model.image_provider_cost_nanos_per_image].flatMap(([size, qualities]) =>
+        [...qualities].map(([quality, nanos]) => ({ size, quality, scaled: nanos * 100n })),
+      );
+      expect({ model: model.model, costs }).toEqual({ model: model.model, costs: prices });
+      const scaled = (nanos: bigint | null, by: bigint) => (nanos === null ? null : nanos * by);
+      expect(scaled(model.audio_provider_cost_nanos_per_minute, 100n)).toEqual(
+        scaled(model.audio_price_nanos_per_minute, 65n),
+      );
+      expect(scaled(model.storage_provider_cost_nanos_per_gb_day, 100n)).toEqual(
+        scaled(model.storage_price_nanos_per_gb_day, 65n),
+      );
+    }
+  });
+
+  test('says in its notes which values come from the seed and which are assumed, with every unit', () => {
+    expect(version?.notes).toMatch(/Seed values:/);
+    expect(version?.notes).toMatch(/Assumed:/);
+    for (const unit of ['per 1M tokens', 'per image', 'per audio minute', 'per GB-day', 'per 1,000 calls']) {
+      expect(version?.notes).toContain(unit);
+    }
   });
 
   test('is parsed once and shared, and is frozen against accidental edits', () => {
@@ -129,8 +223,31 @@ describe('parsePriceBook accepts', () => {
   test('a zero price, for a dimension that is deliberately free', () => {
     const document = bundledDocument();
     at(document, 'models', 'o1', 'prices').cached_input_tokens = '0';
+    at(document, 'models', 'o1', 'provider_cost').cached_input_tokens = '0';
     const book = parsePriceBook(document);
     expect(book.versions[0]?.models.get('o1')?.price_nanos_per_million.cached_input_tokens).toBe(0n);
+  });
+
+  test('a model without a note and processing modes without notes', () => {
+    const document = bundledDocument();
+    delete at(document, 'models', 'o1').note;
+    delete at(document, 'processing', 'flex').note;
+    const version = parsePriceBook(document).versions[0];
+    expect(version?.models.get('o1')?.note).toBeNull();
+    expect(version?.processing_notes.flex).toBeNull();
+  });
+
+  test('a model that prices nothing but images', () => {
+    const document = bundledDocument();
+    at(document, 'models').tiny = {
+      class: 'image',
+      prices: { images: { '256x256': { standard: '0.016' } } },
+      provider_cost: { images: { '256x256': { standard: '0.01' } } },
+    };
+    const version = parsePriceBook(document).versions[0];
+    expect(version?.models.get('tiny')?.image_price_nanos_per_image.get('256x256')?.get('standard')).toBe(
+      usd('0.016'),
+    );
   });
 
   test('a multiplier of exactly 1 and one with 9 decimals, kept as exact ratios', () => {
@@ -259,6 +376,61 @@ describe('parsePriceBook rejects, naming the path of the bad field', () => {
     const document = bundledDocument();
     at(document, 'models', 'o1', 'provider_cost').audio_input_tokens = '1.00';
     expectIssue(document, 'models.o1.provider_cost.audio_input_tokens', 'unpriced dimension');
+  });
+
+  test('an image price missing from the provider cost, and one only the provider cost gives', () => {
+    const document = bundledDocument();
+    delete at(document, 'models', 'dall-e-3', 'provider_cost', 'images', '1024x1024').hd;
+    at(document, 'models', 'dall-e-3', 'provider_cost', 'images', '1024x1792').ultra = '0.10';
+    expectIssue(
+      document,
+      'models["dall-e-3"].provider_cost.images["1024x1024"].hd',
+      'missing for a priced dimension',
+    );
+    expectIssue(document, 'models["dall-e-3"].provider_cost.images["1024x1792"].ultra', 'unpriced dimension');
+  });
+
+  test('an audio or storage price without a provider cost', () => {
+    const document = bundledDocument();
+    delete at(document, 'models', 'whisper-1', 'provider_cost').audio_minutes;
+    delete at(document, 'models', 'vector-storage', 'provider_cost').storage_gb_days;
+    expectIssue(
+      document,
+      'models["whisper-1"].provider_cost.audio_minutes',
+      'missing for a priced dimension',
+    );
+    expectIssue(
+      document,
+      'models["vector-storage"].provider_cost.storage_gb_days',
+      'missing for a priced dimension',
+    );
+  });
+
+  test('a bad image size, a bad quality, an empty size and an image price as a number', () => {
+    const document = bundledDocument();
+    const images = at(document, 'models', 'dall-e-3', 'prices', 'images');
+    images['1024*1024'] = { standard: '0.04' };
+    images['512x512'] = {};
+    at(images, '1024x1024').HD = '0.08';
+    at(images, '1792x1024').standard = 0.08;
+    const error = priceBookError(() => parsePriceBook(document));
+    const paths = error.issues.map((issue) => issue.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'models["dall-e-3"].prices.images["1024*1024"]',
+        'models["dall-e-3"].prices.images["512x512"]',
+        'models["dall-e-3"].prices.images["1024x1024"].HD',
+        'models["dall-e-3"].prices.images["1792x1024"].standard',
+      ]),
+    );
+  });
+
+  test('a processing note that is not a string and an empty model note', () => {
+    const document = bundledDocument();
+    at(document, 'processing', 'flex').note = 50;
+    at(document, 'models', 'o1').note = '';
+    expectIssue(document, 'processing.flex.note', '');
+    expectIssue(document, 'models.o1.note', '');
   });
 
   test('a model that prices no dimension at all', () => {
@@ -426,7 +598,22 @@ describe('priceBookToJson (GET /v1/prices)', () => {
       currency: 'usd',
       token_price_unit: 'usd_per_1m_tokens',
       tool_price_unit: 'usd_per_1k_calls',
+      image_price_unit: 'usd_per_image',
+      audio_price_unit: 'usd_per_audio_minute',
+      storage_price_unit: 'usd_per_gb_day',
     });
+  });
+
+  test('writes image, audio and storage prices and every note, exactly', () => {
+    const models = json.versions[0]?.models;
+    expect(models?.['dall-e-3']?.prices.images?.['1024x1024']).toEqual({
+      standard: '0.040000000',
+      hd: '0.080000000',
+    });
+    expect(models?.['whisper-1']?.prices).toEqual({ audio_minutes: '0.006000000' });
+    expect(models?.['vector-storage']?.provider_cost).toEqual({ storage_gb_days: '0.065000000' });
+    expect(models?.o1?.note).toMatch(/^seed: /);
+    expect(json.versions[0]?.processing.flex.note).toMatch(/^assumed: /);
   });
 
   test('writes prices and provider costs as exact 9-decimal USD strings', () => {
@@ -440,7 +627,7 @@ describe('priceBookToJson (GET /v1/prices)', () => {
     expect(json.versions[0]).toMatchObject({
       version: '2026-11-01',
       effective_from: '2026-11-01T00:00:00Z',
-      processing: { batch: { multiplier: '0.5' }, flex: { multiplier: '0.5' } },
+      processing: { batch: { multiplier: '0.5' } },
       tools: {
         web_search: { price_per_1k_calls: '10.000000000', provider_cost_per_1k_calls: '6.500000000' },
       },

@@ -9,11 +9,13 @@ import { MAX_NANOS, formatUsd, usd } from '../../billing/money';
 import { loadDefaultPriceBook, parsePriceBook, type PriceBook } from '../../billing/price-book';
 import { at, bundledDocument } from '../support/price-documents';
 import {
+  MAX_IMAGE_ENTRIES,
   MAX_QUANTITY_PER_DIMENSION,
   ROUNDING_MODES,
   TOKEN_DIMENSIONS,
   divideRounded,
   isValidQuantity,
+  parseStorageGbDays,
   rateUsage,
   type RatableUsage,
   type RatedUsage,
@@ -26,8 +28,10 @@ const book = loadDefaultPriceBook();
 const IN_FORCE = new Date('2026-12-01T12:00:00Z');
 
 /**
- * The price list this engine must reproduce, in USD per 1M tokens, written out independently of the
- * JSON file. Input, cached input and output are the seed prices; image and audio are illustrative.
+ * The token price list this engine must reproduce, in USD per 1M tokens, written out independently of
+ * the JSON file. Input, cached input and output are the seed prices (o1 has no cached-input price in
+ * the seed, so none here); image and audio tokens and embeddings are assumed. The legacy models are
+ * priced per 1K tokens in the seed; their tests below check those per-1K values directly.
  */
 const EXPECTED_PRICES_USD_PER_MILLION: Record<string, Partial<Record<TokenDimension, string>>> = {
   'gpt-5.4': {
@@ -50,8 +54,40 @@ const EXPECTED_PRICES_USD_PER_MILLION: Record<string, Partial<Record<TokenDimens
     audio_output_tokens: '80.00',
   },
   'gpt-4o-mini': { input_tokens: '0.15', cached_input_tokens: '0.075', output_tokens: '0.60' },
-  o1: { input_tokens: '15.00', cached_input_tokens: '7.50', output_tokens: '60.00' },
+  o1: { input_tokens: '15.00', output_tokens: '60.00' },
+  'gpt-3.5-turbo-4k': { input_tokens: '1.50', output_tokens: '2.00' },
+  'gpt-3.5-turbo-16k': { input_tokens: '3.00', output_tokens: '5.00' },
+  'gpt-4-8k': { input_tokens: '30.00', output_tokens: '60.00' },
+  'gpt-4-32k': { input_tokens: '60.00', output_tokens: '120.00' },
+  'text-embedding-3-small': { embedding_tokens: '0.02' },
+  'text-embedding-3-large': { embedding_tokens: '0.13' },
 };
+
+/** Models priced per image (USD, by size then quality), per audio minute and per GB-day; all assumed. */
+const EXPECTED_IMAGE_PRICES_USD: Record<string, Record<string, Record<string, string>>> = {
+  'gpt-image-1': {
+    '1024x1024': { low: '0.011', medium: '0.042', high: '0.167' },
+    '1024x1536': { low: '0.016', medium: '0.063', high: '0.25' },
+    '1536x1024': { low: '0.016', medium: '0.063', high: '0.25' },
+  },
+  'dall-e-3': {
+    '1024x1024': { standard: '0.04', hd: '0.08' },
+    '1024x1792': { standard: '0.08', hd: '0.12' },
+    '1792x1024': { standard: '0.08', hd: '0.12' },
+  },
+};
+const EXPECTED_AUDIO_PRICES_USD_PER_MINUTE: Record<string, string> = {
+  'whisper-1': '0.006',
+  'gpt-4o-transcribe': '0.006',
+  'gpt-4o-mini-transcribe': '0.003',
+};
+const EXPECTED_STORAGE_PRICES_USD_PER_GB_DAY: Record<string, string> = { 'vector-storage': '0.10' };
+
+const IMAGE_CASES = Object.entries(EXPECTED_IMAGE_PRICES_USD).flatMap(([model, sizes]) =>
+  Object.entries(sizes).flatMap(([size, qualities]) =>
+    Object.entries(qualities).map(([quality, price]) => ({ model, size, quality, price })),
+  ),
+);
 
 const PRICE_CASES = Object.entries(EXPECTED_PRICES_USD_PER_MILLION).flatMap(([model, prices]) =>
   TOKEN_DIMENSIONS.flatMap((dimension) => {
@@ -60,7 +96,16 @@ const PRICE_CASES = Object.entries(EXPECTED_PRICES_USD_PER_MILLION).flatMap(([mo
   }),
 );
 
-const UNPRICED_CASES = Object.entries(EXPECTED_PRICES_USD_PER_MILLION).flatMap(([model, prices]) =>
+const UNPRICED_CASES = Object.entries({
+  ...EXPECTED_PRICES_USD_PER_MILLION,
+  ...Object.fromEntries(
+    [
+      ...Object.keys(EXPECTED_IMAGE_PRICES_USD),
+      ...Object.keys(EXPECTED_AUDIO_PRICES_USD_PER_MINUTE),
+      ...Object.keys(EXPECTED_STORAGE_PRICES_USD_PER_GB_DAY),
+    ].map((model) => [model, {}]),
+  ),
+} as Record<string, Partial<Record<TokenDimension, string>>>).flatMap(([model, prices]) =>
   TOKEN_DIMENSIONS.filter((dimension) => prices[dimension] === undefined).map((dimension) => ({
     model,
     dimension,
@@ -89,6 +134,23 @@ function rated(
   const result = rate(model, usage, options);
   if (!result.ok) throw new Error(`expected ${model} to rate, got ${result.code}: ${result.message}`);
   return result;
+}
+
+/** Quantities every whole-count field refuses, with a label for the test name. */
+function badQuantityValues(): [string, unknown][] {
+  return [
+    ['negative', -1],
+    ['fractional', 1.5],
+    ['tiny fraction', 0.000001],
+    ['NaN', Number.NaN],
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['above 1e12', MAX_QUANTITY_PER_DIMENSION + 1],
+    ['above 2^53', 2 ** 53],
+    ['a numeric string', '5'],
+    ['a bigint', 5n],
+    ['null', null],
+    ['negative fraction', -0.5],
+  ];
 }
 
 describe('divideRounded', () => {
@@ -196,11 +258,44 @@ describe('every price in the book is reproduced exactly', () => {
     },
   );
 
-  test('the expected price list names every model in the book, so none goes untested', () => {
+  test('the expected price lists name every model in the book, so none goes untested', () => {
     expect([...(book.versions[0]?.models.keys() ?? [])].sort()).toEqual(
-      Object.keys(EXPECTED_PRICES_USD_PER_MILLION).sort(),
+      [
+        ...Object.keys(EXPECTED_PRICES_USD_PER_MILLION),
+        ...Object.keys(EXPECTED_IMAGE_PRICES_USD),
+        ...Object.keys(EXPECTED_AUDIO_PRICES_USD_PER_MINUTE),
+        ...Object.keys(EXPECTED_STORAGE_PRICES_USD_PER_GB_DAY),
+      ].sort(),
     );
   });
+
+  test.each(IMAGE_CASES)('1 $model image of $size at $quality costs exactly $$$price', (c) => {
+    const result = rated(c.model, { images: [{ size: c.size, quality: c.quality, count: 1 }] });
+    expect(result.cost_nanos).toBe(usd(c.price));
+    expect(result.lines).toEqual([
+      expect.objectContaining({
+        kind: 'images',
+        size: c.size,
+        quality: c.quality,
+        quantity: 1,
+        amount_nanos: usd(c.price),
+      }),
+    ]);
+  });
+
+  test.each(Object.entries(EXPECTED_AUDIO_PRICES_USD_PER_MINUTE))(
+    '60 seconds of %s audio cost exactly $%s',
+    (model, price) => {
+      expect(rated(model, { audio_seconds: 60 }).cost_nanos).toBe(usd(price));
+    },
+  );
+
+  test.each(Object.entries(EXPECTED_STORAGE_PRICES_USD_PER_GB_DAY))(
+    '1 GB-day of %s costs exactly $%s',
+    (model, price) => {
+      expect(rated(model, { storage_gb_days: '1' }).cost_nanos).toBe(usd(price));
+    },
+  );
 });
 
 describe('worked examples', () => {
@@ -234,6 +329,335 @@ describe('worked examples', () => {
   });
 });
 
+describe('legacy models, priced per 1K tokens in the seed', () => {
+  // One test per seed price. A seed price of $P per 1K tokens is P x 1e9 / 1,000 = P x 1e6 nanos per
+  // token, so 1,000 tokens cost exactly $P and 1,234 tokens exactly 1.234 x $P.
+  const cases: { model: string; dimension: TokenDimension; per_1k: string; nanos_for_1234: bigint }[] = [
+    // 1,234 x $0.0015 / 1,000 = 1,234 x 1,500 nanos = 1,851,000 nanos.
+    { model: 'gpt-3.5-turbo-4k', dimension: 'input_tokens', per_1k: '0.0015', nanos_for_1234: 1_851_000n },
+    // 1,234 x $0.002 / 1,000 = 1,234 x 2,000 nanos = 2,468,000 nanos.
+    { model: 'gpt-3.5-turbo-4k', dimension: 'output_tokens', per_1k: '0.002', nanos_for_1234: 2_468_000n },
+    // 1,234 x $0.003 / 1,000 = 1,234 x 3,000 nanos = 3,702,000 nanos.
+    { model: 'gpt-3.5-turbo-16k', dimension: 'input_tokens', per_1k: '0.003', nanos_for_1234: 3_702_000n },
+    // 1,234 x $0.005 / 1,000 = 1,234 x 5,000 nanos = 6,170,000 nanos.
+    { model: 'gpt-3.5-turbo-16k', dimension: 'output_tokens', per_1k: '0.005', nanos_for_1234: 6_170_000n },
+    // 1,234 x $0.03 / 1,000 = 1,234 x 30,000 nanos = 37,020,000 nanos.
+    { model: 'gpt-4-8k', dimension: 'input_tokens', per_1k: '0.03', nanos_for_1234: 37_020_000n },
+    // 1,234 x $0.06 / 1,000 = 1,234 x 60,000 nanos = 74,040,000 nanos.
+    { model: 'gpt-4-8k', dimension: 'output_tokens', per_1k: '0.06', nanos_for_1234: 74_040_000n },
+    // 1,234 x $0.06 / 1,000 = 1,234 x 60,000 nanos = 74,040,000 nanos.
+    { model: 'gpt-4-32k', dimension: 'input_tokens', per_1k: '0.06', nanos_for_1234: 74_040_000n },
+    // 1,234 x $0.12 / 1,000 = 1,234 x 120,000 nanos = 148,080,000 nanos.
+    { model: 'gpt-4-32k', dimension: 'output_tokens', per_1k: '0.12', nanos_for_1234: 148_080_000n },
+  ];
+
+  test.each(cases)(
+    '$model $dimension: 1,000 tokens cost exactly $$$per_1k, 1,234 tokens $nanos_for_1234 nanos',
+    ({ model, dimension, per_1k, nanos_for_1234 }) => {
+      expect(rated(model, { [dimension]: 1_000 }).cost_nanos).toBe(usd(per_1k));
+      expect(rated(model, { [dimension]: 1_234 }).cost_nanos).toBe(nanos_for_1234);
+      expect(rated(model, { [dimension]: 1 }).cost_nanos).toBe(usd(per_1k) / 1_000n);
+    },
+  );
+
+  test('a GPT-4 8K call of 6,000 input and 2,000 output tokens costs exactly $0.30', () => {
+    // 6,000 x $0.03 / 1K = $0.18 and 2,000 x $0.06 / 1K = $0.12; together $0.30.
+    expect(rated('gpt-4-8k', { input_tokens: 6_000, output_tokens: 2_000 }).cost_nanos).toBe(usd('0.30'));
+  });
+
+  test('legacy models price no cached input: dimension_not_priced', () => {
+    for (const model of ['gpt-3.5-turbo-4k', 'gpt-3.5-turbo-16k', 'gpt-4-8k', 'gpt-4-32k']) {
+      expect(rate(model, { cached_input_tokens: 1 })).toMatchObject({
+        ok: false,
+        code: 'dimension_not_priced',
+        param: 'cached_input_tokens',
+      });
+    }
+  });
+});
+
+describe('o1 cached input', () => {
+  test('is refused as dimension_not_priced, because the seed gives no price for it', () => {
+    expect(rate('o1', { input_tokens: 100, cached_input_tokens: 50 })).toEqual({
+      ok: false,
+      code: 'dimension_not_priced',
+      param: 'cached_input_tokens',
+      message: 'model "o1" does not price cached_input_tokens in price book version 2026-11-01',
+    });
+  });
+
+  test('zero cached tokens still rate, since a zero quantity needs no price', () => {
+    // 100 x $15.00/1M = $0.0015.
+    expect(rated('o1', { input_tokens: 100, cached_input_tokens: 0 }).cost_nanos).toBe(usd('0.0015'));
+  });
+});
+
+describe('embeddings, per token', () => {
+  test('1,000 text-embedding-3-small tokens cost exactly 20,000 nanos, in a dimension of their own', () => {
+    // 1,000 x $0.02/1M = $0.00002 = 20,000 nanos.
+    const result = rated('text-embedding-3-small', { embedding_tokens: 1_000 });
+    expect(result.cost_nanos).toBe(20_000n);
+    expect(result.lines).toEqual([
+      expect.objectContaining({ kind: 'tokens', dimension: 'embedding_tokens' }),
+    ]);
+  });
+
+  test('embeddings are tokens, so batch applies to them: 1,000 large tokens at batch cost 65,000 nanos', () => {
+    // 1,000 x $0.13/1M = 130,000 nanos; x 0.5 (batch) = 65,000 nanos.
+    expect(rated('text-embedding-3-large', { embedding_tokens: 1_000, processing: 'batch' }).cost_nanos).toBe(
+      65_000n,
+    );
+  });
+
+  test('chat input on an embedding model, and embedding tokens on a chat model, are not priced', () => {
+    expect(rate('text-embedding-3-small', { input_tokens: 1 })).toMatchObject({
+      code: 'dimension_not_priced',
+      param: 'input_tokens',
+    });
+    expect(rate('gpt-5.4', { embedding_tokens: 1 })).toMatchObject({
+      code: 'dimension_not_priced',
+      param: 'embedding_tokens',
+    });
+  });
+});
+
+describe('image generation, per image by size and quality', () => {
+  test('2 high 1024x1024 and 3 low 1536x1024 gpt-image-1 images cost exactly $0.382', () => {
+    // 2 x $0.167 = $0.334 and 3 x $0.016 = $0.048; together $0.382. Provider cost: 2 x $0.10855 +
+    // 3 x $0.0104 = $0.2171 + $0.0312 = $0.2483.
+    const result = rated('gpt-image-1', {
+      images: [
+        { size: '1536x1024', quality: 'low', count: 3 },
+        { size: '1024x1024', quality: 'high', count: 2 },
+      ],
+    });
+    expect(result.cost_nanos).toBe(usd('0.382'));
+    expect(result.provider_cost_nanos).toBe(usd('0.2483'));
+    // Lines come sorted by size, then quality, whatever the order of the request.
+    expect(result.lines.map((line) => [line.kind, line.quantity, line.amount_nanos])).toEqual([
+      ['images', 2, usd('0.334')],
+      ['images', 3, usd('0.048')],
+    ]);
+    // Per-image prices have denominator 1; the event keeps the token denominator of 1M.
+    expect(result.exact_nanos_denominator).toBe(1_000_000n);
+  });
+
+  test('batch and flex do not discount images', () => {
+    for (const processing of ['standard', 'batch', 'flex'] as const) {
+      const usage: RatableUsage = { images: [{ size: '1024x1024', quality: 'hd', count: 1 }], processing };
+      expect(rated('dall-e-3', usage).cost_nanos).toBe(usd('0.08'));
+    }
+  });
+
+  test('a size or quality the model does not price is dimension_not_priced naming the entry', () => {
+    const usage: RatableUsage = {
+      images: [
+        { size: '1024x1024', quality: 'standard', count: 1 },
+        { size: '512x512', quality: 'standard', count: 1 },
+      ],
+    };
+    expect(rate('dall-e-3', usage)).toMatchObject({
+      ok: false,
+      code: 'dimension_not_priced',
+      param: 'images.1',
+      message: expect.stringContaining('512x512') as string,
+    });
+    expect(rate('dall-e-3', { images: [{ size: '1024x1024', quality: 'low', count: 1 }] })).toMatchObject({
+      code: 'dimension_not_priced',
+      param: 'images.0',
+    });
+    expect(rate('gpt-5.4', { images: [{ size: '1024x1024', quality: 'high', count: 1 }] })).toMatchObject({
+      code: 'dimension_not_priced',
+      param: 'images.0',
+    });
+  });
+
+  test('zero images of an unpriced size cost nothing and need no price', () => {
+    expect(rated('dall-e-3', { images: [{ size: '256x256', quality: 'x', count: 0 }] }).lines).toEqual([]);
+  });
+
+  test('malformed image usage is invalid_quantity naming the field', () => {
+    const entry = { size: '1024x1024', quality: 'hd', count: 1 };
+    const cases: [unknown, string][] = [
+      [[{ size: '1024x1024', quality: 'hd' }], 'images.0.count'],
+      [{ size: '1024x1024', quality: 'hd', count: 1 }, 'images'],
+      [[{ ...entry, count: 1.5 }], 'images.0.count'],
+      [[{ ...entry, count: -1 }], 'images.0.count'],
+      [[{ ...entry, size: 1024 }], 'images.0.size'],
+      [[{ ...entry, quality: null }], 'images.0.quality'],
+      [[entry, 'hd'], 'images.1'],
+      [[entry, { ...entry, count: 2 }], 'images.1'],
+      [
+        Array.from({ length: MAX_IMAGE_ENTRIES + 1 }, (_, i) => ({ ...entry, size: `${100 + i}x100` })),
+        'images',
+      ],
+    ];
+    for (const [images, param] of cases) {
+      expect({ images, result: rate('dall-e-3', { images } as unknown as RatableUsage) }).toEqual({
+        images,
+        result: expect.objectContaining({ ok: false, code: 'invalid_quantity', param }) as unknown,
+      });
+    }
+  });
+});
+
+describe('transcription, per audio minute', () => {
+  test('45 seconds of whisper-1 cost exactly 4,500,000 nanos ($0.0045)', () => {
+    // $0.006 per minute = 6,000,000 nanos per 60 seconds; 45 x 6,000,000 / 60 = 4,500,000 nanos.
+    const result = rated('whisper-1', { audio_seconds: 45 });
+    expect(result.cost_nanos).toBe(4_500_000n);
+    // Provider cost $0.0039 per minute: 45 x 3,900,000 / 60 = 2,925,000 nanos.
+    expect(result.provider_cost_nanos).toBe(2_925_000n);
+    expect(result.lines).toEqual([
+      expect.objectContaining({ kind: 'audio', dimension: 'audio_seconds', quantity: 45 }),
+    ]);
+    // The common denominator is the least common multiple of 1M (tokens) and 60 (seconds per minute).
+    expect(result.exact_nanos_denominator).toBe(3_000_000n);
+  });
+
+  test('1 second of gpt-4o-mini-transcribe costs exactly 50,000 nanos; an hour costs $0.18', () => {
+    // $0.003 per minute = 3,000,000 nanos / 60 = 50,000 nanos per second; 3,600 s = 60 min x $0.003.
+    expect(rated('gpt-4o-mini-transcribe', { audio_seconds: 1 }).cost_nanos).toBe(50_000n);
+    expect(rated('gpt-4o-mini-transcribe', { audio_seconds: 3_600 }).cost_nanos).toBe(usd('0.18'));
+  });
+
+  test('a per-minute price that does not divide into seconds rounds once per event, half up', () => {
+    const document = bundledDocument();
+    at(document, 'models', 'whisper-1', 'prices').audio_minutes = '0.000000007';
+    const priceBook = parsePriceBook(document);
+    // 7 nanos per minute: 30 s = 3.5 nanos -> 4; 1 s = 0.1166... -> 0; 90 s = 10.5 -> 11.
+    expect(rated('whisper-1', { audio_seconds: 30 }, { priceBook }).cost_nanos).toBe(4n);
+    expect(rated('whisper-1', { audio_seconds: 1 }, { priceBook }).cost_nanos).toBe(0n);
+    expect(rated('whisper-1', { audio_seconds: 90 }, { priceBook }).cost_nanos).toBe(11n);
+    expect(rated('whisper-1', { audio_seconds: 30 }, { priceBook, rounding: 'half_even' }).cost_nanos).toBe(
+      4n,
+    );
+    expect(rated('whisper-1', { audio_seconds: 90 }, { priceBook, rounding: 'floor' }).cost_nanos).toBe(10n);
+  });
+
+  test('batch does not discount audio minutes', () => {
+    expect(rated('whisper-1', { audio_seconds: 60, processing: 'batch' }).cost_nanos).toBe(usd('0.006'));
+  });
+
+  test('audio seconds on a model without a per-minute price are dimension_not_priced', () => {
+    expect(rate('gpt-5.4', { audio_seconds: 10 })).toMatchObject({
+      code: 'dimension_not_priced',
+      param: 'audio_seconds',
+    });
+  });
+
+  test.each(badQuantityValues())('a %s count of seconds is invalid_quantity', (_label, quantity) => {
+    expect(rate('whisper-1', { audio_seconds: quantity } as unknown as RatableUsage)).toMatchObject({
+      code: 'invalid_quantity',
+      param: 'audio_seconds',
+    });
+  });
+});
+
+describe('storage, per GB-day', () => {
+  test('1.5 GB-days of vector storage cost exactly $0.15', () => {
+    // 1.5 x $0.10 = $0.15; provider cost 1.5 x $0.065 = $0.0975.
+    const result = rated('vector-storage', { storage_gb_days: '1.5' });
+    expect(result.cost_nanos).toBe(usd('0.15'));
+    expect(result.provider_cost_nanos).toBe(usd('0.0975'));
+    expect(result.lines).toEqual([
+      expect.objectContaining({
+        kind: 'storage',
+        dimension: 'storage_gb_days',
+        quantity: '1.500000000',
+        quantity_units: 1_500_000_000n,
+      }),
+    ]);
+    expect(result.exact_nanos_denominator).toBe(1_000_000_000n);
+  });
+
+  test('a byte-day (1e-9 GB-day) is exact before the one rounding: 5 of them cost half a nano, rounded up', () => {
+    // $0.10 per GB-day = 1e8 nanos; 1e-9 GB-day costs 0.1 nano -> 0; 5e-9 costs 0.5 -> 1 (half up).
+    expect(rated('vector-storage', { storage_gb_days: '0.000000001' }).cost_nanos).toBe(0n);
+    expect(rated('vector-storage', { storage_gb_days: '0.000000005' }).cost_nanos).toBe(1n);
+    expect(
+      rated('vector-storage', { storage_gb_days: '0.000000005' }, { rounding: 'half_even' }).cost_nanos,
+    ).toBe(0n);
+    // 30 days of 2.25 GB = 67.5 GB-days = $6.75.
+    expect(rated('vector-storage', { storage_gb_days: '67.5' }).cost_nanos).toBe(usd('6.75'));
+  });
+
+  test('"0" and "0.000" GB-days cost nothing and need no price', () => {
+    expect(rated('gpt-5.4', { storage_gb_days: '0' }).lines).toEqual([]);
+    expect(rated('gpt-5.4', { storage_gb_days: '0.000' }).cost_nanos).toBe(0n);
+  });
+
+  test('storage on a model without a GB-day price is dimension_not_priced', () => {
+    expect(rate('gpt-5.4', { storage_gb_days: '1' })).toMatchObject({
+      code: 'dimension_not_priced',
+      param: 'storage_gb_days',
+    });
+  });
+
+  test.each([1.5, '1.5e3', '-1', '01', '1.', '.5', '1.0000000001', '1000000000000', ' 1', '', null])(
+    'GB-days of %p are invalid_quantity',
+    (storage_gb_days) => {
+      expect(rate('vector-storage', { storage_gb_days } as unknown as RatableUsage)).toMatchObject({
+        code: 'invalid_quantity',
+        param: 'storage_gb_days',
+      });
+    },
+  );
+
+  test('parseStorageGbDays gives exact units and a canonical 9-decimal form', () => {
+    expect(parseStorageGbDays('999999999999.999999999')).toEqual({
+      ok: true,
+      units: 999_999_999_999_999_999_999n,
+      canonical: '999999999999.999999999',
+    });
+    expect(parseStorageGbDays('2')).toEqual({ ok: true, units: 2_000_000_000n, canonical: '2.000000000' });
+    expect(parseStorageGbDays(2)).toMatchObject({ ok: false });
+  });
+});
+
+describe('every modality in one event', () => {
+  // A test book in which gpt-5.4 also prices audio minutes and GB-days, so one event has every kind of line.
+  const document = bundledDocument();
+  at(document, 'models', 'gpt-5.4', 'prices').audio_minutes = '0.006';
+  at(document, 'models', 'gpt-5.4', 'provider_cost').audio_minutes = '0.0039';
+  at(document, 'models', 'gpt-5.4', 'prices').storage_gb_days = '0.10';
+  at(document, 'models', 'gpt-5.4', 'provider_cost').storage_gb_days = '0.065';
+  at(document, 'models', 'gpt-5.4', 'prices').images = { '1024x1024': { high: '0.167' } };
+  at(document, 'models', 'gpt-5.4', 'provider_cost').images = { '1024x1024': { high: '0.10855' } };
+  const priceBook = parsePriceBook(document);
+
+  test('is rounded once over the sum of its exact lines, and the lines add up to it', () => {
+    const result = rated(
+      'gpt-5.4',
+      {
+        input_tokens: 1,
+        images: [{ size: '1024x1024', quality: 'high', count: 1 }],
+        audio_seconds: 1,
+        storage_gb_days: '0.000000005',
+        tool_calls: { web_search: 1 },
+        processing: 'batch',
+      },
+      { priceBook },
+    );
+    // 1 input token at batch: 2,500 x 0.5 = 1,250; 1 image: 167,000,000; 1 second: 6,000,000 / 60 = 100,000;
+    // 5e-9 GB-day: 0.5; 1 search: 10,000,000. Sum 177,101,250.5 -> 177,101,251 (half up, once).
+    expect(result.cost_nanos).toBe(177_101_251n);
+    expect(result.lines.map((line) => line.kind)).toEqual([
+      'tokens',
+      'images',
+      'audio',
+      'storage',
+      'tool_calls',
+    ]);
+    expect(result.lines.reduce((sum, line) => sum + line.amount_nanos, 0n)).toBe(result.cost_nanos);
+    expect(result.lines.reduce((sum, line) => sum + line.provider_cost_nanos, 0n)).toBe(
+      result.provider_cost_nanos,
+    );
+    // lcm(1M x 10 for the batch multiplier, 60, 1e9) = 3e9.
+    expect(result.exact_nanos_denominator).toBe(3_000_000_000n);
+  });
+});
+
 describe('processing modes', () => {
   const usage = { input_tokens: 1_500, output_tokens: 800 };
 
@@ -250,8 +674,19 @@ describe('processing modes', () => {
     expect(result.processing).toBe('batch');
   });
 
-  test('flex costs exactly 50% of standard: 7,875,000 nanos for the gpt-5.4 example', () => {
-    expect(rated('gpt-5.4', { ...usage, processing: 'flex' }).cost_nanos).toBe(7_875_000n);
+  test("flex costs the book's flex multiplier times standard, whatever that assumed multiplier is", () => {
+    // The flex multiplier is an assumption noted in the book, not a seed fact: read it, do not restate it.
+    const flex = book.versions[0]!.processing_multipliers.flex;
+    const standard = rated('gpt-5.4', usage).cost_nanos;
+    expect(rated('gpt-5.4', { ...usage, processing: 'flex' }).cost_nanos).toBe(
+      divideRounded(standard * flex.numerator, flex.denominator),
+    );
+    // And another multiplier in the book changes flex prices, so the rating does read it from there.
+    const document = bundledDocument();
+    at(document, 'processing', 'flex').multiplier = '0.75';
+    const priceBook = parsePriceBook(document);
+    // 15,750,000 x 0.75 = 11,812,500 nanos.
+    expect(rated('gpt-5.4', { ...usage, processing: 'flex' }, { priceBook }).cost_nanos).toBe(11_812_500n);
   });
 
   test('batch halves every seed price of 1M tokens exactly', () => {
@@ -438,19 +873,17 @@ describe('refusals', () => {
     });
   });
 
-  const badQuantities: [string, unknown][] = [
-    ['negative', -1],
-    ['fractional', 1.5],
-    ['tiny fraction', 0.000001],
-    ['NaN', Number.NaN],
-    ['Infinity', Number.POSITIVE_INFINITY],
-    ['above 1e12', MAX_QUANTITY_PER_DIMENSION + 1],
-    ['above 2^53', 2 ** 53],
-    ['a numeric string', '5'],
-    ['a bigint', 5n],
-    ['null', null],
-    ['negative fraction', -0.5],
-  ];
+  const badQuantities = badQuantityValues();
+
+  test.each(badQuantities)('a %s count of images is invalid_quantity naming the entry', (_label, count) => {
+    expect(
+      rate('dall-e-3', { images: [{ size: '1024x1024', quality: 'hd', count }] } as unknown as RatableUsage),
+    ).toMatchObject({
+      ok: false,
+      code: 'invalid_quantity',
+      param: 'images.0.count',
+    });
+  });
 
   test.each(badQuantities)(
     'a %s token count is invalid_quantity naming the dimension',
