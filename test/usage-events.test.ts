@@ -312,7 +312,8 @@ test('usage aggregation equals the ledger usage and capture debits for the windo
   await grant('cus_ue_other', '100.00');
   const day = (d: number, hour = 12) =>
     `2026-11-${String(d).padStart(2, '0')}T${String(hour).padStart(2, '0')}:30:00Z`;
-  const models = ['gpt-5.4', 'gpt-5.4-mini', 'gpt-4o', 'o1'];
+  // Models that price cached input (o1 does not: the seed gives it no cached-input price).
+  const models = ['gpt-5.4', 'gpt-5.4-mini', 'gpt-4o', 'gpt-4o-mini'];
   const features = ['chat', 'search', undefined];
   const events = Array.from({ length: 60 }, (_, i) => ({
     event_id: `agg-${i}`,
