@@ -49,7 +49,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
     path: '/v1/prices',
     tag: 'Metering',
     summary:
-      'The price book: every version with its effective date, prices per 1M tokens, tool fees, modifiers.',
+      'The price book: every version with its effective date, prices in each unit (per 1M tokens, per image, per audio minute, per GB-day, per 1,000 tool calls), modifiers and notes.',
     responses: { 200: { description: 'The price book' } },
     handler: async () => ({ status: 200, body: priceBookToJson(deps.priceBook) }),
   });
