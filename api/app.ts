@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
+import { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import type { Client } from '@temporalio/client';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -7,7 +7,8 @@ import type { PaymentGateway } from '../payments/payment-gateway';
 import type { Db } from '../db/connection';
 import { AccountWorkflows } from './accounts';
 import { ApiError } from './errors';
-import { RouteTable } from './http';
+import { refuseMethod, requireJsonBody, RouteTable } from './http';
+import { openApiDocument, registerReferencedSchemas } from './openapi';
 import { creditRoutes, type CreditLimits } from './routes/credits';
 import { customerRoutes } from './routes/customers';
 import { meteringRoutes } from './routes/metering';
@@ -48,6 +49,7 @@ export interface Api {
 export function createApp(deps: AppDeps): Api {
   const registry = new OpenAPIRegistry();
   registry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
+  registerReferencedSchemas(registry);
   const metrics = new Metrics({ db: deps.db, hotPathPool: deps.hotPath.pool, logger: deps.logger });
   const accounts = new AccountWorkflows(deps.temporal, deps.accounts, metrics);
   const keys = new IdempotencyKeys(deps.db);
@@ -76,12 +78,7 @@ export function createApp(deps: AppDeps): Api {
   operationRoutes(publicRoutes, {
     db: deps.db,
     temporal: deps.temporal,
-    openapi: () =>
-      new OpenApiGeneratorV31(registry.definitions).generateDocument({
-        openapi: '3.1.0',
-        info: { title: 'AI billing engine', version: '1.0.0', description: 'See API.md for conventions.' },
-        servers: [{ url: '/' }],
-      }),
+    openapi: () => openApiDocument(registry, deps.priceBook),
   });
 
   const app = express();
@@ -96,13 +93,22 @@ export function createApp(deps: AppDeps): Api {
     const { contentType, text } = await metrics.exposition();
     res.type(contentType).send(text);
   });
+  app.all('/metrics', (req: Request, res: Response) => refuseMethod(req, res, ['get']));
   app.use(publicRoutes.router);
+  app.use(publicRoutes.methodGuard());
   // Authenticate before reading the body: an unauthenticated caller gets a 401, whatever it sent.
   app.use(authenticate(deps.api_keys));
-  app.use(express.json({ limit: deps.body_limit_bytes, type: () => true, strict: false }));
+  // Then, still before the body: a known path with another method is a 405. Only the routes' bodies are read
+  // (and must be JSON, 415 otherwise); a request for no route is a 404 whatever it carries.
+  app.use(routes.methodGuard());
+  const json = express.json({ limit: deps.body_limit_bytes, type: () => true, strict: false });
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (!routes.knows(req.path)) return next();
+    requireJsonBody(req, res, (error?: unknown) => (error ? next(error) : json(req, res, next)));
+  });
   app.use(routes.router);
   app.use((req: Request) => {
-    throw new ApiError('not_found', `no route for ${req.method} ${req.path}`, { code: 'route_not_found' });
+    throw routeNotFound(req);
   });
   app.use(errorHandler(deps.logger));
   return {
@@ -114,6 +120,9 @@ export function createApp(deps: AppDeps): Api {
     },
   };
 }
+
+const routeNotFound = (req: Request) =>
+  new ApiError('not_found', `no route for ${req.method} ${req.path}`, { code: 'route_not_found' });
 
 /**
  * Admin keys from configuration, compared in constant time on their hashes. The principal is the key's hash.
@@ -129,7 +138,8 @@ function authenticate(api_keys: readonly string[]) {
       res.locals.principal = known;
       return next();
     }
-    const match = header === undefined ? null : /^Bearer (\S+)$/.exec(header);
+    // The scheme is case-insensitive (RFC 9110 section 11.1), and one or more spaces may follow it.
+    const match = header === undefined ? null : /^bearer +(\S+)$/i.exec(header);
     if (!match) {
       throw new ApiError('authentication_error', 'send your API key as "Authorization: Bearer <key>"', {
         code: 'missing_api_key',
@@ -190,6 +200,20 @@ function toApiError(error: unknown): ApiError {
   }
   if (bodyError.type === 'entity.parse.failed') {
     return new ApiError('invalid_request', 'the request body is not valid JSON', { code: 'invalid_json' });
+  }
+  if (bodyError.type === 'charset.unsupported') {
+    return new ApiError('unsupported_media_type', 'the request body must be JSON in UTF-8', {
+      param: 'Content-Type',
+    });
+  }
+  if (bodyError.type === 'encoding.unsupported') {
+    return new ApiError(
+      'unsupported_media_type',
+      'the request body may be gzip, deflate or br encoded, or not',
+      {
+        param: 'Content-Encoding',
+      },
+    );
   }
   if (bodyError.status !== undefined && bodyError.status >= 400 && bodyError.status < 500) {
     return new ApiError('invalid_request', 'the request could not be read', { code: 'invalid_body' });

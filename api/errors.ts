@@ -1,6 +1,7 @@
 /**
- * The API's error shape and its one status table (API.md). Expected business refusals and bad input become an
- * ApiError; anything else is a defect and becomes a 500 `api_error` with no internals in the body.
+ * The API's error shape and its one status table (API.md, extended with the HTTP-level refusals 405, 408, 415 and
+ * 431). Expected business refusals and bad input become an ApiError; anything else is a defect and becomes a 500
+ * `api_error` with no internals in the body.
  */
 export type ErrorType =
   | 'invalid_request'
@@ -10,9 +11,13 @@ export type ErrorType =
   | 'insufficient_balance'
   | 'budget_limit_reached'
   | 'not_found'
+  | 'method_not_allowed'
+  | 'request_timeout'
   | 'idempotency_conflict'
   | 'conflict'
   | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'headers_too_large'
   | 'rate_limit_exceeded'
   | 'api_error'
   | 'unavailable';
@@ -25,9 +30,13 @@ export const STATUS_BY_TYPE: Record<ErrorType, number> = {
   insufficient_balance: 402,
   budget_limit_reached: 402,
   not_found: 404,
+  method_not_allowed: 405, // with an Allow header
+  request_timeout: 408, // the request did not arrive in time (raised by Node before Express)
   idempotency_conflict: 409,
   conflict: 409,
   payload_too_large: 413,
+  unsupported_media_type: 415, // a body that is not application/json
+  headers_too_large: 431, // raised by Node before Express
   rate_limit_exceeded: 429,
   api_error: 500,
   unavailable: 503,

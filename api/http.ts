@@ -3,7 +3,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { z } from 'zod';
 import { ApiError, invalid } from './errors';
 import { type IdempotencyKeys, MAX_KEY_LENGTH, requestHash } from './idempotency';
-import { ErrorResponse } from './schemas';
+import { CustomerId, ErrorResponse, identifier, ResourceId } from './schemas';
 
 /**
  * One declaration per endpoint: its schemas validate the request and describe it in the OpenAPI document, and its
@@ -43,17 +43,36 @@ export interface RouteSpec<BS extends z.ZodType | undefined, QS extends z.ZodTyp
 }
 
 const IdempotencyHeader = z.object({
-  'Idempotency-Key': z
-    .string()
-    .max(MAX_KEY_LENGTH)
-    .optional()
-    .openapi({ description: 'Makes a retried POST safe' }),
+  'Idempotency-Key': identifier(
+    MAX_KEY_LENGTH,
+    'Makes a retried POST safe; printable ASCII, no spaces.',
+  ).optional(),
 });
 
 const NoQuery = z.object({}).strict();
 
+/**
+ * What a path parameter must be, by the collection it indexes: a customer id under `/customers/`, any other id
+ * elsewhere. Either way never a control character, so a `%00` in a path is a 400 naming the parameter rather than
+ * a value PostgreSQL refuses with a 500.
+ */
+function pathParamsSchema(path: string) {
+  const shape: Record<string, z.ZodType> = {};
+  for (const match of path.matchAll(/([^/]+)\/:([a-z_]+)/g)) {
+    shape[match[2]!] = match[1] === 'customers' ? CustomerId : ResourceId;
+  }
+  return z.object(shape);
+}
+
+/** The methods one path template answers, and the pattern that recognises a request path as that template. */
+interface KnownPath {
+  pattern: RegExp;
+  methods: Set<string>;
+}
+
 export class RouteTable {
   readonly router = express.Router();
+  private readonly paths = new Map<string, KnownPath>();
 
   constructor(
     private readonly registry: OpenAPIRegistry,
@@ -63,9 +82,13 @@ export class RouteTable {
   add<BS extends z.ZodType | undefined = undefined, QS extends z.ZodType | undefined = undefined>(
     spec: RouteSpec<BS, QS>,
   ): void {
-    this.document(spec);
+    const paramsSchema = pathParamsSchema(spec.path);
+    this.remember(spec.path, spec.method);
+    this.document(spec, paramsSchema);
     this.router[spec.method](spec.path, async (req: Request, res: Response, next: NextFunction) => {
       try {
+        // Path first, then query, then body: the first bad part of the request is the one named.
+        const params = parse(paramsSchema, req.params, 'path') as Record<string, string>;
         // No body at all reads as `{}`; a body that is JSON `null` is refused like any other non-object.
         const body: unknown = req.body === undefined ? {} : req.body;
         // A route without a query schema takes no query parameters: unknown ones are a 400, never ignored.
@@ -73,7 +96,7 @@ export class RouteTable {
         const ctx = {
           body: spec.body ? parse(spec.body, body, 'body') : undefined,
           query: spec.query ? query : undefined,
-          params: req.params as Record<string, string>,
+          params,
           principal: String(res.locals.principal ?? 'public'),
           idempotencyKey: idempotencyKeyOf(req),
         } as Parameters<RouteSpec<BS, QS>['handler']>[0];
@@ -121,8 +144,44 @@ export class RouteTable {
     return result;
   }
 
+  /**
+   * Answers requests for a path this table knows with a method it does not serve: 405 with `Allow` (HEAD wherever
+   * GET is served, as Express answers HEAD with the GET route), or 204 with `Allow` for OPTIONS. Other requests
+   * pass. Mounted before the body is read, so a wrong method costs no parsing.
+   */
+  methodGuard() {
+    return (req: Request, res: Response, next: NextFunction) => {
+      const known = this.match(req.path);
+      if (!known) return next();
+      const method = req.method.toLowerCase();
+      if (known.methods.has(method) || (method === 'head' && known.methods.has('get'))) return next();
+      refuseMethod(req, res, [...known.methods]);
+    };
+  }
+
+  /** Whether a request path is one of this table's templates (the router's rules: any case, optional final "/"). */
+  knows(path: string): boolean {
+    return this.match(path) !== undefined;
+  }
+
+  private match(path: string): KnownPath | undefined {
+    for (const known of this.paths.values()) if (known.pattern.test(path)) return known;
+    return undefined;
+  }
+
+  private remember(path: string, method: string): void {
+    let known = this.paths.get(path);
+    if (!known) {
+      const source = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:([a-z_]+)/g, '[^/]+');
+      known = { pattern: new RegExp(`^${source}/?$`, 'i'), methods: new Set() };
+      this.paths.set(path, known);
+    }
+    known.methods.add(method);
+  }
+
   private document<BS extends z.ZodType | undefined, QS extends z.ZodType | undefined>(
     spec: RouteSpec<BS, QS>,
+    paramsSchema: z.ZodObject,
   ) {
     const responses: Record<number, ResponseConfig> = {};
     for (const [status, response] of Object.entries(spec.responses)) {
@@ -131,7 +190,7 @@ export class RouteTable {
         ...(response.schema ? { content: { 'application/json': { schema: response.schema } } } : {}),
       };
     }
-    const params = [...spec.path.matchAll(/:([a-z_]+)/g)].map((m) => m[1]!);
+    const hasParams = Object.keys(paramsSchema.shape).length > 0;
     this.registry.registerPath({
       method: spec.method,
       path: spec.path.replace(/:([a-z_]+)/g, '{$1}'),
@@ -139,11 +198,15 @@ export class RouteTable {
       tags: [spec.tag],
       security: spec.public ? [] : [{ bearerAuth: [] }],
       request: {
-        ...(params.length > 0
-          ? { params: z.object(Object.fromEntries(params.map((name) => [name, z.string()]))) }
-          : {}),
+        ...(hasParams ? { params: paramsSchema } : {}),
         ...(spec.body
-          ? { body: { content: { 'application/json': { schema: spec.body } }, required: true } }
+          ? {
+              body: {
+                description: 'JSON (Content-Type application/json, UTF-8); any other media type is a 415.',
+                content: { 'application/json': { schema: spec.body } },
+                required: true,
+              },
+            }
           : {}),
         ...(spec.query ? { query: spec.query as unknown as z.ZodObject } : {}),
         ...(spec.method === 'post' ? { headers: IdempotencyHeader } : {}),
@@ -154,6 +217,24 @@ export class RouteTable {
       },
     });
   }
+}
+
+/**
+ * The answer to a method a path does not serve, given the methods it does (lower case, as in RouteSpec): a 405
+ * naming them in `Allow`, or for OPTIONS a 204 with that header. HEAD is allowed wherever GET is, as Express
+ * answers HEAD with the GET route.
+ */
+export function refuseMethod(req: Request, res: Response, methods: readonly string[]): void {
+  const allow = methods.flatMap((m) => (m === 'get' ? ['GET', 'HEAD'] : [m.toUpperCase()]));
+  res.setHeader('Allow', allow.join(', '));
+  if (req.method === 'OPTIONS') {
+    res.status(204).end();
+    return;
+  }
+  throw new ApiError(
+    'method_not_allowed',
+    `${req.method} is not allowed on ${req.path}; use ${allow.join(', ')}`,
+  );
 }
 
 /**
@@ -177,19 +258,69 @@ function idempotencyKeyOf(req: Request): string | undefined {
   return key;
 }
 
+/**
+ * A request that carries a body must say it is JSON: anything else is a 415 before a byte of it is parsed. A
+ * request without a body (no Content-Length or zero, no Transfer-Encoding) needs no Content-Type.
+ */
+export function requireJsonBody(req: Request, _res: Response, next: NextFunction): void {
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  if (hasBody && !req.is('application/json')) {
+    const sent = req.headers['content-type'];
+    throw new ApiError(
+      'unsupported_media_type',
+      sent === undefined
+        ? 'the request has a body but no Content-Type; send it as application/json'
+        : `the request body must be application/json, not ${sent}`,
+      { param: 'Content-Type' },
+    );
+  }
+  next();
+}
+
 /** Validates one part of the request; the first problem becomes a 400 whose `param` names the field. */
-export function parse<S extends z.ZodType>(schema: S, value: unknown, part: 'body' | 'query'): z.output<S> {
+export function parse<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  part: 'body' | 'query' | 'path',
+): z.output<S> {
   if (part === 'body' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
     throw invalid(undefined, 'the request body must be a JSON object');
   }
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  const path = issue.path.map(String);
+  const problem = describeIssue(parsed.error.issues[0]!, [], part === 'query' ? 'query parameter' : 'field');
+  throw invalid(problem.param, problem.message);
+}
+
+/**
+ * One validation issue as the field it names (`metadata.plan`, `events[3].feature`) and a message. Names taken
+ * from the request (unknown fields, record keys) have their control characters escaped as `\uXXXX`, so an error
+ * never echoes raw control characters back; a bad record key names the record and quotes the key.
+ */
+export function describeIssue(
+  issue: z.core.$ZodIssue,
+  prefix: string[],
+  what: 'field' | 'query parameter' = 'field',
+): { param: string | undefined; message: string } {
+  const path = [...prefix, ...issue.path.map((p) => escapeControls(String(p)))];
   if (issue.code === 'unrecognized_keys') {
-    const param = [...path, issue.keys[0] ?? ''].join('.');
-    throw invalid(param, `unknown ${part === 'query' ? 'query parameter' : 'field'} '${param}'`);
+    const param = [...path, escapeControls(issue.keys[0] ?? '')].join('.');
+    return { param, message: `unknown ${what} '${param}'` };
+  }
+  if (issue.code === 'invalid_key') {
+    const key = path.pop() ?? '';
+    const param = path.join('.') || undefined;
+    const reason = issue.issues[0]?.message ?? issue.message;
+    return { param, message: `${param ?? 'body'}: the key "${key}" ${reason}` };
   }
   const param = path.join('.') || undefined;
-  throw invalid(param, param ? `${param}: ${issue.message}` : issue.message);
+  return { param, message: param ? `${param}: ${issue.message}` : issue.message };
+}
+
+function escapeControls(text: string): string {
+  return text.replace(
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }

@@ -4,6 +4,7 @@ import { connectTemporal, createGateway, openDb, openHotPath } from '../wiring/r
 import { drainHttpServer, stopOnSignals } from '../wiring/shutdown';
 import { apiDeps } from './deps';
 import { createApp } from './app';
+import { listen } from './server';
 
 /** Time left after the drain for background work and connections to close before the process gives up. */
 const CLOSE_MARGIN_MS = 10_000;
@@ -21,7 +22,8 @@ async function main(): Promise<void> {
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const logger = createLogger(config);
   const api = createApp(apiDeps(config, { db, hotPath, temporal, logger, gateway: createGateway(db) }));
-  const server = api.app.listen(config.PORT, () => logger.info(`API listening on :${config.PORT}`));
+  const server = await listen(api.app, config.PORT);
+  logger.info(`API listening on :${config.PORT}`);
   // Once, whatever the number of signals: stop taking requests, let those in flight finish within the grace
   // period, stop background work, then close each pool exactly once.
   stopOnSignals({

@@ -1,12 +1,86 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { parseUsd } from '../billing/money';
+import { formatCents, formatUsd, parseUsd } from '../billing/money';
 import { IMAGE_QUALITY, IMAGE_SIZE } from '../billing/price-book';
 import { MAX_IMAGE_ENTRIES, parseStorageGbDays } from '../billing/rating';
 
 // Every request and response shape of the API: validation at the edge and the OpenAPI document both come from
 // these schemas, so the document cannot drift from what the server accepts.
 extendZodWithOpenApi(z);
+
+// ---- Text and identifiers ----
+//
+// The rule for every string the API accepts (bodies, path ids, query values, header values). Control characters
+// have no business in ids or labels, and PostgreSQL refuses NUL in text outright, so one of them reaching a
+// statement used to turn a request into a 500, or wedge the activity that wrote it. The edge refuses them:
+// - identifiers (customer ids, event ids, path ids, cursors, Idempotency-Key, payment methods) are printable ASCII;
+// - single-line text (names, metadata, `feature`, model and tool names) is any Unicode but control characters:
+//   C0 (U+0000-U+001F), DEL (U+007F) and C1 (U+0080-U+009F);
+// - multi-line free text (a credit grant's `reason`) additionally allows tab (U+0009) and line feed (U+000A);
+// - and no text may hold a lone UTF-16 surrogate (it is not Unicode; PostgreSQL would store U+FFFD instead).
+
+const CONTROL_CHARACTERS = '\\u0000-\\u001f\\u007f-\\u009f';
+/** Single-line text: no control characters. Also the pattern published in the OpenAPI document. */
+export const SINGLE_LINE_TEXT = new RegExp(`^[^${CONTROL_CHARACTERS}]*$`);
+/** Multi-line text: no control characters but tab and line feed. */
+export const MULTI_LINE_TEXT = new RegExp('^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$');
+/** Printable ASCII without spaces: the alphabet of every identifier the API hands out or accepts. */
+export const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** A text field of 0..max (or min..max) characters under the rule above; `multiline` also allows tab and LF. */
+export function text(options: { max: number; min?: number; multiline?: boolean; description?: string }) {
+  const pattern = options.multiline ? MULTI_LINE_TEXT : SINGLE_LINE_TEXT;
+  const allowed = options.multiline ? ' other than tab and line feed' : '';
+  return z
+    .string()
+    .min(
+      options.min ?? 0,
+      options.min === 1 ? 'must not be empty' : `must be at least ${options.min} characters`,
+    )
+    .max(options.max, `must be at most ${options.max} characters`)
+    .regex(pattern, `must not contain control characters${allowed}`)
+    .refine((value) => !LONE_SURROGATE.test(value), 'must be well-formed Unicode (no lone surrogates)')
+    .openapi({
+      description: [
+        options.description,
+        `No control characters${allowed} (U+0000-U+001F, U+007F-U+009F) and no lone surrogates.`,
+      ]
+        .filter(Boolean)
+        .join(' '),
+    });
+}
+
+/** JSON Schema's `propertyNames` for a record keyed by single-line text (the generator passes it on untyped). */
+function propertyNames(max: number): object {
+  return {
+    propertyNames: { type: 'string', minLength: 1, maxLength: max, pattern: SINGLE_LINE_TEXT.source },
+  };
+}
+
+/** An identifier: 1..max printable ASCII characters without spaces. */
+export function identifier(max: number, description?: string) {
+  return z
+    .string()
+    .min(1, 'must not be empty')
+    .max(max, `must be at most ${max} characters`)
+    .regex(PRINTABLE_ASCII, 'must be printable ASCII without spaces or control characters')
+    .openapi({ description: description ?? `1 to ${max} printable ASCII characters, no spaces.` });
+}
+
+/** The id of a top-up, authorization, grant and the like in a path: never a control character (400 otherwise). */
+export const ResourceId = identifier(200);
+
+// ---- Money ----
+
+const MONEY_PATTERN = '^(0|[1-9][0-9]{0,9})(\\.[0-9]{1,9})?$';
+/** MONEY_PATTERN above zero: a whole part from 1, or "0." with a non-zero digit within 9 decimals. */
+const POSITIVE_MONEY_PATTERN = `^([1-9][0-9]{0,9}(\\.[0-9]{1,9})?|0\\.(${Array.from(
+  { length: 9 },
+  (_, zeros) => `${'0'.repeat(zeros)}[1-9][0-9]{0,${8 - zeros}}`,
+).join('|')}))$`;
+/** POSITIVE_MONEY_PATTERN in whole cents: at most 2 significant decimals (trailing zeros up to 9 decimals). */
+const POSITIVE_CENTS_PATTERN = '^([1-9][0-9]{0,9}(\\.[0-9]{1,2}0{0,7})?|0\\.([1-9][0-9]?|0[1-9])0{0,7})$';
 
 /** A USD amount as an exact decimal string (never a JSON number), at most 9 decimals, not negative. */
 export const MoneyInput = z
@@ -17,13 +91,53 @@ export const MoneyInput = z
   })
   // The same grammar as parseUsd (no sign, exponent or leading zeros, at most 9 decimals); the range (at most
   // MAX_NANOS) is checked by parseUsd and cannot be expressed by a pattern.
-  .openapi({ type: 'string', pattern: '^(0|[1-9][0-9]{0,9})(\\.[0-9]{1,9})?$', example: '20.00' });
+  .openapi({
+    type: 'string',
+    pattern: MONEY_PATTERN,
+    example: '20.00',
+    description: 'USD as a decimal string, at most 9 decimals, at most 9223372036.854775807.',
+  });
 
 /** A positive USD amount. */
 export const PositiveMoneyInput = MoneyInput.refine((text) => {
   const parsed = parseUsd(text);
   return parsed.ok && parsed.nanos > 0n;
-}, 'must be greater than zero');
+}, 'must be greater than zero').openapi({
+  pattern: POSITIVE_MONEY_PATTERN,
+  description: 'USD as a decimal string greater than zero, at most 9 decimals.',
+});
+
+/**
+ * A positive USD amount of at most `max_nanos`, and, with `cents`, in whole cents from `min_nanos` (a card is
+ * charged in cents). The limits are configuration, so the schema is built from them and the published document
+ * states this server's values.
+ */
+export function boundedMoneyInput(limits: { min_nanos?: bigint; max_nanos: bigint; cents?: boolean }) {
+  const min_nanos = limits.min_nanos ?? 1n;
+  const show = limits.cents ? formatCents : formatUsd;
+  const range =
+    limits.min_nanos === undefined
+      ? `at most ${show(limits.max_nanos)} USD`
+      : `between ${show(min_nanos)} and ${show(limits.max_nanos)} USD`;
+  return MoneyInput.superRefine((text, ctx) => {
+    const parsed = parseUsd(text);
+    if (!parsed.ok) return; // MoneyInput has said why
+    if (parsed.nanos <= 0n) ctx.addIssue({ code: 'custom', message: 'must be greater than zero' });
+    else if (limits.cents && parsed.nanos % 10_000_000n !== 0n) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'is charged to a card, so it must be whole cents (e.g. "20.00")',
+      });
+    } else if (parsed.nanos < min_nanos || parsed.nanos > limits.max_nanos) {
+      ctx.addIssue({ code: 'custom', message: `must be ${range}` });
+    }
+  }).openapi({
+    pattern: limits.cents ? POSITIVE_CENTS_PATTERN : POSITIVE_MONEY_PATTERN,
+    description: `USD as a decimal string${limits.cents ? ' in whole cents' : ''}, ${range}.`,
+    'x-minimum-usd': show(min_nanos),
+    'x-maximum-usd': show(limits.max_nanos),
+  });
+}
 
 export const MoneyOutput = z
   .string()
@@ -32,43 +146,63 @@ export const MoneyOutput = z
 export const CustomerId = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, "_" or "-"')
-  .openapi({ example: 'cus_acme' });
+  .openapi({ example: 'cus_acme', description: '1 to 64 letters, digits, "_" or "-".' });
 
 export const Metadata = z
-  .record(z.string().max(40, 'metadata keys are at most 40 characters'), z.string().max(500))
+  .record(text({ min: 1, max: 40 }), text({ max: 500 }))
   .refine((m) => Object.keys(m).length <= 50, 'at most 50 metadata keys')
-  .openapi({ example: { plan: 'startup' } });
+  .openapi({
+    example: { plan: 'startup' },
+    description: 'At most 50 keys of 1..40 characters; values of 0..500 characters.',
+    maxProperties: 50,
+    ...propertyNames(40),
+  });
 
 export const Timestamp = z.string().openapi({ format: 'date-time', example: '2026-11-25T12:00:00.000Z' });
 
 export const ListQuery = z
   .object({
+    // A query value is a string on the wire; the document describes what it must spell.
     limit: z
       .string()
       .regex(/^[0-9]{1,3}$/, 'must be a whole number from 1 to 100')
       .transform(Number)
       .pipe(z.number().int().min(1, 'must be at least 1').max(100, 'must be at most 100'))
-      .optional(),
-    starting_after: z.string().max(100).optional(),
+      .optional()
+      .openapi({
+        type: 'integer',
+        minimum: 1,
+        maximum: 100,
+        default: 20,
+        description: 'Page size, 1 to 100.',
+      }),
+    starting_after: identifier(100, 'The id of the last item of the previous page.').optional(),
   })
   .strict();
 
 export const ErrorResponse = z
   .object({
-    error: z.object({
-      type: z.string(),
-      code: z.string(),
-      message: z.string(),
-      param: z.string().optional(),
-    }),
+    error: z
+      .object({
+        type: z.string(),
+        code: z.string(),
+        message: z.string(),
+        param: z.string().optional(),
+        decline_code: z.string().optional(),
+      })
+      .catchall(z.unknown()),
   })
-  .openapi('Error');
+  .openapi('Error', {
+    description:
+      'Every error. The HTTP status follows `type` (API.md); `param` names the offending field, path or query ' +
+      'parameter or header. 405 method_not_allowed carries an `Allow` header.',
+  });
 
 export const CustomerCreate = z
   .object({
     id: CustomerId.optional(),
     email: z.email().max(320).optional(),
-    name: z.string().min(1).max(200).optional(),
+    name: text({ min: 1, max: 200 }).optional(),
     metadata: Metadata.optional(),
   })
   .strict();
@@ -81,16 +215,32 @@ export const PaymentMethodPut = z
   })
   .strict();
 
-export const TopUpCreate = z.object({ amount_usd: PositiveMoneyInput }).strict();
+/** A top-up: whole cents within the configured TOP_UP_MIN_USD..TOP_UP_MAX_USD. */
+export const topUpCreate = (limits: { top_up_min_nanos: bigint; top_up_max_nanos: bigint }) =>
+  z
+    .object({
+      amount_usd: boundedMoneyInput({
+        min_nanos: limits.top_up_min_nanos,
+        max_nanos: limits.top_up_max_nanos,
+        cents: true,
+      }),
+    })
+    .strict();
 
-export const CreditGrantCreate = z
-  .object({
-    amount_usd: PositiveMoneyInput,
-    reason: z.string().min(1).max(500),
-    source: z.enum(['promotion', 'goodwill']).optional(),
-    expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
-  })
-  .strict();
+/** An operator grant: above zero and at most CREDIT_GRANT_MAX_USD. */
+export const creditGrantCreate = (limits: { credit_grant_max_nanos: bigint }) =>
+  z
+    .object({
+      amount_usd: boundedMoneyInput({ max_nanos: limits.credit_grant_max_nanos }),
+      reason: text({ min: 1, max: 500, multiline: true, description: 'Why the credit is given.' }),
+      source: z.enum(['promotion', 'goodwill']).optional(),
+      expires_at: z.iso
+        .datetime({ offset: true })
+        .nullable()
+        .optional()
+        .openapi({ description: 'Must be in the future; null or absent never expires.' }),
+    })
+    .strict();
 
 export const Balance = z
   .object({
@@ -236,16 +386,29 @@ export const UsageFields = {
     .openapi({ description: 'Whole seconds of transcribed audio; priced per audio minute' }),
   storage_gb_days: StorageGbDays.optional(),
   tool_calls: z
-    .record(z.string().min(1).max(64), wholeCount('calls'))
+    .record(text({ min: 1, max: 64 }), wholeCount('calls'))
     .refine((calls) => Object.keys(calls).length <= 20, 'at most 20 tools')
-    .optional(),
+    .optional()
+    .openapi({
+      description: 'Calls per tool of the price book (e.g. {"web_search": 2}); an unknown tool is a 400.',
+      maxProperties: 20,
+      ...propertyNames(64),
+    }),
   processing: z.enum(['standard', 'batch', 'flex']).optional(),
-  feature: z.string().min(1).max(100).optional(),
+  feature: text({ min: 1, max: 100, description: 'A cost-attribution tag.' }).optional(),
 };
 
 export const Usage = z.object(UsageFields).strict().openapi('Usage');
 
-export const ModelName = z.string().min(1).max(100).openapi({ example: 'gpt-5.4' });
+/**
+ * A model of the price book. Which models exist is the configured book's business: the published document lists
+ * them as an enum (see api/openapi.ts), and rating refuses any other with a 400 `unknown_model`.
+ */
+export const ModelName = text({ min: 1, max: 100 }).openapi('ModelName', {
+  example: 'gpt-5.4',
+  description:
+    'A model priced by the price book in force at the usage time (GET /v1/prices); else 400 unknown_model.',
+});
 
 export const QuoteCreate = z.object({ model: ModelName, usage: Usage }).strict();
 
@@ -278,11 +441,10 @@ export const AuthorizationCreate = z
   })
   .strict();
 
-export const EventId = z
-  .string()
-  .min(1)
-  .max(200)
-  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+export const EventId = identifier(
+  200,
+  'Deduplicates the event forever per customer; printable ASCII, no spaces.',
+);
 
 export const CaptureCreate = z.object({ event_id: EventId.optional(), usage: Usage }).strict();
 
@@ -313,27 +475,49 @@ export const UsageEvent = z
   .strict()
   .openapi('UsageEvent');
 
+/**
+ * The batch's events are validated one by one (UsageEvent, in the usage-events route), so that a bad event is
+ * rejected alone; the batch itself only has to be an array of 1..1000. The document says what each item must be
+ * by referring to the UsageEvent component, which the API registers (api/openapi.ts).
+ */
 export const UsageEventsCreate = z
   .object({
     events: z
       .array(z.unknown())
       .min(1, 'send at least one event')
       .max(1000, 'send at most 1000 events per request')
-      .openapi({ items: { $ref: '#/components/schemas/UsageEvent' } }),
+      .openapi({
+        items: { $ref: '#/components/schemas/UsageEvent' },
+        description:
+          'Each event is validated on its own: a bad event is rejected in its result, not the batch.',
+      }),
   })
   .strict();
 
-export const UsageEventResult = z.object({
-  event_id: z.string().nullable(),
-  status: z.enum(['accepted', 'duplicate', 'rejected']),
-  cost_usd: MoneyOutput.optional(),
-  error: z.object({ code: z.string(), message: z.string(), param: z.string().optional() }).optional(),
-});
+export const UsageEventResult = z
+  .object({
+    event_id: z.string().nullable(),
+    status: z.enum(['accepted', 'duplicate', 'rejected']),
+    cost_usd: MoneyOutput.optional(),
+    error: z
+      .object({
+        code: z.string(),
+        message: z.string(),
+        param: z.string().optional().openapi({ description: 'e.g. `events[3].feature`' }),
+      })
+      .optional(),
+  })
+  .openapi('UsageEventResult');
 
 export const UsageQuery = z
   .object({
-    from: z.iso.datetime({ offset: true }).optional(),
-    to: z.iso.datetime({ offset: true }).optional(),
+    from: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .openapi({ description: 'Inclusive start by event time. Default: the start of this UTC month.' }),
+    to: z.iso.datetime({ offset: true }).optional().openapi({
+      description: 'Exclusive end; must be after `from` (400 otherwise). Default: next UTC month.',
+    }),
     group_by: z
       .string()
       .regex(

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Server } from 'node:http';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createApp } from '../api/app';
+import { listen } from '../api/server';
 import { migrateLatest } from '../db/connection';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages';
 import { ConfigError, loadConfig } from '../wiring/config';
@@ -129,9 +129,7 @@ async function main(): Promise<void> {
     });
     const api = createApp(apiDeps(config, { db, hotPath, temporal, logger, gateway }));
     stops.push(() => api.close());
-    const server = await new Promise<Server>((resolve, reject) => {
-      const s = api.app.listen(config.PORT, () => resolve(s)).once('error', reject);
-    });
+    const server = await listen(api.app, config.PORT);
     stops.push(() => drainHttpServer(server, config.SHUTDOWN_GRACE_MS));
 
     say('');

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { ADMIN_KEY, useHarness } from './support/harness';
 
 /**
@@ -671,10 +672,213 @@ const cases: Case[] = [
     name: 'known path with an unsupported method',
     method: 'DELETE',
     path: `/v1/customers/${CUSTOMER}`,
-    status: 404,
-    type: 'not_found',
-    code: 'route_not_found',
+    status: 405,
+    type: 'method_not_allowed',
+    code: 'method_not_allowed',
     param: null,
+  },
+  {
+    name: 'known public path with an unsupported method, without a key',
+    method: 'POST',
+    path: '/healthz',
+    auth: null,
+    status: 405,
+    type: 'method_not_allowed',
+    param: null,
+  },
+  // Control characters: never in ids, labels or query values; in a grant's reason only tab and line feed.
+  {
+    name: 'NUL in a credit grant reason (used to wedge the account)',
+    method: 'POST',
+    path: grants,
+    body: { amount_usd: '5.00', reason: 'promo\u0000' },
+    ...invalid,
+    param: 'reason',
+    message: /control characters/,
+  },
+  {
+    name: 'carriage return in a credit grant reason',
+    method: 'POST',
+    path: grants,
+    body: { amount_usd: '5.00', reason: 'line\r\nline' },
+    ...invalid,
+    param: 'reason',
+  },
+  {
+    name: 'DEL in a credit grant reason',
+    method: 'POST',
+    path: grants,
+    body: { amount_usd: '5.00', reason: 'a\u007fb' },
+    ...invalid,
+    param: 'reason',
+  },
+  {
+    name: 'C1 control (NEL) in a credit grant reason',
+    method: 'POST',
+    path: grants,
+    body: { amount_usd: '5.00', reason: 'a\u0085b' },
+    ...invalid,
+    param: 'reason',
+  },
+  {
+    name: 'lone surrogate in a credit grant reason',
+    method: 'POST',
+    path: grants,
+    body: '{"amount_usd": "5.00", "reason": "half \\ud800 a pair"}',
+    ...invalid,
+    param: 'reason',
+    message: /well-formed/,
+  },
+  {
+    name: 'line feed in a customer name (single-line text)',
+    method: 'POST',
+    path: '/v1/customers',
+    body: { id: 'cus_never_created', name: 'Acme\nInc' },
+    ...invalid,
+    param: 'name',
+  },
+  {
+    name: 'NUL in a customer id',
+    method: 'POST',
+    path: '/v1/customers',
+    body: { id: 'cus_a\u0000b' },
+    ...invalid,
+    param: 'id',
+  },
+  {
+    name: 'control character in a metadata value',
+    method: 'POST',
+    path: '/v1/customers',
+    body: { id: 'cus_never_created', metadata: { plan: 'pro\u0001' } },
+    ...invalid,
+    param: 'metadata.plan',
+  },
+  {
+    name: 'NUL in a metadata key (named by its record, escaped)',
+    method: 'POST',
+    path: '/v1/customers',
+    body: { id: 'cus_never_created', metadata: { 'a\u0000b': 'x' } },
+    ...invalid,
+    param: 'metadata',
+    message: /a\\u0000b/,
+  },
+  {
+    name: 'NUL in an unknown field name (escaped in param)',
+    method: 'POST',
+    path: topUps,
+    body: { amount_usd: '20.00', 'x\u0000': 1 },
+    ...invalid,
+    param: 'x\\u0000',
+  },
+  {
+    name: 'NUL in a customer path id (was a 500)',
+    method: 'GET',
+    path: '/v1/customers/a%00b',
+    ...invalid,
+    param: 'id',
+  },
+  {
+    name: 'NUL in a customer path id of a POST',
+    method: 'POST',
+    path: '/v1/customers/a%00b/top-ups',
+    body: { amount_usd: '20.00' },
+    ...invalid,
+    param: 'id',
+  },
+  {
+    name: 'NUL in a top-up path id',
+    method: 'GET',
+    path: '/v1/top-ups/tu_%00',
+    ...invalid,
+    param: 'id',
+  },
+  {
+    name: 'NUL in an authorization path id',
+    method: 'POST',
+    path: '/v1/authorizations/auth_%00/capture',
+    body: { usage: { input_tokens: 1 } },
+    ...invalid,
+    param: 'id',
+  },
+  {
+    name: 'NUL in a query value (starting_after)',
+    method: 'GET',
+    path: `${ledger}?starting_after=le_1%00`,
+    ...invalid,
+    param: 'starting_after',
+  },
+  {
+    name: 'NUL in a query value (usage from)',
+    method: 'GET',
+    path: `/v1/customers/${CUSTOMER}/usage?from=2026-11-01T00:00:00Z%00`,
+    ...invalid,
+    param: 'from',
+  },
+  {
+    name: 'usage to before from',
+    method: 'GET',
+    path: `/v1/customers/${CUSTOMER}/usage?from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z`,
+    ...invalid,
+    param: 'to',
+  },
+  {
+    name: 'NUL in a quote model',
+    method: 'POST',
+    path: '/v1/quotes',
+    body: { model: 'gpt-5.4\u0000', usage: { input_tokens: 1 } },
+    ...invalid,
+    param: 'model',
+  },
+  {
+    name: 'NUL in a quote feature',
+    method: 'POST',
+    path: '/v1/quotes',
+    body: { model: 'gpt-5.4', usage: { input_tokens: 1, feature: 'chat\u0000' } },
+    ...invalid,
+    param: 'usage.feature',
+  },
+  {
+    name: 'NUL in an authorization feature',
+    method: 'POST',
+    path: '/v1/authorizations',
+    body: {
+      customer_id: CUSTOMER,
+      model: 'gpt-5.4',
+      estimated_usage: { input_tokens: 1, feature: '\u0000' },
+    },
+    ...invalid,
+    param: 'estimated_usage.feature',
+  },
+  // Media types: a body must be JSON.
+  {
+    name: 'a body sent as text/plain',
+    method: 'POST',
+    path: topUps,
+    body: '{"amount_usd": "20.00"}',
+    headers: { 'content-type': 'text/plain' },
+    status: 415,
+    type: 'unsupported_media_type',
+    param: 'Content-Type',
+  },
+  {
+    name: 'a body sent as a form',
+    method: 'POST',
+    path: topUps,
+    body: 'amount_usd=20.00',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    status: 415,
+    type: 'unsupported_media_type',
+    param: 'Content-Type',
+  },
+  {
+    name: 'a JSON body in a charset JSON does not use (latin1)',
+    method: 'POST',
+    path: topUps,
+    body: '{"amount_usd": "20.00"}',
+    headers: { 'content-type': 'application/json; charset=latin1' },
+    status: 415,
+    type: 'unsupported_media_type',
+    param: 'Content-Type',
   },
   {
     name: 'path with broken percent-encoding',
@@ -711,4 +915,146 @@ test('an Idempotency-Key sent with a request that fails schema validation is not
   expect(good.status).toBe(201);
   expect(good.headers.get('Idempotency-Replayed')).toBeNull();
   expect(good.body).toMatchObject({ status: 'succeeded', amount_usd: '2.000000000' });
+});
+
+test('a credit grant reason may span lines and hold tabs, and is stored as sent', async () => {
+  const reason = 'goodwill\tticket 42\nsecond line';
+  const granted = await h.call('POST', grants, { amount_usd: '1.00', reason });
+  expect(granted.status).toBe(201);
+  expect(granted.body.reason).toBe(reason);
+  // Non-ASCII text that is not a control character is fine too.
+  const unicode = await h.call('POST', grants, { amount_usd: '1.00', reason: 'Geste commercial — 🎁' });
+  expect(unicode.status).toBe(201);
+});
+
+test('the Bearer scheme is case-insensitive and may be followed by several spaces', async () => {
+  for (const auth of [`bearer ${ADMIN_KEY}`, `BEARER ${ADMIN_KEY}`, `bEaReR   ${ADMIN_KEY}`]) {
+    const response = await send('GET', `/v1/customers/${CUSTOMER}/balance`, { auth });
+    expect({ auth, status: response.status }).toEqual({ auth, status: 200 });
+  }
+  const wrongScheme = await send('GET', `/v1/customers/${CUSTOMER}/balance`, {
+    auth: `Bearerx ${ADMIN_KEY}`,
+  });
+  expect(wrongScheme.status).toBe(401);
+});
+
+test('a wrong method on a known path is a 405 whose Allow lists the methods the path serves', async () => {
+  const expectations: [string, string, string][] = [
+    ['DELETE', `/v1/customers/${CUSTOMER}`, 'GET, HEAD'],
+    ['POST', `/v1/customers/${CUSTOMER}/balance`, 'GET, HEAD'],
+    ['GET', '/v1/usage-events', 'POST'],
+    ['PUT', '/v1/customers', 'POST, GET, HEAD'],
+    ['DELETE', '/openapi.json', 'GET, HEAD'],
+    ['POST', '/metrics', 'GET, HEAD'],
+  ];
+  for (const [method, path, allow] of expectations) {
+    const response = await fetch(`${h.baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    const body = (await response.json()) as { error: { type: string } };
+    expect({ method, path, status: response.status, allow: response.headers.get('allow') }).toEqual({
+      method,
+      path,
+      status: 405,
+      allow,
+    });
+    expect(body.error.type).toBe('method_not_allowed');
+  }
+  // OPTIONS answers which methods a path serves.
+  const options = await fetch(`${h.baseUrl}/v1/customers`, {
+    method: 'OPTIONS',
+    headers: { authorization: `Bearer ${ADMIN_KEY}` },
+  });
+  expect(options.status).toBe(204);
+  expect(options.headers.get('allow')).toBe('POST, GET, HEAD');
+});
+
+test('one event with a NUL in its feature is rejected alone; the rest of its batch is recorded', async () => {
+  const event = (event_id: string, feature: string) => ({
+    event_id,
+    customer_id: CUSTOMER,
+    model: 'gpt-5.4',
+    input_tokens: 1000,
+    feature,
+  });
+  const response = await h.call('POST', '/v1/usage-events', {
+    events: [event('nul-1', 'chat'), event('nul-2', 'ch\u0000at'), event('nul-3', 'search')],
+  });
+  expect(response.status).toBe(200);
+  expect(response.body).toMatchObject({ accepted: 2, duplicate: 0, rejected: 1 });
+  expect(response.body.data[1]).toEqual({
+    event_id: 'nul-2',
+    status: 'rejected',
+    error: {
+      code: 'invalid_event',
+      message: expect.stringMatching(/control characters/),
+      param: 'events[1].feature',
+    },
+  });
+  const recorded = await h.db('usage_events').where({ customer_id: CUSTOMER }).pluck('event_id');
+  expect(recorded.sort()).toEqual(['nul-1', 'nul-3']);
+});
+
+/**
+ * Raw HTTP/1.1 over a socket, for requests no HTTP client would send: the whole answer until the server closes.
+ * Resolves with the status and the parsed JSON body (undefined when the body is not JSON).
+ */
+function rawRequest(bytes: Buffer | string): Promise<{ status: number; body: unknown; head: string }> {
+  const url = new URL(h.baseUrl);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname);
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        parsed = undefined;
+      }
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), body: parsed, head });
+    });
+    socket.write(bytes);
+  });
+}
+
+test.each([
+  ['a NUL byte in a header value', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Note: a\u0000b\r\n\r\n`, 400],
+  ['a header line without a colon', 'GET /healthz HTTP/1.1\r\nHost: x\r\nNot a header\r\n\r\n', 400],
+  ['a malformed request line', 'GET\u0001 / HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+  ['a malformed Content-Length', 'POST /v1/customers HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n', 400],
+  [
+    'headers over the size limit',
+    `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    431,
+  ],
+])(
+  '%s, refused by Node before Express, still answers in the JSON error shape',
+  async (_name, bytes, status) => {
+    const response = await rawRequest(Buffer.from(bytes, 'latin1'));
+    expect(response.status).toBe(status);
+    expect(response.head).toMatch(/content-type: application\/json/i);
+    expect(response.body).toEqual({
+      error: { type: expect.any(String), code: expect.any(String), message: expect.any(String) },
+    });
+  },
+);
+
+test('a body without a Content-Type is a 415, and a request without a body needs none', async () => {
+  const body = '{"amount_usd":"20.00"}';
+  const noType = await rawRequest(
+    `POST ${topUps} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_KEY}\r\n` +
+      `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  expect(noType.status).toBe(415);
+  expect(noType.body).toMatchObject({ error: { type: 'unsupported_media_type', param: 'Content-Type' } });
+  const bare = await rawRequest(
+    `GET /v1/customers/${CUSTOMER}/balance HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_KEY}\r\n` +
+      'Connection: close\r\n\r\n',
+  );
+  expect(bare.status).toBe(200);
 });

@@ -300,11 +300,19 @@ test('GET /openapi.json is OpenAPI 3.1, public, and documents every route with i
   );
   expect(topUp.properties.amount_usd.type).toBe('string');
 
-  // The documented money pattern has the validator's grammar (the range limit is checked on top of it).
+  // The documented top-up pattern has the validator's grammar and its rules (above zero, whole cents); the
+  // configured range is checked on top of it. test/openapi.test.ts checks every money pattern property-based.
   const pattern = new RegExp(topUpCreate.properties.amount_usd.pattern as string);
+  const wholePositiveCents = (text: string) => {
+    const parsed = parseUsd(text);
+    return parsed.ok && parsed.nanos > 0n && parsed.nanos % 10_000_000n === 0n;
+  };
   for (const sample of [
     '20.00',
     '0',
+    '0.00',
+    '0.01',
+    '20.000000000',
     '0.015750000',
     '9223372036.854775807',
     '007.00',
@@ -316,7 +324,10 @@ test('GET /openapi.json is OpenAPI 3.1, public, and documents every route with i
     '.5',
     ' 1',
   ]) {
-    expect({ sample, documented: pattern.test(sample) }).toEqual({ sample, documented: parseUsd(sample).ok });
+    expect({ sample, documented: pattern.test(sample) }).toEqual({
+      sample,
+      documented: wholePositiveCents(sample),
+    });
   }
 });
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { formatCents, formatUsd, usd } from '../../billing/money';
+import { formatCents, usd } from '../../billing/money';
 import { readBalance } from '../../db/balance';
 import type { Db } from '../../db/connection';
 import { getCustomer } from '../../db/customers';
@@ -13,12 +13,12 @@ import { derivedId } from '../idempotency';
 import {
   Balance,
   CreditGrant,
-  CreditGrantCreate,
+  creditGrantCreate,
   LedgerEntry,
   listOf,
   ListQuery,
   TopUp,
-  TopUpCreate,
+  topUpCreate,
 } from '../schemas';
 import { balanceView, LEDGER_ENTRY_PREFIX, ledgerEntryView as ledgerEntryViewOf, topUpView } from '../views';
 
@@ -57,14 +57,14 @@ export function creditRoutes(
     path: '/v1/customers/:id/top-ups',
     tag: 'Credits',
     summary: 'Charge the default payment method and grant that much credit. Declines are 402 card_declined.',
-    body: TopUpCreate,
+    // The amount's rules (whole cents, the configured range) are the schema's, so the document states them.
+    body: topUpCreate(deps.limits),
     responses: {
       201: { description: 'Succeeded, or still pending after the wait timeout', schema: TopUp },
     },
     handler: async ({ params, body, principal, idempotencyKey }) => {
       const customer = await requireCustomer(params.id!);
       const amount_nanos = usd(body.amount_usd);
-      checkTopUpAmount(amount_nanos, deps.limits);
       if (customer.payment_method === null) {
         throw new ApiError(
           'conflict',
@@ -111,16 +111,10 @@ export function creditRoutes(
     path: '/v1/customers/:id/credit-grants',
     tag: 'Credits',
     summary: 'Free credit from an operator (promotion or goodwill), optionally expiring.',
-    body: CreditGrantCreate,
+    body: creditGrantCreate(deps.limits),
     responses: { 201: { description: 'The grant', schema: CreditGrant } },
     handler: async ({ params, body, principal, idempotencyKey }) => {
       const customer = await requireCustomer(params.id!);
-      if (usd(body.amount_usd) > deps.limits.credit_grant_max_nanos) {
-        throw invalid(
-          'amount_usd',
-          `one grant is at most ${formatUsd(deps.limits.credit_grant_max_nanos)} USD`,
-        );
-      }
       const grant_id = derivedId('gr', principal, idempotencyKey, `grant:${customer.id}`);
       const expires_at = body.expires_at ? new Date(body.expires_at).toISOString() : null;
       if (expires_at !== null && Date.parse(expires_at) <= Date.now()) {
@@ -174,18 +168,6 @@ export function creditRoutes(
       return { status: 200, body: { data: page.data.map(ledgerEntryViewOf), has_more: page.has_more } };
     },
   });
-}
-
-function checkTopUpAmount(amount_nanos: bigint, limits: CreditLimits): void {
-  if (amount_nanos % 10_000_000n !== 0n) {
-    throw invalid('amount_usd', 'a top-up is charged to a card, so it must be whole cents (e.g. "20.00")');
-  }
-  if (amount_nanos < limits.top_up_min_nanos || amount_nanos > limits.top_up_max_nanos) {
-    throw invalid(
-      'amount_usd',
-      `a top-up must be between ${formatCents(limits.top_up_min_nanos)} and ${formatCents(limits.top_up_max_nanos)} USD`,
-    );
-  }
 }
 
 export function limitsFrom(config: {

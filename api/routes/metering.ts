@@ -16,7 +16,7 @@ import { aggregateUsage, type UsageGroup } from '../../db/usage';
 import type { CrossingNotifier } from '../crossing-notifier';
 import type { Metrics } from '../metrics';
 import { ApiError, invalid, notFound } from '../errors';
-import type { RouteTable } from '../http';
+import { describeIssue, type RouteTable } from '../http';
 import { derivedId } from '../idempotency';
 import {
   Authorization,
@@ -389,10 +389,8 @@ async function ingestBatch(deps: MeteringDeps, events: unknown[]) {
     const event_id = typeof rawId === 'string' ? rawId : null;
     const parsed = UsageEvent.safeParse(raw);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const field = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path;
-      const param = [`events[${i}]`, ...field.map(String)].join('.');
-      results[i] = reject(event_id, 'invalid_event', `${param}: ${issue.message}`, param);
+      const problem = describeIssue(parsed.error.issues[0]!, [`events[${i}]`]);
+      results[i] = reject(event_id, 'invalid_event', problem.message, problem.param ?? `events[${i}]`);
       return;
     }
     const event = parsed.data;

@@ -8,6 +8,7 @@ import { SimulatedGateway } from '../../payments/simulated-gateway';
 import type { AccountSettings } from '../../billing/account';
 import { usd } from '../../billing/money';
 import { type Api, type AppDeps, createApp } from '../../api/app';
+import { listen } from '../../api/server';
 import { loadDefaultPriceBook } from '../../billing/price-book';
 import { createHotPathPool, HotPath } from '../../db/hot-path';
 import type { Db } from '../../db/connection';
@@ -119,9 +120,7 @@ export class Harness {
         body_limit_bytes: options.body_limit_bytes,
       }),
     );
-    const server = await new Promise<Server>((resolve) => {
-      const s = api.app.listen(0, '127.0.0.1', () => resolve(s));
-    });
+    const server = await listen(api.app, 0, '127.0.0.1');
     const port = (server.address() as AddressInfo).port;
     const harness = new Harness(
       db,
