@@ -1,4 +1,5 @@
 import { formatUsd, usd } from '../billing/money';
+import { claimCrossings, markCrossingsDelivered } from '../db/crossings';
 import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
 import { useHarness } from './support/harness';
 
@@ -140,10 +141,16 @@ test('100 concurrent debits across the threshold record exactly one crossing; ba
   expect(rows).toHaveLength(2);
   expect(rows[1]).toMatchObject({ threshold_nanos: usd('0.50'), balance_after_nanos: usd('0.49') });
   state = await workflowCrossings('cus_tc_thr', 2);
-  // Redeliveries of either crossing would not count again: the sweep keeps running and the count stays at 2.
-  await new Promise((resolve) => setTimeout(resolve, 1200));
-  expect((await accountState('cus_tc_thr')).threshold_crossings).toBe(2);
   expect(state.last_crossing?.crossing_id).toBe(String(rows[1]!.id));
+  // A redelivery of both (as after a deliverer died between signalling and marking) does not count again: once the
+  // sweep has delivered them a second time, the workflow still counts 2.
+  await h.db('threshold_crossings').where({ customer_id: 'cus_tc_thr' }).update({ signaled_at: null });
+  rows = await eventually(
+    () => crossings('cus_tc_thr'),
+    (r) => r.every((c) => c.signaled_at !== null),
+  );
+  expect(rows.every((c) => c.signaled_at !== null)).toBe(true);
+  expect((await accountState('cus_tc_thr')).threshold_crossings).toBe(2);
 });
 
 test('landing exactly on the threshold is not a crossing; the next nano below is', async () => {
@@ -261,4 +268,44 @@ test('a balance hovering at the threshold under holds and captures is one crossi
   });
   expect(deep.status).toBe(201);
   expect(await crossings('cus_tc_hover')).toHaveLength(2);
+});
+
+test('a crossing claimed by a deliverer that died comes back when its lease ends; concurrent claims are disjoint', async () => {
+  await h.customer('cus_tc_lease');
+  // As a crashed deliverer leaves them: claimed once, lease over, never marked delivered.
+  await h.db('threshold_crossings').insert(
+    Array.from({ length: 3 }, (_, i) => ({
+      customer_id: 'cus_tc_lease',
+      threshold_nanos: usd('1.00'),
+      balance_after_nanos: usd('0.90') - BigInt(i),
+      claimed_until: new Date(Date.now() - 1000),
+      delivery_attempts: 1,
+    })),
+  );
+  const rows = await eventually(
+    () => crossings('cus_tc_lease'),
+    (r) => r.every((c) => c.signaled_at !== null),
+  );
+  expect(rows.every((c) => c.signaled_at !== null)).toBe(true);
+  await workflowCrossings('cus_tc_lease', 3);
+
+  // Two claimers at once never get the same row (SKIP LOCKED); the app's own notifier may take some too.
+  await h.db('threshold_crossings').insert(
+    Array.from({ length: 40 }, () => ({
+      customer_id: 'cus_tc_lease',
+      threshold_nanos: usd('1.00'),
+      balance_after_nanos: usd('0.50'),
+    })),
+  );
+  const [first, second] = await Promise.all([
+    claimCrossings(h.db, 25, 60_000),
+    claimCrossings(h.db, 25, 60_000),
+  ]);
+  const firstIds = new Set(first.map((c) => c.id));
+  expect(second.filter((c) => firstIds.has(c.id))).toEqual([]);
+  // Hand them back: mark what we claimed delivered so the ledger of crossings stays tidy.
+  await markCrossingsDelivered(
+    h.db,
+    [...first, ...second].map((c) => c.id),
+  );
 });
