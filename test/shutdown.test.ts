@@ -50,7 +50,8 @@ test('a worker process signalled twice shuts down once and exits 0', async () =>
   );
   worker.process.kill('SIGTERM');
   expect(await worker.exited).toEqual({ code: 0, signal: null });
-  expect(worker.output()).toContain('SIGTERM received while stopping');
+  // An idle worker may finish stopping before the second signal lands, so its note is not asserted here; the API
+  // test above, whose shutdown waits on a request, proves the second signal is ignored.
   expect(worker.output()).toContain('worker stopped');
   expect(worker.output()).not.toMatch(/more than once|unhandled|uncaught/i);
 });
