@@ -1,9 +1,12 @@
+import type { AccountSettings } from '../billing/account';
 import type { Db } from '../db/connection';
 import type { HotPath } from '../db/hot-path';
-import { releaseExpiredHoldsActivities } from './release-expired-holds';
-import { expireCreditActivities } from './expire-credit';
-import { grantCreditActivities } from './grant-credit';
 import type { PaymentGateway } from '../payments/payment-gateway';
+import { accountStateActivities } from './account-state';
+import { expireCreditActivities } from './expire-credit';
+import { withPermanentFailures } from './failures';
+import { grantCreditActivities } from './grant-credit';
+import { releaseExpiredHoldsActivities } from './release-expired-holds';
 import { paymentMethodActivities } from './save-payment-method';
 import { topUpActivities } from './top-up-credits';
 
@@ -11,17 +14,23 @@ export interface ActivityDeps {
   db: Db;
   gateway: PaymentGateway;
   hotPath: HotPath;
+  /** The worker's account settings, read by every account run at its start (absent: the start input's are kept). */
+  settings?: AccountSettings;
 }
 
-/** All activities, built from their dependencies; workflows import only the type. */
+/**
+ * All activities, built from their dependencies; workflows import only the type. Every one leaves with a
+ * non-retryable, typed failure when it failed in a way no retry can fix (activities/failures.ts).
+ */
 export function createActivities(deps: ActivityDeps) {
-  return {
+  return withPermanentFailures({
     ...topUpActivities(deps),
     ...grantCreditActivities(deps),
     ...paymentMethodActivities(deps),
     ...expireCreditActivities(deps),
     ...releaseExpiredHoldsActivities(deps),
-  };
+    ...accountStateActivities(deps),
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -1,9 +1,12 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { formatUsd, usd } from '../billing/money';
 import type { TopUpResult } from '../billing/account';
-import { type Db, execute } from '../db/connection';
+import type { Db } from '../db/connection';
+import { getCustomer } from '../db/customers';
+import { PermanentError } from '../db/errors';
 import { grantCredit } from '../db/ledger';
-import { getTopUp, recordTopUp, settleTopUp } from '../db/top-ups';
+import { recordPayment } from '../db/payments';
+import { getTopUp, recordTopUp, settleTopUp, type TopUpRow } from '../db/top-ups';
 import type { PaymentGateway } from '../payments/payment-gateway';
 
 /**
@@ -35,42 +38,46 @@ export const grantIdFor = (top_up_id: string): string => `gr_${top_up_id}`;
 
 export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
   return {
-    async startTopUp(input: TopUpInput): Promise<void> {
-      await recordTopUp(deps.db, {
+    /**
+     * Records the top-up as pending (the API has usually done so already). Returns its outcome when it is already
+     * settled, so a request delivered twice (a signal and a rebuild from the database) runs once.
+     */
+    async startTopUp(input: TopUpInput): Promise<{ settled: TopUpResult | null }> {
+      const row = await recordTopUp(deps.db, {
         id: input.top_up_id,
         customer_id: input.customer_id,
         amount_nanos: usd(input.amount_usd),
       });
+      return { settled: row.status === 'pending' ? null : resultFrom(row) };
     },
 
-    async chargeTopUp(input: TopUpInput & { payment_method: string }): Promise<ChargeResult> {
+    /**
+     * Charges the card. Without `payment_method` (requests that arrived by signal), the card on file in PostgreSQL
+     * is charged: the database is the authority on it, and none on file is a permanent `no_payment_method`.
+     */
+    async chargeTopUp(input: TopUpInput & { payment_method?: string }): Promise<ChargeResult> {
       const amount_nanos = usd(input.amount_usd);
+      const payment_method = input.payment_method ?? (await cardOnFile(deps.db, input.customer_id));
       const idempotency_key = `top_up:${input.top_up_id}`;
       const outcome = await deps.gateway.charge({
         idempotency_key,
         customer_id: input.customer_id,
-        payment_method: input.payment_method,
+        payment_method,
         amount_nanos,
         description: `Credit top-up ${input.top_up_id}`,
       });
       const payment_id = paymentIdFor(input.top_up_id);
-      await execute(
-        deps.db,
-        `INSERT INTO payments (id, customer_id, gateway, idempotency_key, gateway_charge_id, payment_method,
-           amount_nanos, status, failure_code)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
-        [
-          payment_id,
-          input.customer_id,
-          deps.gateway.name,
-          idempotency_key,
-          outcome.charge_id,
-          input.payment_method,
-          amount_nanos,
-          outcome.status,
-          outcome.status === 'failed' ? outcome.failure_code : null,
-        ],
-      );
+      await recordPayment(deps.db, {
+        id: payment_id,
+        customer_id: input.customer_id,
+        gateway: deps.gateway.name,
+        idempotency_key,
+        gateway_charge_id: outcome.charge_id,
+        payment_method,
+        amount_nanos,
+        status: outcome.status,
+        failure_code: outcome.status === 'failed' ? outcome.failure_code : null,
+      });
       if (outcome.status === 'succeeded') return { status: 'succeeded', payment_id };
       return {
         status: 'failed',
@@ -98,7 +105,10 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
           funded_by: 'payments',
         });
         if (grant.amount_nanos !== amount_nanos) {
-          throw ApplicationFailure.nonRetryable(`grant ${grant.id} does not match top-up ${input.top_up_id}`);
+          throw ApplicationFailure.nonRetryable(
+            `grant ${grant.id} does not match top-up ${input.top_up_id}`,
+            'conflict',
+          );
         }
         await settleTopUp(trx, input.top_up_id, {
           status: 'succeeded',
@@ -121,24 +131,38 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
         status: 'failed',
         payment_id: input.payment_id,
         failure_code: input.failure_code,
+        decline_code: input.decline_code,
+        failure_message: input.message,
       });
-      const result = await resultOf(deps.db, input.top_up_id);
-      return { ...result, decline_code: input.decline_code, failure_message: input.message };
+      return resultOf(deps.db, input.top_up_id);
     },
   };
+}
+
+async function cardOnFile(db: Db, customer_id: string): Promise<string> {
+  const customer = await getCustomer(db, customer_id);
+  if (!customer) throw new PermanentError('not_found', `customer ${customer_id} does not exist`);
+  if (customer.payment_method === null) {
+    throw new PermanentError('no_payment_method', 'the customer has no payment method on file');
+  }
+  return customer.payment_method;
 }
 
 /** The top-up's outcome as stored: the database, not the caller, is the authority on what happened. */
 async function resultOf(db: Db, top_up_id: string): Promise<TopUpResult> {
   const row = await getTopUp(db, top_up_id);
   if (!row || row.status === 'pending') throw new Error(`top-up ${top_up_id} is not settled`);
+  return resultFrom(row);
+}
+
+function resultFrom(row: TopUpRow): TopUpResult {
   return {
     top_up_id: row.id,
-    status: row.status,
+    status: row.status === 'succeeded' ? 'succeeded' : 'failed',
     amount_usd: formatUsd(row.amount_nanos),
     grant_id: row.grant_id,
     failure_code: row.failure_code,
-    decline_code: null,
-    failure_message: null,
+    decline_code: row.decline_code,
+    failure_message: row.failure_message,
   };
 }

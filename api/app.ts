@@ -51,7 +51,7 @@ export function createApp(deps: AppDeps): Api {
   registry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   registerReferencedSchemas(registry);
   const metrics = new Metrics({ db: deps.db, hotPathPool: deps.hotPath.pool, logger: deps.logger });
-  const accounts = new AccountWorkflows(deps.temporal, deps.accounts, metrics);
+  const accounts = new AccountWorkflows(deps.temporal, deps.accounts, deps.db, metrics);
   const keys = new IdempotencyKeys(deps.db);
   const routes = new RouteTable(registry, keys);
   const publicRoutes = new RouteTable(registry, keys);

@@ -239,11 +239,12 @@ export function refuseMethod(req: Request, res: Response, methods: readonly stri
 
 /**
  * Which responses a key remembers: what happened (2xx, and a 402 such as a declined card: money was attempted).
+ * Not a 202: the request is still running, and a retry with the same key should hear how it ended.
  * A refusal that changed nothing (400, 404, 409 such as "no payment method yet") and a server error are not kept,
  * so the client can fix the cause and retry with the same key, as Stripe does for requests that never executed.
  */
 function isFinalOutcome(status: number): boolean {
-  return status < 400 || status === 402;
+  return (status < 400 && status !== 202) || status === 402;
 }
 
 function idempotencyKeyOf(req: Request): string | undefined {

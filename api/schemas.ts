@@ -288,6 +288,9 @@ export const TopUp = z
     status: z.enum(['pending', 'succeeded', 'failed']),
     amount_usd: MoneyOutput,
     failure_code: z.string().nullable(),
+    /** Why the card network declined it (Stripe's decline_code), when it did. */
+    decline_code: z.string().nullable(),
+    failure_message: z.string().nullable(),
     grant_id: z.string().nullable(),
     created_at: Timestamp,
   })
@@ -296,6 +299,20 @@ export const TopUp = z
 export const CreditGrant = Balance.shape.grants.element
   .extend({ customer_id: z.string() })
   .openapi('CreditGrant');
+
+/** A grant the account has accepted but not applied within the wait timeout (answered 202); it shows in the balance once applied. */
+export const CreditGrantPending = z
+  .object({
+    id: z.string(),
+    customer_id: z.string(),
+    status: z.literal('pending'),
+    source: z.enum(['promotion', 'goodwill']),
+    reason: z.string().nullable(),
+    amount_usd: MoneyOutput,
+    expires_at: Timestamp.nullable(),
+    requested_at: Timestamp,
+  })
+  .openapi('CreditGrantPending');
 
 export const LedgerEntry = z
   .object({

@@ -54,6 +54,8 @@ export function topUpView(row: TopUpRow): z.infer<typeof TopUp> {
     status: row.status,
     amount_usd: formatUsd(row.amount_nanos),
     failure_code: row.failure_code,
+    decline_code: row.decline_code,
+    failure_message: row.failure_message,
     grant_id: row.grant_id,
     created_at: row.created_at.toISOString(),
   };

@@ -9,11 +9,16 @@ import { decodeUsd, formatUsd, isWholeCents, parseUsd } from './money';
  */
 
 export interface AccountSettings {
-  /** Start-to-close timeout of every activity the workflow runs. */
+  /** Start-to-close timeout of every database step the workflow runs. */
   activity_timeout_ms: number;
   /** Continue-as-new after this many history events even if Temporal has not suggested it (tests force it low). */
   continue_as_new_after_events: number | null;
+  /** Start-to-close timeout of a payment call; absent in settings from older starts (then the default below). */
+  payment_activity_timeout_ms?: number;
 }
+
+/** A card processor may take long under load; its calls get more room than a database step. */
+export const DEFAULT_PAYMENT_ACTIVITY_TIMEOUT_MS = 60_000;
 
 export interface TopUpRequest {
   top_up_id: string;
@@ -61,7 +66,16 @@ export interface ThresholdCrossing {
 }
 
 export type Command =
-  | { kind: 'top_up'; id: string; request: TopUpRequest; payment_method: string }
+  | {
+      kind: 'top_up';
+      id: string;
+      request: TopUpRequest;
+      /**
+       * The card accepted with the request (Updates). Requests that arrive by signal carry none: the charge step
+       * reads the card on file in PostgreSQL when it runs.
+       */
+      payment_method?: string;
+    }
   | {
       kind: 'grant_credit';
       id: string;
@@ -71,7 +85,19 @@ export type Command =
     };
 
 export type CommandResult =
-  { kind: 'top_up'; result: TopUpResult } | { kind: 'grant_credit'; result: CreditGrantResult };
+  | { kind: 'top_up'; result: TopUpResult }
+  | { kind: 'grant_credit'; result: CreditGrantResult }
+  /** The account refused the command: it was invalid, or a step failed in a way no retry can fix. */
+  | { kind: 'refused'; id: string; command_kind: Command['kind']; refusal: Refusal };
+
+/** A refusal as operators see it in the query and the workflow's memo. */
+export interface RefusalRecord {
+  id: string;
+  command_kind: Command['kind'];
+  code: string;
+  message: string;
+  at: string;
+}
 
 export interface AccountState {
   customer_id: string;
@@ -91,10 +117,22 @@ export interface AccountState {
   /** The latest threshold crossing (auto-recharge and low-balance alerts act on it). Absent in older runs' state. */
   last_crossing?: ThresholdCrossing | null;
   threshold_crossings?: number;
+  /** Commands the account refused (absent in older runs' state), and the latest of them. */
+  refusals?: number;
+  last_refusal?: RefusalRecord | null;
+  /**
+   * Requests were recorded in PostgreSQL that the queue had no room for (or a rebuild read only the first page of):
+   * once the queue drains, the workflow reads the next pending requests from the database.
+   */
+  backlog?: boolean;
 }
 
 /** What queries return and the payment-method update answers: the state minus internal bookkeeping. */
-export type AccountView = Omit<AccountState, 'results'> & { recent_results: number };
+export type AccountView = Omit<AccountState, 'results'> & {
+  recent_results: number;
+  /** The settings this run works with (the worker's at the run's start, else the start input's). */
+  settings?: AccountSettings;
+};
 
 /** How many outcomes are remembered for deduplication; older retries are still safe (activities are idempotent). */
 export const RESULTS_KEPT = 200;
@@ -116,19 +154,42 @@ export function initialAccountState(customer_id: string): AccountState {
     run_number: 1,
     last_crossing: null,
     threshold_crossings: 0,
+    refusals: 0,
+    last_refusal: null,
+    backlog: false,
   };
 }
 
-export function toView(state: AccountState): AccountView {
+export function toView(state: AccountState, settings?: AccountSettings): AccountView {
   const { results, ...rest } = state;
-  return { ...rest, recent_results: results.length };
+  return { ...rest, recent_results: results.length, ...(settings ? { settings } : {}) };
 }
 
 /** A typed refusal of a request, carried as the `type` of an ApplicationFailure across Temporal. */
 export interface Refusal {
-  code: 'no_payment_method' | 'invalid_amount' | 'queue_full' | 'invalid_expiry';
+  /**
+   * `no_payment_method`, `invalid_amount`, `queue_full`, `invalid_expiry` from the account's own rules; otherwise
+   * the type of the non-retryable activity failure that refused it (`invalid_data`, `constraint_violation`,
+   * `payment_refused`, `conflict`, `not_found`, ...).
+   */
+  code: RefusalCode;
   message: string;
 }
+
+export type RefusalCode =
+  | 'no_payment_method'
+  | 'invalid_amount'
+  | 'queue_full'
+  | 'invalid_expiry'
+  | (string & { readonly refusal?: never });
+
+/** Refusals that say the request itself is malformed (HTTP 400); every other refusal is a state conflict (409). */
+export const INVALID_REQUEST_REFUSALS: ReadonlySet<string> = new Set([
+  'invalid_amount',
+  'invalid_expiry',
+  'invalid_data',
+  'constraint_violation',
+]);
 
 export function validateTopUp(state: AccountState, request: TopUpRequest): Refusal | null {
   if (findResult(state, request.top_up_id) || isQueued(state, request.top_up_id)) return null;
@@ -182,11 +243,20 @@ export function setPaymentMethod(state: AccountState, request: PaymentMethodRequ
 /** Records the outcome of the command at the head of the queue and the bookkeeping it implies. */
 export function completeCommand(state: AccountState, outcome: CommandResult): AccountState {
   const [head, ...rest] = state.queue;
-  if (!head || head.kind !== outcome.kind || head.id !== outcomeId(outcome)) {
+  const outcomeKind = outcome.kind === 'refused' ? outcome.command_kind : outcome.kind;
+  if (!head || head.kind !== outcomeKind || head.id !== outcomeId(outcome)) {
     throw new Error('completed a command that is not at the head of the queue');
   }
   const results = [...state.results, { id: head.id, result: outcome }].slice(-RESULTS_KEPT);
   let next: AccountState = { ...state, queue: rest, results };
+  if (outcome.kind === 'refused') {
+    // A refused top-up is a failed top-up in the database too (no charge, or a charge that could not be granted).
+    return {
+      ...next,
+      top_ups_failed: state.top_ups_failed + (outcome.command_kind === 'top_up' ? 1 : 0),
+      refusals: (state.refusals ?? 0) + 1,
+    };
+  }
   if (outcome.kind === 'top_up') {
     const succeeded = outcome.result.status === 'succeeded';
     const paid_nanos = decodeUsd(outcome.result.amount_usd);
@@ -211,7 +281,123 @@ export function completeCommand(state: AccountState, outcome: CommandResult): Ac
 }
 
 function outcomeId(outcome: CommandResult): string {
+  if (outcome.kind === 'refused') return outcome.id;
   return outcome.kind === 'top_up' ? outcome.result.top_up_id : outcome.result.grant_id;
+}
+
+/** The refused outcome of a command, for `completeCommand`. */
+export function refusedOutcome(command: Command, refusal: Refusal): CommandResult {
+  return { kind: 'refused', id: command.id, command_kind: command.kind, refusal };
+}
+
+/** Remembers the latest refusal for operators (query and memo); `at` is when the account refused it. */
+export function noteRefusal(
+  state: AccountState,
+  command: Command,
+  refusal: Refusal,
+  at: string,
+): AccountState {
+  return {
+    ...state,
+    last_refusal: {
+      id: command.id,
+      command_kind: command.kind,
+      code: refusal.code,
+      message: refusal.message,
+      at,
+    },
+  };
+}
+
+/**
+ * The account's own rules, checked when a command reaches the head of the queue. Updates were validated when they
+ * were accepted; requests that arrive by signal cannot be refused on arrival, so they are checked here. A top-up
+ * without a card on file is left to the charge step, which reads the card from PostgreSQL, the authority on it.
+ */
+export function checkCommand(command: Command): Refusal | null {
+  if (command.kind === 'top_up') {
+    const amount = parseUsd(command.request.amount_usd);
+    if (!amount.ok || amount.nanos <= 0n || !isWholeCents(amount.nanos)) {
+      return { code: 'invalid_amount', message: 'a top-up must be a positive amount of whole cents' };
+    }
+    return null;
+  }
+  const amount = parseUsd(command.request.amount_usd);
+  if (!amount.ok || amount.nanos <= 0n)
+    return { code: 'invalid_amount', message: 'a grant must be positive' };
+  const { expires_at } = command.request;
+  if (expires_at !== null) {
+    const expires_ms = Date.parse(expires_at);
+    const accepted_ms = command.accepted_at === undefined ? undefined : Date.parse(command.accepted_at);
+    if (Number.isNaN(expires_ms) || (accepted_ms !== undefined && !(expires_ms > accepted_ms))) {
+      return { code: 'invalid_expiry', message: 'expires_at must be after the time the grant was requested' };
+    }
+  }
+  return null;
+}
+
+/**
+ * Queues a request that arrived by signal. It is already recorded in PostgreSQL, so when the queue is full it is
+ * not refused but left there: the backlog flag makes the workflow read it from the database once the queue drains.
+ */
+export function acceptRequest(state: AccountState, command: Command): AccountState {
+  if (isQueued(state, command.id) || findResult(state, command.id)) return state;
+  if (state.queue.length >= QUEUE_LIMIT) return { ...state, backlog: true };
+  return { ...state, queue: [...state.queue, command] };
+}
+
+/** Requests read back from PostgreSQL (oldest first); `more` when the page was full and more may be waiting. */
+export interface PendingRequests {
+  commands: Command[];
+  more: boolean;
+}
+
+/** Queues requests read from the database that are not queued or answered yet, and clears the backlog flag. */
+export function enqueuePending(state: AccountState, pending: PendingRequests): AccountState {
+  let next: AccountState = { ...state, backlog: false };
+  for (const command of pending.commands) {
+    if (isQueued(next, command.id) || findResult(next, command.id)) continue;
+    next = { ...next, queue: [...next.queue, command] };
+  }
+  return { ...next, backlog: pending.more || next.backlog };
+}
+
+/** What the database says about an account; see db/account-snapshot.ts. Money as USD strings, times ISO. */
+export interface AccountSnapshot {
+  payment_method: string | null;
+  grant_expiries: { grant_id: string; expires_at: string }[];
+  lifetime_top_ups_usd: string;
+  top_ups_succeeded: number;
+  top_ups_failed: number;
+  last_crossing: ThresholdCrossing | null;
+  threshold_crossings: number;
+  pending: PendingRequests;
+}
+
+/**
+ * The state of a run that started without carried state, rebuilt from the database. What this run learned before
+ * the snapshot arrived wins where it is newer: a payment method saved by an update of this run, requests that
+ * arrived by signal (queued after the older ones the database lists), a crossing with a higher id.
+ */
+export function rebuildState(state: AccountState, snapshot: AccountSnapshot): AccountState {
+  const fromDb = enqueuePending({ ...state, queue: [] }, snapshot.pending);
+  const queue = [...fromDb.queue, ...state.queue.filter((c) => !isQueued(fromDb, c.id))];
+  const newerCrossing =
+    state.last_crossing &&
+    (!snapshot.last_crossing ||
+      BigInt(state.last_crossing.crossing_id) > BigInt(snapshot.last_crossing.crossing_id));
+  return {
+    ...state,
+    payment_method: state.payment_method ?? snapshot.payment_method,
+    queue,
+    backlog: fromDb.backlog || (state.backlog ?? false),
+    grant_expiries: snapshot.grant_expiries,
+    lifetime_top_ups_usd: snapshot.lifetime_top_ups_usd,
+    top_ups_succeeded: snapshot.top_ups_succeeded,
+    top_ups_failed: snapshot.top_ups_failed,
+    last_crossing: newerCrossing ? state.last_crossing : snapshot.last_crossing,
+    threshold_crossings: Math.max(snapshot.threshold_crossings, state.threshold_crossings ?? 0),
+  };
 }
 
 /** Milliseconds until the next grant expiry (0 when one is due), or undefined when nothing expires. */

@@ -1,4 +1,5 @@
 import { type Db, execute, queryRows } from './connection';
+import { PermanentError } from './errors';
 
 export interface CustomerRow {
   id: string;
@@ -59,5 +60,5 @@ export async function savePaymentMethod(db: Db, customer_id: string, payment_met
     payment_method,
     customer_id,
   ]);
-  if (updated !== 1) throw new Error(`customer ${customer_id} does not exist`);
+  if (updated !== 1) throw new PermanentError('not_found', `customer ${customer_id} does not exist`);
 }

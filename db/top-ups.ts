@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { execute, queryRows, type Db } from './connection';
+import { PermanentError } from './errors';
 
 export type TopUpStatus = 'pending' | 'succeeded' | 'failed';
 
@@ -9,16 +10,24 @@ export interface TopUpRow {
   amount_nanos: bigint;
   status: TopUpStatus;
   failure_code: string | null;
+  /** The card network's reason for a decline (Stripe's `decline_code`); null otherwise. */
+  decline_code: string | null;
+  failure_message: string | null;
   payment_id: string | null;
   grant_id: string | null;
   created_at: Date;
   updated_at: Date;
+  settled_at: Date | null;
 }
 
-const TOP_UP_COLUMNS =
-  'id, customer_id, amount_nanos, status, failure_code, payment_id, grant_id, created_at, updated_at';
+const TOP_UP_COLUMNS = `id, customer_id, amount_nanos, status, failure_code, decline_code, failure_message, payment_id,
+  grant_id, created_at, updated_at, settled_at`;
 
-/** Records a requested top-up as pending; a repeat with the same id returns the stored row unchanged. */
+/**
+ * Records a requested top-up as pending; a repeat with the same id returns the stored row unchanged (whatever its
+ * status by now). The same id with another customer or amount is a PermanentError (`conflict`): ids derive from
+ * the request, so this is a caller reusing an id, and no retry can make it right.
+ */
 export async function recordTopUp(
   db: Db,
   input: { id: string; customer_id: string; amount_nanos: bigint },
@@ -32,7 +41,7 @@ export async function recordTopUp(
   const row = await getTopUp(db, input.id);
   if (!row) throw new Error(`top-up ${input.id} vanished after insert`);
   if (row.customer_id !== input.customer_id || row.amount_nanos !== input.amount_nanos) {
-    throw new Error(`top-up ${input.id} already exists with another customer or amount`);
+    throw new PermanentError('conflict', `top-up ${input.id} already exists with another customer or amount`);
   }
   return row;
 }
@@ -42,30 +51,71 @@ export async function getTopUp(q: Db | Knex.Transaction, id: string): Promise<To
   return result[0];
 }
 
+export type TopUpOutcome =
+  | { status: 'succeeded'; payment_id: string; grant_id: string }
+  | {
+      status: 'failed';
+      /** null when no charge was attempted (the account refused the top-up). */
+      payment_id: string | null;
+      failure_code: string;
+      decline_code?: string | null;
+      failure_message?: string | null;
+    };
+
 /**
  * Moves a pending top-up to its final status. A top-up that is already final keeps its first outcome: the
  * update is conditional on `status = 'pending'`, so a retried activity cannot flip a success into a failure.
+ * A top-up that does not exist is left alone (undefined): an account may refuse a request it was sent directly.
  */
 export async function settleTopUp(
   q: Db | Knex.Transaction,
   id: string,
-  outcome:
-    | { status: 'succeeded'; payment_id: string; grant_id: string }
-    | { status: 'failed'; payment_id: string | null; failure_code: string },
-): Promise<TopUpRow> {
+  outcome: TopUpOutcome,
+): Promise<TopUpRow | undefined> {
+  const failed = outcome.status === 'failed' ? outcome : null;
   await execute(
     q,
-    `UPDATE top_ups SET status = ?, payment_id = ?, grant_id = ?, failure_code = ?, updated_at = now()
+    `UPDATE top_ups SET status = ?, payment_id = ?, grant_id = ?, failure_code = ?, decline_code = ?,
+       failure_message = ?, updated_at = now(), settled_at = now()
      WHERE id = ? AND status = 'pending'`,
     [
       outcome.status,
       outcome.payment_id,
       outcome.status === 'succeeded' ? outcome.grant_id : null,
-      outcome.status === 'failed' ? outcome.failure_code : null,
+      failed?.failure_code ?? null,
+      failed?.decline_code ?? null,
+      failed?.failure_message ?? null,
       id,
     ],
   );
-  const row = await getTopUp(q, id);
-  if (!row) throw new Error(`top-up ${id} does not exist`);
-  return row;
+  return getTopUp(q, id);
+}
+
+/** The customer's pending top-ups, oldest first, at most `limit`. */
+export async function pendingTopUps(db: Db, customer_id: string, limit: number): Promise<TopUpRow[]> {
+  return queryRows<TopUpRow>(
+    db,
+    `SELECT ${TOP_UP_COLUMNS} FROM top_ups WHERE customer_id = ? AND status = 'pending'
+     ORDER BY created_at, id LIMIT ?`,
+    [customer_id, limit],
+  );
+}
+
+export interface TopUpTotals {
+  succeeded: number;
+  failed: number;
+  /** Sum of the customer's succeeded top-ups: what cards have paid in over the account's life. */
+  lifetime_nanos: bigint;
+}
+
+export async function topUpTotals(db: Db, customer_id: string): Promise<TopUpTotals> {
+  const [row] = await queryRows<TopUpTotals>(
+    db,
+    `SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
+            count(*) FILTER (WHERE status = 'failed')::int AS failed,
+            COALESCE(sum(amount_nanos) FILTER (WHERE status = 'succeeded'), 0)::bigint AS lifetime_nanos
+     FROM top_ups WHERE customer_id = ?`,
+    [customer_id],
+  );
+  return row!;
 }

@@ -10,7 +10,7 @@ import { startEmbeddedPostgres } from './embedded-postgres';
 import { apiDeps } from '../api/deps';
 import { createLogger } from '../wiring/logger';
 import { drainHttpServer, stopOnSignals } from '../wiring/shutdown';
-import { connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
+import { accountSettingsFrom, connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
 import { ensureSchedules } from '../worker/schedules';
 import { ensureSearchAttributes } from '../worker/search-attributes';
 import { DEFAULT_TOOLS_DIR, findTemporalCli } from './temporal-cli';
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
       connection: nativeConnection,
       namespace: config.TEMPORAL_NAMESPACE,
       task_queue: config.TEMPORAL_TASK_QUEUE,
-      deps: { db, gateway, hotPath },
+      deps: { db, gateway, hotPath, settings: accountSettingsFrom(config) },
       overrides: { shutdownGraceTime: config.SHUTDOWN_GRACE_MS },
     });
     const workerRun = worker.run();

@@ -6,10 +6,11 @@ import { useHarness } from './support/harness';
  * Crash safety of top-ups: a worker process is SIGKILLed in the middle of a top-up and a second worker finishes
  * it. Whatever the crash point, the result is exactly one card charge, one grant and one ledger entry.
  */
-// A short activity timeout so the surviving worker retries the dead worker's activity within seconds.
+// Short activity timeouts (database steps and payment calls alike) so the surviving worker retries the dead
+// worker's activity within seconds.
 const h = useHarness({
   worker: false,
-  settings: { activity_timeout_ms: 2_000 },
+  settings: { activity_timeout_ms: 2_000, payment_activity_timeout_ms: 2_000 },
   update_wait_timeout_ms: 45_000,
 });
 

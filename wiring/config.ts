@@ -59,6 +59,7 @@ export const configSchema = z.object({
   CROSSING_SWEEP_INTERVAL_MS: integer(100, 3_600_000).default(2_000),
   PRICE_BOOK_PATH: optionalUrl,
   ACTIVITY_TIMEOUT_MS: integer(100, 3_600_000).default(30_000),
+  PAYMENT_ACTIVITY_TIMEOUT_MS: integer(100, 3_600_000).default(60_000),
   UPDATE_WAIT_TIMEOUT_MS: integer(100, 600_000).default(30_000),
   SHUTDOWN_GRACE_MS: integer(0, 600_000).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -27,8 +27,19 @@ export function createGateway(db: Db): PaymentGateway {
   return new SimulatedGateway(db);
 }
 
-export function accountSettingsFrom(config: Pick<Config, 'ACTIVITY_TIMEOUT_MS'>): AccountSettings {
-  return { activity_timeout_ms: config.ACTIVITY_TIMEOUT_MS, continue_as_new_after_events: null };
+/**
+ * The account workflows' settings. The API passes them in each account's start input and the worker hands its own to
+ * every run at the run's start (a local activity), so a changed value reaches running accounts at their next
+ * continue-as-new; the worker's win.
+ */
+export function accountSettingsFrom(
+  config: Pick<Config, 'ACTIVITY_TIMEOUT_MS' | 'PAYMENT_ACTIVITY_TIMEOUT_MS'>,
+): AccountSettings {
+  return {
+    activity_timeout_ms: config.ACTIVITY_TIMEOUT_MS,
+    payment_activity_timeout_ms: config.PAYMENT_ACTIVITY_TIMEOUT_MS,
+    continue_as_new_after_events: null,
+  };
 }
 
 /** The hot path's own `pg` pool: prepared statements straight through the driver, no query builder. */

@@ -1,6 +1,6 @@
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../wiring/config';
-import { connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
+import { accountSettingsFrom, connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
 import { stopOnSignals } from '../wiring/shutdown';
 import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes } from './search-attributes';
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     task_queue: config.TEMPORAL_TASK_QUEUE,
-    deps: { db, gateway: createGateway(db), hotPath },
+    deps: { db, gateway: createGateway(db), hotPath, settings: accountSettingsFrom(config) },
     // In-flight activities get the grace period to finish, then are cancelled (and retried elsewhere).
     overrides: { shutdownGraceTime: config.SHUTDOWN_GRACE_MS },
   });

@@ -1,10 +1,15 @@
 import {
+  ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
   condition,
   continueAsNew,
+  log,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -15,14 +20,21 @@ import {
   type Command,
   type CommandResult,
   type Refusal,
+  acceptRequest,
+  checkCommand,
   clearDueExpiries,
   completeCommand,
+  DEFAULT_PAYMENT_ACTIVITY_TIMEOUT_MS,
   enqueue,
+  enqueuePending,
   findResult,
   initialAccountState,
   msUntilNextExpiry,
   nextRunState,
+  noteRefusal,
+  rebuildState,
   recordThresholdCrossing,
+  refusedOutcome,
   setPaymentMethod,
   toView,
   validateCreditGrant,
@@ -32,28 +44,42 @@ import {
   accountStateQuery,
   accountStatusSearchAttribute,
   balanceThresholdCrossedSignal,
+  creditGrantRequestedSignal,
   customerIdSearchAttribute,
   expireCreditSignal,
   grantCreditUpdate,
   setPaymentMethodUpdate,
+  topUpRequestedSignal,
   topUpUpdate,
 } from './messages';
 
 export interface AccountWorkflowInput {
   customer_id: string;
+  /** The settings of whoever started the account; the worker's current settings replace them at each run start. */
   settings: AccountSettings;
   /** Present when this run continues an earlier one. */
   state?: AccountState;
 }
 
 /**
+ * Runs that start by reading the database: the worker's current settings (a local activity) and, without carried
+ * state, the state rebuilt from PostgreSQL. Histories recorded before this change replay without either.
+ */
+export const RUN_START_PATCH = 'account-run-start-reads-database';
+
+/**
  * One long-lived workflow per customer (`account:<customer_id>`) that owns the account's lifecycle. It is a
  * thin shell over billing/account.ts: messages go through pure functions, accepted work is queued in state and
  * run one command at a time as activities, so the account's money operations never interleave.
+ *
+ * It never fails: a command whose step fails in a way no retry can fix is refused (recorded in the database, the
+ * query and the memo), and the next command runs. Its state is a cache of PostgreSQL, rebuilt from there when a
+ * run starts without carried state (an operator's terminate, a reset to the first run).
  */
 export async function accountWorkflow(input: AccountWorkflowInput): Promise<void> {
   let state = input.state ?? initialAccountState(input.customer_id);
-  const acts = activitiesFor(input.settings);
+  let settings = input.settings;
+  let acts = activitiesFor(settings);
   let expiryRequested = false;
 
   upsertSearchAttributes([
@@ -61,7 +87,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     { key: accountStatusSearchAttribute, value: state.status },
   ]);
 
-  setHandler(accountStateQuery, () => toView(state));
+  setHandler(accountStateQuery, () => toView(state, settings));
 
   setHandler(
     setPaymentMethodUpdate,
@@ -79,6 +105,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     },
   );
 
+  // Updates for money: kept for workflows and callers that use them; the API sends the signals below instead.
   setHandler(
     topUpUpdate,
     async (request) => {
@@ -105,6 +132,14 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     { validator: (request) => assertAccepted(validateCreditGrant(state, request, Date.now())) },
   );
 
+  setHandler(topUpRequestedSignal, (request) => {
+    state = acceptRequest(state, { kind: 'top_up', id: request.top_up_id, request });
+  });
+
+  setHandler(creditGrantRequestedSignal, ({ accepted_at, ...request }) => {
+    state = acceptRequest(state, { kind: 'grant_credit', id: request.grant_id, request, accepted_at });
+  });
+
   setHandler(balanceThresholdCrossedSignal, (crossing) => {
     state = recordThresholdCrossing(state, crossing);
   });
@@ -113,42 +148,90 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     expiryRequested = true;
   });
 
-  async function resultOf<K extends CommandResult['kind']>(id: string, kind: K) {
+  async function resultOf<K extends 'top_up' | 'grant_credit'>(id: string, kind: K) {
     await condition(() => findResult(state, id) !== undefined);
     const outcome = findResult(state, id)!;
+    // Failing the update (not the workflow): the caller hears the refusal with its code as the failure type.
+    if (outcome.kind === 'refused') {
+      throw ApplicationFailure.create({
+        type: outcome.refusal.code,
+        message: outcome.refusal.message,
+        nonRetryable: true,
+      });
+    }
     if (outcome.kind !== kind)
       throw ApplicationFailure.nonRetryable(`id ${id} was used for a ${outcome.kind}`);
     return outcome as Extract<CommandResult, { kind: K }>;
   }
 
-  const hasWork = () => state.queue.length > 0 || expiryRequested;
+  if (patched(RUN_START_PATCH)) {
+    const current = await attempt(() => workerSettings.currentAccountSettings());
+    if (current) {
+      settings = current;
+      acts = activitiesFor(settings);
+    }
+    if (!input.state) {
+      const snapshot = await attempt(() => acts.db.loadAccountSnapshot({ customer_id: state.customer_id }));
+      if (snapshot) state = rebuildState(state, snapshot);
+    }
+  }
+
+  const hasWork = () => state.queue.length > 0 || expiryRequested || state.backlog === true;
   for (;;) {
     const expiry_ms = msUntilNextExpiry(state, Date.now());
     const woke = await condition(
-      () => hasWork() || continueAsNewDue(input.settings),
+      () => hasWork() || continueAsNewDue(settings),
       expiry_ms === undefined ? undefined : Math.max(expiry_ms, 1),
     );
     if (!woke || expiryRequested) {
       expiryRequested = false;
       const now = new Date(Date.now());
-      await acts.db.expireCredit({ customer_id: state.customer_id, now: now.toISOString() });
+      // A write-off that can never succeed is logged and not retried at once; the next expiry or request tries again.
+      await attempt(() => acts.db.expireCredit({ customer_id: state.customer_id, now: now.toISOString() }));
       state = clearDueExpiries(state, now.getTime());
     }
-    while (state.queue.length > 0) {
-      const outcome = await run(state.queue[0]!);
-      state = completeCommand(state, outcome);
+    while (state.queue.length > 0) await runHead(state.queue[0]!);
+    if (state.backlog === true) {
+      const pending = await attempt(() => acts.db.pendingAccountRequests({ customer_id: state.customer_id }));
+      state = enqueuePending(state, pending ?? { commands: [], more: false });
     }
-    if (continueAsNewDue(input.settings) && !hasWork()) {
+    if (continueAsNewDue(settings) && !hasWork()) {
       // Every update handler delivers its answer first, and work that arrived meanwhile (queued commands, an
       // expiry request) is done in this run: nothing accepted is ever dropped by continue-as-new.
       // New work that arrives meanwhile wakes the loop too: an update handler waiting for its queued command must
       // not wait on a loop that waits for the handler.
       await condition(() => allHandlersFinished() || hasWork());
-      if (!hasWork()) await continueAsNew<typeof accountWorkflow>({ ...input, state: nextRunState(state) });
+      if (!hasWork()) {
+        await continueAsNew<typeof accountWorkflow>({
+          customer_id: input.customer_id,
+          settings,
+          state: nextRunState(state),
+        });
+      }
     }
   }
 
-  async function run(command: Command): Promise<CommandResult> {
+  /** Runs the command at the head of the queue to its outcome: done, or refused. Never throws for a failed step. */
+  async function runHead(command: Command): Promise<void> {
+    const charged: { payment_id: string | null } = { payment_id: null };
+    let outcome: CommandResult;
+    const refused = checkCommand(command);
+    if (refused) {
+      outcome = refusedOutcome(command, refused);
+    } else {
+      try {
+        outcome = await run(command, charged);
+      } catch (error) {
+        const failure = refusalOf(error);
+        if (!failure) throw error;
+        outcome = refusedOutcome(command, failure);
+      }
+    }
+    if (outcome.kind === 'refused') await recordRefusal(command, outcome.refusal, charged.payment_id);
+    state = completeCommand(state, outcome);
+  }
+
+  async function run(command: Command, charged: { payment_id: string | null }): Promise<CommandResult> {
     switch (command.kind) {
       case 'top_up': {
         const base = {
@@ -156,8 +239,13 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
           customer_id: state.customer_id,
           amount_usd: command.request.amount_usd,
         };
-        await acts.db.startTopUp(base);
-        const charge = await acts.payment.chargeTopUp({ ...base, payment_method: command.payment_method });
+        const started = await acts.db.startTopUp(base);
+        // Histories from before startTopUp returned anything replay with no result here.
+        if (started?.settled) return { kind: 'top_up', result: started.settled };
+        const charge = await acts.payment.chargeTopUp(
+          command.payment_method === undefined ? base : { ...base, payment_method: command.payment_method },
+        );
+        if (charge.status === 'succeeded') charged.payment_id = charge.payment_id;
         const result =
           charge.status === 'succeeded'
             ? await acts.money.completeTopUp({ ...base, payment_id: charge.payment_id })
@@ -174,6 +262,44 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
       }
     }
   }
+
+  /** Tells the database (the API waits there), the query and the memo shown in the Temporal UI. */
+  async function recordRefusal(command: Command, refused: Refusal, payment_id: string | null): Promise<void> {
+    state = noteRefusal(state, command, refused, new Date(Date.now()).toISOString());
+    upsertMemo({ last_refusal: state.last_refusal, refusals: (state.refusals ?? 0) + 1 });
+    await attempt(() =>
+      acts.db.refuseAccountRequest({
+        command_kind: command.kind,
+        id: command.id,
+        code: refused.code,
+        message: refused.message,
+        payment_id,
+      }),
+    );
+  }
+}
+
+/**
+ * Runs an activity whose permanent failure must not fail the workflow; returns undefined (and logs) when it failed.
+ * Activities retry until they succeed unless their failure is non-retryable, so this is the never-succeeds case.
+ */
+async function attempt<T>(step: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await step();
+  } catch (error) {
+    if (!(error instanceof ActivityFailure)) throw error;
+    log.warn('account step failed permanently; going on without it', { error: error.cause?.message });
+    return undefined;
+  }
+}
+
+/** The refusal an activity's failure means; undefined for errors that are not activity failures (bugs: rethrown). */
+function refusalOf(error: unknown): Refusal | undefined {
+  if (!(error instanceof ActivityFailure)) return undefined;
+  const cause = error.cause;
+  if (cause instanceof ApplicationFailure)
+    return { code: cause.type ?? 'activity_failed', message: cause.message };
+  return { code: 'activity_failed', message: cause?.message ?? error.message };
 }
 
 function continueAsNewDue(settings: AccountSettings): boolean {
@@ -195,15 +321,31 @@ function assertAccepted(refused: Refusal | null): void {
     throw ApplicationFailure.create({ type: refused.code, message: refused.message, nonRetryable: true });
 }
 
+/** Read at every run start; a few quick attempts, then the start input's settings are kept. */
+const workerSettings = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '5s',
+  retry: { maximumAttempts: 3 },
+});
+
 /**
- * Activity stubs with every timeout and retry written out. Retries have no attempt limit on purpose: every step is
- * idempotent and keyed by its operation's id, and giving up would fail the account workflow with money half-moved
- * (a card charged, its credit not yet granted). A step that keeps failing shows in the Temporal UI as a pending
- * activity with its attempt count and last error, which is what operators alert on; the interval is capped so the
- * step goes through within minutes of the database or the processor coming back.
+ * Activity stubs with every timeout and retry written out, two kinds:
+ * - database steps: `activity_timeout_ms`, retried from 1 s, backing off to at most a minute;
+ * - payment calls: `payment_activity_timeout_ms` (a processor may be slow), retried from 2 s up to every 10 min,
+ *   so an outage at the processor is not hammered.
+ * Neither has an attempt limit: every step is idempotent and keyed by its operation's id, and giving up on a
+ * transient failure would leave money half-moved (a card charged, its credit not yet granted). A step that keeps
+ * failing shows in the Temporal UI as a pending activity with its attempt count and last error, which is what
+ * operators alert on. Failures that can never succeed are non-retryable (activities/failures.ts) and become the
+ * command's refusal.
  */
 function activitiesFor(settings: AccountSettings) {
-  const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' };
-  const db = proxyActivities<Activities>({ startToCloseTimeout: settings.activity_timeout_ms, retry });
-  return { db, payment: db, money: db };
+  const db = proxyActivities<Activities>({
+    startToCloseTimeout: settings.activity_timeout_ms,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+  });
+  const payment = proxyActivities<Activities>({
+    startToCloseTimeout: settings.payment_activity_timeout_ms ?? DEFAULT_PAYMENT_ACTIVITY_TIMEOUT_MS,
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m' },
+  });
+  return { db, payment, money: db };
 }

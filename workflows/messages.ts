@@ -23,6 +23,15 @@ export const setPaymentMethodUpdate = defineUpdate<AccountView, [PaymentMethodRe
 export const accountStateQuery = defineQuery<AccountView>('accountState');
 /** Sent by the hot path's outbox when a debit takes the balance below the customer's threshold. */
 export const balanceThresholdCrossedSignal = defineSignal<[ThresholdCrossing]>('balanceThresholdCrossed');
+/**
+ * Money requests from the API. The API records each request in PostgreSQL first (a pending top-up, a pending grant
+ * request), then signals; it reads the outcome from the database. Signals, unlike Updates (at most 10 in flight per
+ * workflow), admit any number of concurrent requests, and a request the workflow never heard of (a lost signal, a
+ * terminated run) is still found in the database when a run rebuilds its state or drains its backlog.
+ */
+export const topUpRequestedSignal = defineSignal<[TopUpRequest]>('topUpRequested');
+export const creditGrantRequestedSignal =
+  defineSignal<[CreditGrantRequest & { accepted_at: string }]>('creditGrantRequested');
 /** Asks the workflow to write off expired credit now (operators, tests); the workflow also does it on a timer. */
 export const expireCreditSignal = defineSignal('expireCredit');
 

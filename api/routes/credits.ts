@@ -1,11 +1,14 @@
 import { z } from 'zod';
-import { formatCents, usd } from '../../billing/money';
+import { formatCents, formatUsd, usd } from '../../billing/money';
 import { readBalance } from '../../db/balance';
 import type { Db } from '../../db/connection';
 import { getCustomer } from '../../db/customers';
 import { listLedgerEntries } from '../../db/ledger';
-import { getTopUp } from '../../db/top-ups';
-import { grantCreditUpdate, topUpUpdate } from '../../workflows/messages';
+import { INVALID_REQUEST_REFUSALS } from '../../billing/account';
+import { getGrantRequest, recordGrantRequest, type GrantRequestRow } from '../../db/credit-grant-requests';
+import { PermanentError, sqlStateOf } from '../../db/errors';
+import { getTopUp, recordTopUp, type TopUpRow } from '../../db/top-ups';
+import { creditGrantRequestedSignal, topUpRequestedSignal } from '../../workflows/messages';
 import type { AccountWorkflows } from '../accounts';
 import { ApiError, invalid, notFound } from '../errors';
 import type { RouteTable } from '../http';
@@ -14,6 +17,7 @@ import {
   Balance,
   CreditGrant,
   creditGrantCreate,
+  CreditGrantPending,
   LedgerEntry,
   listOf,
   ListQuery,
@@ -56,11 +60,14 @@ export function creditRoutes(
     method: 'post',
     path: '/v1/customers/:id/top-ups',
     tag: 'Credits',
-    summary: 'Charge the default payment method and grant that much credit. Declines are 402 card_declined.',
+    summary:
+      'Charge the default payment method and grant that much credit. Declines are 402 card_declined; a top-up ' +
+      'still running after the wait timeout is 202 pending (GET /v1/top-ups/{id} shows how it ended).',
     // The amount's rules (whole cents, the configured range) are the schema's, so the document states them.
     body: topUpCreate(deps.limits),
     responses: {
-      201: { description: 'Succeeded, or still pending after the wait timeout', schema: TopUp },
+      201: { description: 'Succeeded', schema: TopUp },
+      202: { description: 'Accepted and still running (status pending)', schema: TopUp },
     },
     handler: async ({ params, body, principal, idempotencyKey }) => {
       const customer = await requireCustomer(params.id!);
@@ -75,21 +82,19 @@ export function creditRoutes(
         );
       }
       const top_up_id = derivedId('tu', principal, idempotencyKey, `top_up:${customer.id}`);
-      const outcome = await deps.accounts.update(
-        customer.id,
-        topUpUpdate,
-        { top_up_id, amount_usd: formatCents(amount_nanos) },
-        top_up_id,
+      // Recorded first, then delivered: the database is the record of the request and of its outcome.
+      const recorded = await conflictOnReuse(() =>
+        recordTopUp(deps.db, { id: top_up_id, customer_id: customer.id, amount_nanos }),
       );
-      const row = await getTopUp(deps.db, top_up_id);
-      if (!row) throw new ApiError('unavailable', 'the top-up was not recorded yet; retry with the same key');
-      if (!outcome.pending && outcome.result.status === 'failed') {
-        throw new ApiError('card_error', outcome.result.failure_message ?? 'the card was declined', {
-          code: outcome.result.failure_code ?? 'card_declined',
-          extra: { decline_code: outcome.result.decline_code, top_up: topUpView(row) },
-        });
+      if (recorded.status === 'pending') {
+        await deps.accounts.submit(
+          customer.id,
+          topUpRequestedSignal,
+          { top_up_id, amount_usd: formatCents(amount_nanos) },
+          top_up_id,
+        );
       }
-      return { status: 201, body: topUpView(row) };
+      return topUpAnswer((await getTopUp(deps.db, top_up_id))!);
     },
   });
 
@@ -110,9 +115,14 @@ export function creditRoutes(
     method: 'post',
     path: '/v1/customers/:id/credit-grants',
     tag: 'Credits',
-    summary: 'Free credit from an operator (promotion or goodwill), optionally expiring.',
+    summary:
+      'Free credit from an operator (promotion or goodwill), optionally expiring. A grant not applied within the ' +
+      'wait timeout is 202 pending; retrying with the same Idempotency-Key answers how it ended.',
     body: creditGrantCreate(deps.limits),
-    responses: { 201: { description: 'The grant', schema: CreditGrant } },
+    responses: {
+      201: { description: 'The grant', schema: CreditGrant },
+      202: { description: 'Accepted, not applied yet', schema: CreditGrantPending },
+    },
     handler: async ({ params, body, principal, idempotencyKey }) => {
       const customer = await requireCustomer(params.id!);
       const grant_id = derivedId('gr', principal, idempotencyKey, `grant:${customer.id}`);
@@ -120,20 +130,36 @@ export function creditRoutes(
       if (expires_at !== null && Date.parse(expires_at) <= Date.now()) {
         throw invalid('expires_at', 'expires_at must be in the future');
       }
-      const outcome = await deps.accounts.update(
-        customer.id,
-        grantCreditUpdate,
-        {
-          grant_id,
-          amount_usd: body.amount_usd,
-          source: body.source ?? 'promotion',
+      const amount_nanos = usd(body.amount_usd);
+      const source = body.source ?? 'promotion';
+      const recorded = await conflictOnReuse(() =>
+        recordGrantRequest(deps.db, {
+          id: grant_id,
+          customer_id: customer.id,
+          amount_nanos,
+          source,
           reason: body.reason,
-          expires_at,
-        },
-        grant_id,
+          expires_at: expires_at === null ? null : new Date(expires_at),
+        }),
       );
-      if (outcome.pending)
-        throw new ApiError('unavailable', 'the grant is still being applied; retry with the same key');
+      if (recorded.status === 'pending') {
+        await deps.accounts.submit(
+          customer.id,
+          creditGrantRequestedSignal,
+          {
+            grant_id,
+            amount_usd: formatUsd(amount_nanos),
+            source,
+            reason: body.reason,
+            expires_at,
+            accepted_at: recorded.created_at.toISOString(),
+          },
+          grant_id,
+        );
+      }
+      const request = (await getGrantRequest(deps.db, grant_id))!;
+      if (request.status === 'pending') return { status: 202, body: pendingGrantView(request) };
+      if (request.status === 'refused') throw refusalError(request.failure_code, request.failure_message);
       const balance = await readBalance(deps.db, customer.id);
       const grant = balance?.grants.find((g) => g.id === grant_id);
       if (!grant) throw new Error(`grant ${grant_id} was applied but is not in the balance`);
@@ -168,6 +194,68 @@ export function creditRoutes(
       return { status: 200, body: { data: page.data.map(ledgerEntryViewOf), has_more: page.has_more } };
     },
   });
+}
+
+/**
+ * A top-up as the API answers it: 201 succeeded, 202 still pending, 402 for a card that declined (or a processor
+ * that refused the charge), 400/409 when the account refused it.
+ */
+function topUpAnswer(row: TopUpRow): { status: number; body: z.infer<typeof TopUp> } {
+  if (row.status === 'pending') return { status: 202, body: topUpView(row) };
+  if (row.status === 'succeeded') return { status: 201, body: topUpView(row) };
+  const code = row.failure_code ?? 'card_declined';
+  const declined =
+    (row.payment_id !== null && !INVALID_REQUEST_REFUSALS.has(code)) || code === 'payment_refused';
+  if (declined) {
+    throw new ApiError('card_error', row.failure_message ?? 'the card was declined', {
+      code,
+      extra: { decline_code: row.decline_code, top_up: topUpView(row) },
+    });
+  }
+  throw refusalError(code, row.failure_message, { top_up: topUpView(row) });
+}
+
+/** The account refused a request: a malformed one is a 400, any other refusal a 409, with the refusal's code. */
+function refusalError(
+  code: string | null,
+  message: string | null,
+  extra?: Record<string, unknown>,
+): ApiError {
+  const refusal = code ?? 'refused';
+  return new ApiError(
+    INVALID_REQUEST_REFUSALS.has(refusal) ? 'invalid_request' : 'conflict',
+    message ?? 'the account refused the request',
+    { code: refusal, extra },
+  );
+}
+
+function pendingGrantView(row: GrantRequestRow): z.infer<typeof CreditGrantPending> {
+  return {
+    id: row.id,
+    customer_id: row.customer_id,
+    status: 'pending',
+    source: row.source,
+    reason: row.reason,
+    amount_usd: formatUsd(row.amount_nanos),
+    expires_at: row.expires_at?.toISOString() ?? null,
+    requested_at: row.created_at.toISOString(),
+  };
+}
+
+/**
+ * Records a request, answering in the API's terms what PostgreSQL refuses: an id reused for another request is a
+ * 409, text PostgreSQL cannot store (a NUL byte) is a 400, never a 500.
+ */
+async function conflictOnReuse<T>(record: () => Promise<T>): Promise<T> {
+  try {
+    return await record();
+  } catch (error) {
+    if (error instanceof PermanentError) throw new ApiError('conflict', error.message, { code: error.type });
+    if (sqlStateOf(error)?.startsWith('22')) {
+      throw invalid(undefined, 'the request holds a value PostgreSQL cannot store (e.g. a NUL character)');
+    }
+    throw error;
+  }
 }
 
 export function limitsFrom(config: {

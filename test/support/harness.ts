@@ -139,12 +139,16 @@ export class Harness {
     return harness;
   }
 
-  async startWorker(): Promise<void> {
+  /**
+   * Starts the in-process worker. Its account settings (handed to every account run at its start) are the
+   * harness's unless a test passes others, e.g. to prove that changed settings reach running accounts.
+   */
+  async startWorker(settings: AccountSettings = this.settings): Promise<void> {
     this.worker = await createBillingWorker({
       connection: this.nativeConnection,
       namespace: 'default',
       task_queue: this.taskQueue,
-      deps: { db: this.db, gateway: new SimulatedGateway(this.db), hotPath: this.hotPath },
+      deps: { db: this.db, gateway: new SimulatedGateway(this.db), hotPath: this.hotPath, settings },
       workflow_bundle_path: process.env.TEST_WORKFLOW_BUNDLE,
     });
     this.workerRun = this.worker.run();

@@ -110,6 +110,9 @@ describe('initialAccountState', () => {
       run_number: 1,
       last_crossing: null,
       threshold_crossings: 0,
+      refusals: 0,
+      last_refusal: null,
+      backlog: false,
     });
   });
 

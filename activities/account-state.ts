@@ -1,0 +1,132 @@
+import type {
+  AccountSettings,
+  AccountSnapshot,
+  Command,
+  PendingRequests,
+  RefusalCode,
+} from '../billing/account';
+import { QUEUE_LIMIT } from '../billing/account';
+import { formatUsd } from '../billing/money';
+import { loadAccountFacts } from '../db/account-snapshot';
+import type { Db } from '../db/connection';
+import { pendingGrantRequests, settleGrantRequest, type GrantRequestRow } from '../db/credit-grant-requests';
+import { pendingTopUps, settleTopUp, type TopUpRow } from '../db/top-ups';
+
+/**
+ * The account workflow's reads of the database (its state is a cache of what PostgreSQL stores) and the record of
+ * its refusals. Settings come from the worker, so a changed configuration reaches every account at its next run.
+ */
+export function accountStateActivities(deps: { db: Db; settings?: AccountSettings }) {
+  return {
+    /** The worker's current account settings (a local activity at run start), or null to keep the start input's. */
+    async currentAccountSettings(): Promise<AccountSettings | null> {
+      return deps.settings ?? null;
+    },
+
+    /** Everything a run without carried state needs to rebuild its state. An unknown customer is an empty account. */
+    async loadAccountSnapshot(input: { customer_id: string }): Promise<AccountSnapshot> {
+      const facts = await loadAccountFacts(deps.db, input.customer_id, QUEUE_LIMIT);
+      if (!facts) {
+        return {
+          payment_method: null,
+          grant_expiries: [],
+          lifetime_top_ups_usd: formatUsd(0n),
+          top_ups_succeeded: 0,
+          top_ups_failed: 0,
+          last_crossing: null,
+          threshold_crossings: 0,
+          pending: { commands: [], more: false },
+        };
+      }
+      return {
+        payment_method: facts.payment_method,
+        grant_expiries: facts.grant_expiries.map((g) => ({
+          grant_id: g.grant_id,
+          expires_at: g.expires_at.toISOString(),
+        })),
+        lifetime_top_ups_usd: formatUsd(facts.top_ups.lifetime_nanos),
+        top_ups_succeeded: facts.top_ups.succeeded,
+        top_ups_failed: facts.top_ups.failed,
+        last_crossing: facts.last_crossing && {
+          crossing_id: facts.last_crossing.id.toString(),
+          threshold_usd: formatUsd(facts.last_crossing.threshold_nanos),
+          balance_usd: formatUsd(facts.last_crossing.balance_after_nanos),
+          crossed_at: facts.last_crossing.crossed_at.toISOString(),
+        },
+        threshold_crossings: facts.threshold_crossings,
+        pending: pendingOf(facts.pending_top_ups, facts.pending_grants, QUEUE_LIMIT),
+      };
+    },
+
+    /** The next pending requests, oldest first (the workflow's backlog, read once its queue has drained). */
+    async pendingAccountRequests(input: { customer_id: string }): Promise<PendingRequests> {
+      const [topUps, grants] = await Promise.all([
+        pendingTopUps(deps.db, input.customer_id, QUEUE_LIMIT),
+        pendingGrantRequests(deps.db, input.customer_id, QUEUE_LIMIT),
+      ]);
+      return pendingOf(topUps, grants, QUEUE_LIMIT);
+    },
+
+    /**
+     * Records that the account refused a request, so the caller waiting on the database hears it. A request that
+     * is not recorded (sent to the workflow directly) or already settled is left alone.
+     */
+    async refuseAccountRequest(input: {
+      command_kind: Command['kind'];
+      id: string;
+      code: RefusalCode;
+      message: string;
+      /** Set when the card was charged before the refusal, so the charge can be found and refunded. */
+      payment_id?: string | null;
+    }): Promise<void> {
+      if (input.command_kind === 'top_up') {
+        await settleTopUp(deps.db, input.id, {
+          status: 'failed',
+          payment_id: input.payment_id ?? null,
+          failure_code: input.code,
+          failure_message: input.message,
+        });
+      } else {
+        await settleGrantRequest(deps.db, input.id, {
+          status: 'refused',
+          failure_code: input.code,
+          failure_message: input.message,
+        });
+      }
+    },
+  };
+}
+
+/** Both kinds of pending request as commands in the order they were made, at most `limit`. */
+function pendingOf(topUps: TopUpRow[], grants: GrantRequestRow[], limit: number): PendingRequests {
+  const commands: { at_ms: number; id: string; command: Command }[] = [
+    ...topUps.map((t) => ({
+      at_ms: t.created_at.getTime(),
+      id: t.id,
+      command: {
+        kind: 'top_up' as const,
+        id: t.id,
+        request: { top_up_id: t.id, amount_usd: formatUsd(t.amount_nanos) },
+      },
+    })),
+    ...grants.map((g) => ({
+      at_ms: g.created_at.getTime(),
+      id: g.id,
+      command: {
+        kind: 'grant_credit' as const,
+        id: g.id,
+        request: {
+          grant_id: g.id,
+          amount_usd: formatUsd(g.amount_nanos),
+          source: g.source,
+          reason: g.reason ?? '',
+          expires_at: g.expires_at?.toISOString() ?? null,
+        },
+        accepted_at: g.created_at.toISOString(),
+      },
+    })),
+  ];
+  commands.sort((a, b) => a.at_ms - b.at_ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const more = topUps.length >= limit || grants.length >= limit || commands.length > limit;
+  return { commands: commands.slice(0, limit).map((c) => c.command), more };
+}

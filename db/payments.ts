@@ -1,0 +1,35 @@
+import { execute, type Db } from './connection';
+
+/** One charge attempt we made through a gateway, keyed like the gateway call itself. */
+export interface PaymentRecord {
+  id: string;
+  customer_id: string;
+  gateway: string;
+  idempotency_key: string;
+  gateway_charge_id: string | null;
+  payment_method: string;
+  amount_nanos: bigint;
+  status: 'succeeded' | 'failed';
+  failure_code: string | null;
+}
+
+/** Records a charge attempt once: a retry with the same idempotency key leaves the first record. */
+export async function recordPayment(db: Db, payment: PaymentRecord): Promise<void> {
+  await execute(
+    db,
+    `INSERT INTO payments (id, customer_id, gateway, idempotency_key, gateway_charge_id, payment_method,
+       amount_nanos, status, failure_code)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
+    [
+      payment.id,
+      payment.customer_id,
+      payment.gateway,
+      payment.idempotency_key,
+      payment.gateway_charge_id,
+      payment.payment_method,
+      payment.amount_nanos,
+      payment.status,
+      payment.failure_code,
+    ],
+  );
+}
