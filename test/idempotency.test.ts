@@ -327,29 +327,28 @@ describe('with the worker stopped', () => {
     await down.stop();
   });
 
-  test('a 503 is not stored: the retry with the same key runs again and charges once when the worker is back', async () => {
+  test('a 202 pending is not stored: the retry with the same key answers how it ended, charged once', async () => {
     await down.customer('cus_down', 'pm_card_visa');
     await down.stopWorker();
     const path = '/v1/customers/cus_down/top-ups';
+    // No worker: the request is recorded and delivered, but nothing runs within the wait timeout.
     const first = await down.call('POST', path, { amount_usd: '9.00' }, { 'Idempotency-Key': 'down-1' });
-    expect(first.status).toBe(503);
-    expect(first.headers.get('Retry-After')).toBe('1');
-    expect(first.body).toEqual({
-      error: { type: 'unavailable', code: 'unavailable', message: expect.any(String) },
-    });
+    expect(first.status).toBe(202);
+    expect(first.body).toMatchObject({ id: expect.stringMatching(/^tu_/), status: 'pending' });
     expect(await down.db('idempotency_keys').where({ key: 'down-1' })).toEqual([]);
     expect(await down.db('simulated_charges').where({ customer_ref: 'cus_down' })).toEqual([]);
+    expect((await down.call('GET', `/v1/top-ups/${first.body.id}`)).body.status).toBe('pending');
 
     await down.startWorker();
-    // A client retries 503s with the same key until it gets an answer.
+    // A client retries a pending answer with the same key until it hears the outcome.
     let retry = await down.call('POST', path, { amount_usd: '9.00' }, { 'Idempotency-Key': 'down-1' });
-    for (let i = 0; i < 40 && retry.status === 503; i++) {
+    for (let i = 0; i < 40 && retry.status === 202; i++) {
       await new Promise((resolve) => setTimeout(resolve, 500));
       retry = await down.call('POST', path, { amount_usd: '9.00' }, { 'Idempotency-Key': 'down-1' });
     }
     expect(retry.status).toBe(201);
     expect(retry.headers.get('Idempotency-Replayed')).toBeNull();
-    expect(retry.body).toMatchObject({ status: 'succeeded', amount_usd: '9.000000000' });
+    expect(retry.body).toMatchObject({ id: first.body.id, status: 'succeeded', amount_usd: '9.000000000' });
     expect(await down.db('simulated_charges').where({ customer_ref: 'cus_down' })).toHaveLength(1);
     expect(await down.db('credit_grants').where({ customer_id: 'cus_down' })).toHaveLength(1);
     const replay = await down.call('POST', path, { amount_usd: '9.00' }, { 'Idempotency-Key': 'down-1' });

@@ -48,6 +48,7 @@ import {
   customerIdSearchAttribute,
   expireCreditSignal,
   grantCreditUpdate,
+  paymentMethodChangedSignal,
   setPaymentMethodUpdate,
   topUpRequestedSignal,
   topUpUpdate,
@@ -89,6 +90,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
 
   setHandler(accountStateQuery, () => toView(state, settings));
 
+  // Kept for workflows and callers that use it; the API saves the card itself and sends paymentMethodChanged.
   setHandler(
     setPaymentMethodUpdate,
     async (request) => {
@@ -131,6 +133,10 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     },
     { validator: (request) => assertAccepted(validateCreditGrant(state, request, Date.now())) },
   );
+
+  setHandler(paymentMethodChangedSignal, (request) => {
+    state = setPaymentMethod(state, request);
+  });
 
   setHandler(topUpRequestedSignal, (request) => {
     state = acceptRequest(state, { kind: 'top_up', id: request.top_up_id, request });

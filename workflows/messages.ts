@@ -32,6 +32,8 @@ export const balanceThresholdCrossedSignal = defineSignal<[ThresholdCrossing]>('
 export const topUpRequestedSignal = defineSignal<[TopUpRequest]>('topUpRequested');
 export const creditGrantRequestedSignal =
   defineSignal<[CreditGrantRequest & { accepted_at: string }]>('creditGrantRequested');
+/** The API saved a new payment method in PostgreSQL (the authority on it); the workflow refreshes its copy. */
+export const paymentMethodChangedSignal = defineSignal<[PaymentMethodRequest]>('paymentMethodChanged');
 /** Asks the workflow to write off expired credit now (operators, tests); the workflow also does it on a timer. */
 export const expireCreditSignal = defineSignal('expireCredit');
 

@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { PaymentGateway } from '../../payments/payment-gateway';
 import type { Db } from '../../db/connection';
-import { createCustomer, getCustomer, listCustomers } from '../../db/customers';
-import { setPaymentMethodUpdate } from '../../workflows/messages';
+import { createCustomer, getCustomer, listCustomers, savePaymentMethod } from '../../db/customers';
+import { paymentMethodChangedSignal } from '../../workflows/messages';
 import type { AccountWorkflows } from '../accounts';
-import { ApiError, invalid, notFound } from '../errors';
+import { invalid, notFound } from '../errors';
 import type { RouteTable } from '../http';
 import { derivedId } from '../idempotency';
 import { Customer, CustomerCreate, listOf, ListQuery, PaymentMethodPut } from '../schemas';
@@ -85,9 +84,10 @@ export function customerRoutes(
         );
       }
       if (!(await getCustomer(deps.db, id))) throw notFound('customer', id);
-      const outcome = await deps.accounts.update(id, setPaymentMethodUpdate, body, `pm_${randomUUID()}`);
-      if (outcome.pending)
-        throw new ApiError('unavailable', 'the payment method is still being saved; retry');
+      // PostgreSQL is the authority on the card (a top-up's charge step reads it there); the account workflow is
+      // told so that its copy, shown to operators, follows. A PUT is idempotent: after a 503 the retry tells it again.
+      await savePaymentMethod(deps.db, id, body.payment_method);
+      await deps.accounts.signal(id, paymentMethodChangedSignal, body);
       const customer = await getCustomer(deps.db, id);
       return { status: 200, body: customerView(customer!) };
     },
