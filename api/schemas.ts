@@ -98,15 +98,6 @@ export const MoneyInput = z
     description: 'USD as a decimal string, at most 9 decimals, at most 9223372036.854775807.',
   });
 
-/** A positive USD amount. */
-export const PositiveMoneyInput = MoneyInput.refine((text) => {
-  const parsed = parseUsd(text);
-  return parsed.ok && parsed.nanos > 0n;
-}, 'must be greater than zero').openapi({
-  pattern: POSITIVE_MONEY_PATTERN,
-  description: 'USD as a decimal string greater than zero, at most 9 decimals.',
-});
-
 /**
  * A positive USD amount of at most `max_nanos`, and, with `cents`, in whole cents from `min_nanos` (a card is
  * charged in cents). The limits are configuration, so the schema is built from them and the published document
