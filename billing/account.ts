@@ -85,7 +85,8 @@ export type Command =
     };
 
 export type CommandResult =
-  | { kind: 'top_up'; result: TopUpResult }
+  /** `already_settled`: the database had its outcome before this run ran it (a redelivery); counted already. */
+  | { kind: 'top_up'; result: TopUpResult; already_settled?: boolean }
   | { kind: 'grant_credit'; result: CreditGrantResult }
   /** The account refused the command: it was invalid, or a step failed in a way no retry can fix. */
   | { kind: 'refused'; id: string; command_kind: Command['kind']; refusal: Refusal };
@@ -257,7 +258,7 @@ export function completeCommand(state: AccountState, outcome: CommandResult): Ac
       refusals: (state.refusals ?? 0) + 1,
     };
   }
-  if (outcome.kind === 'top_up') {
+  if (outcome.kind === 'top_up' && outcome.already_settled !== true) {
     const succeeded = outcome.result.status === 'succeeded';
     const paid_nanos = decodeUsd(outcome.result.amount_usd);
     const lifetime_nanos = decodeUsd(state.lifetime_top_ups_usd);

@@ -171,6 +171,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   }
 
   if (patched(RUN_START_PATCH)) {
+    // The memo is the run's own: a run that continues an earlier one shows the refusals it carries.
+    if (state.last_refusal) showRefusals();
     const current = await attempt(() => workerSettings.currentAccountSettings());
     if (current) {
       settings = current;
@@ -233,8 +235,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
         outcome = refusedOutcome(command, failure);
       }
     }
-    if (outcome.kind === 'refused') await recordRefusal(command, outcome.refusal, charged.payment_id);
     state = completeCommand(state, outcome);
+    if (outcome.kind === 'refused') await recordRefusal(command, outcome.refusal, charged.payment_id);
   }
 
   async function run(command: Command, charged: { payment_id: string | null }): Promise<CommandResult> {
@@ -247,7 +249,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
         };
         const started = await acts.db.startTopUp(base);
         // Histories from before startTopUp returned anything replay with no result here.
-        if (started?.settled) return { kind: 'top_up', result: started.settled };
+        if (started?.settled) return { kind: 'top_up', result: started.settled, already_settled: true };
         const charge = await acts.payment.chargeTopUp(
           command.payment_method === undefined ? base : { ...base, payment_method: command.payment_method },
         );
@@ -269,10 +271,15 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     }
   }
 
+  /** The Temporal UI shows the memo: how many commands this account refused, and the latest. */
+  function showRefusals(): void {
+    upsertMemo({ refusals: state.refusals ?? 0, last_refusal: state.last_refusal ?? null });
+  }
+
   /** Tells the database (the API waits there), the query and the memo shown in the Temporal UI. */
   async function recordRefusal(command: Command, refused: Refusal, payment_id: string | null): Promise<void> {
     state = noteRefusal(state, command, refused, new Date(Date.now()).toISOString());
-    upsertMemo({ last_refusal: state.last_refusal, refusals: (state.refusals ?? 0) + 1 });
+    showRefusals();
     await attempt(() =>
       acts.db.refuseAccountRequest({
         command_kind: command.kind,

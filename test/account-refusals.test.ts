@@ -1,0 +1,168 @@
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import type { AccountView } from '../billing/account';
+import {
+  accountStateQuery,
+  accountWorkflowId,
+  creditGrantRequestedSignal,
+  grantCreditUpdate,
+} from '../workflows/messages';
+import { useHarness } from './support/harness';
+import { waitFor } from './support/processes';
+
+/**
+ * The account workflow never fails. A command whose step fails in a way no retry can fix (here: a NUL character,
+ * which PostgreSQL refuses with SQLSTATE 22021 inside the grant activity) is refused alone: the caller hears the
+ * refusal, the query and the workflow's memo show it, and the commands behind it run. Payment calls run with their
+ * own activity options, and settings changed on the worker reach running accounts at their next continue-as-new.
+ */
+const h = useHarness({ settings: { continue_as_new_after_events: 60 } });
+
+const handleOf = (customer: string) => h.temporal.workflow.getHandle(accountWorkflowId(customer));
+const view = (customer: string) => handleOf(customer).query<AccountView>(accountStateQuery);
+
+test('a grant whose reason holds a NUL is refused (invalid_data), the run keeps going and the next top-up succeeds', async () => {
+  const customer = 'cus_ref_nul';
+  await h.customer(customer, 'pm_card_visa');
+  const handle = handleOf(customer);
+
+  // Straight to the workflow, as any Temporal client may: the HTTP edge's own 400 for control characters is bypassed.
+  const refused = handle.executeUpdate(grantCreditUpdate, {
+    args: [
+      {
+        grant_id: 'gr_nul_update',
+        amount_usd: '1.00',
+        source: 'promotion',
+        reason: 'bad\u0000reason',
+        expires_at: null,
+      },
+    ],
+    updateId: 'nul-update-1',
+  });
+  await expect(refused).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+  const failure = await refused.catch((error: WorkflowUpdateFailedError) => error.cause as { type?: string });
+  expect(failure).toMatchObject({ type: 'invalid_data' });
+
+  // The same by signal, the path the API uses: refused in the queue, the next request runs.
+  await handle.signal(creditGrantRequestedSignal, {
+    grant_id: 'gr_nul_signal',
+    amount_usd: '1.00',
+    source: 'promotion',
+    reason: 'nul\u0000again',
+    expires_at: null,
+    accepted_at: new Date().toISOString(),
+  });
+  const topUp = await h.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd: '12.00' });
+  expect(topUp.status).toBe(201);
+  expect(topUp.body.status).toBe('succeeded');
+
+  const description = await handle.describe();
+  expect(description.status.name).toBe('RUNNING');
+  const state = await view(customer);
+  expect(state.refusals).toBe(2);
+  expect(state.last_refusal).toMatchObject({
+    id: 'gr_nul_signal',
+    command_kind: 'grant_credit',
+    code: 'invalid_data',
+  });
+  expect(state.queue).toEqual([]);
+  // Operators see it in the Temporal UI without a query: the memo carries the latest refusal.
+  expect(description.memo).toMatchObject({
+    last_refusal: { id: 'gr_nul_signal', code: 'invalid_data' },
+    refusals: 2,
+  });
+
+  expect(await h.db('credit_grants').where({ customer_id: customer })).toHaveLength(1); // the top-up's only
+  expect((await h.call('GET', `/v1/customers/${customer}/balance`)).body.available_usd).toBe('12.000000000');
+});
+
+test('through the API, a grant refused by the account is a 4xx with the refusal code, never a 5xx or a stuck account', async () => {
+  const customer = 'cus_ref_api';
+  await h.customer(customer, 'pm_card_visa');
+  const nul = await h.call('POST', `/v1/customers/${customer}/credit-grants`, {
+    amount_usd: '1.00',
+    reason: 'a\u0000b',
+  });
+  expect(nul.status).toBe(400);
+  expect(nul.body.error.type).toBe('invalid_request');
+  const ok = await h.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd: '2.00' });
+  expect(ok.status).toBe(201);
+});
+
+test('a payment call is scheduled with its own timeout and retry policy, distinct from the database steps', async () => {
+  const customer = 'cus_ref_options';
+  await h.customer(customer, 'pm_card_visa');
+  expect((await h.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd: '3.00' })).status).toBe(
+    201,
+  );
+  const history = await handleOf(customer).fetchHistory();
+  const scheduled = new Map(
+    history
+      .events!.filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => {
+        const a = e.activityTaskScheduledEventAttributes!;
+        return [
+          a.activityType!.name!,
+          {
+            timeout_s: Number(a.startToCloseTimeout!.seconds),
+            first_retry_s: Number(a.retryPolicy!.initialInterval!.seconds),
+            max_retry_s: Number(a.retryPolicy!.maximumInterval!.seconds),
+            attempts: a.retryPolicy!.maximumAttempts,
+          },
+        ] as const;
+      }),
+  );
+  // The harness's database steps have activity_timeout_ms = 10 s; payment calls the 60 s default.
+  expect(scheduled.get('startTopUp')).toEqual({
+    timeout_s: 10,
+    first_retry_s: 1,
+    max_retry_s: 60,
+    attempts: 0,
+  });
+  expect(scheduled.get('completeTopUp')).toEqual(scheduled.get('startTopUp'));
+  expect(scheduled.get('chargeTopUp')).toEqual({
+    timeout_s: 60,
+    first_retry_s: 2,
+    max_retry_s: 600,
+    attempts: 0,
+  });
+});
+
+test('settings changed on the worker reach a running account at its next continue-as-new', async () => {
+  const customer = 'cus_ref_settings';
+  await h.customer(customer, 'pm_card_visa');
+  const before = await view(customer);
+  expect(before.settings).toMatchObject({ activity_timeout_ms: 10_000, continue_as_new_after_events: 60 });
+  const firstRun = before.run_number;
+
+  // A new deployment of the worker with other settings; the account's start input still carries the old ones.
+  await h.stopWorker();
+  await h.startWorker({ ...h.settings, activity_timeout_ms: 7_000, payment_activity_timeout_ms: 9_000 });
+  try {
+    // Work until the run continues as new (60 history events), whatever the timing of each top-up.
+    await waitFor('the account to continue as new', async () => {
+      const topUp = await h.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd: '1.00' });
+      expect([201, 202]).toContain(topUp.status);
+      return (await view(customer)).run_number > firstRun;
+    });
+    const after = await view(customer);
+    expect(after.settings).toMatchObject({ activity_timeout_ms: 7_000, payment_activity_timeout_ms: 9_000 });
+
+    // And the new run schedules its activities with them.
+    expect((await h.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd: '1.00' })).status).toBe(
+      201,
+    );
+    const history = await handleOf(customer).fetchHistory();
+    const timeouts = history
+      .events!.filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => [
+        e.activityTaskScheduledEventAttributes!.activityType!.name,
+        Number(e.activityTaskScheduledEventAttributes!.startToCloseTimeout!.seconds),
+      ]);
+    expect(timeouts).toContainEqual(['startTopUp', 7]);
+    expect(timeouts).toContainEqual(['chargeTopUp', 9]);
+    expect(timeouts.filter(([, s]) => s === 10 || s === 60)).toEqual([]);
+  } finally {
+    await h.stopWorker();
+    await h.startWorker();
+  }
+});
