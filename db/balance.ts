@@ -1,6 +1,7 @@
 import { allocateConsumption, compareConsumptionOrder } from '../billing/grants';
 import { queryRows, type Db } from './connection';
-import { GRANT_COLUMNS, type GrantRow, type Wallet } from './ledger';
+import { GRANT_COLUMNS, type GrantRow } from './ledger';
+import type { Wallet } from './postings';
 
 export type GrantStatus = 'active' | 'depleted' | 'expired' | 'voided';
 

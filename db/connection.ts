@@ -43,3 +43,8 @@ export async function execute(q: Db, text: string, bindings: readonly SqlValue[]
   const result = (await q.raw(text, bindings as unknown as Knex.RawBinding[])) as { rowCount: number | null };
   return result.rowCount ?? 0;
 }
+
+/** Whether PostgreSQL answers at all (readiness). Throws when it does not. */
+export async function ping(db: Db): Promise<void> {
+  await queryRows(db, 'SELECT 1');
+}

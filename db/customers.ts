@@ -37,6 +37,16 @@ export async function createCustomer(
   });
 }
 
+/** Whether a customer (and so its wallet) exists. */
+export async function customerExists(db: Db, id: string): Promise<boolean> {
+  const rows = await queryRows<{ found: number }>(
+    db,
+    `SELECT 1 AS found FROM wallets WHERE customer_id = ?`,
+    [id],
+  );
+  return rows.length === 1;
+}
+
 export async function getCustomer(db: Db, id: string): Promise<CustomerRow | undefined> {
   const [row] = await queryRows<CustomerRow>(db, `${SELECT_CUSTOMER} WHERE c.id = ?`, [id]);
   return row;

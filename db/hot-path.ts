@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { Pool, type PoolClient, type QueryConfig, type QueryResult, type QueryResultRow } from 'pg';
 import type { UsageLines } from '../billing/metering';
 import './connection'; // registers the int8 -> bigint parser before any query runs
+import { MOVEMENTS, movementSql, WALLET_FLOOR_SQLSTATE } from './postings';
 
 /**
  * The hot path: authorize, capture, void and ingest. Each operation is one SQL statement (ingestion: one short
@@ -54,49 +55,26 @@ function coalesceWrites(client: PoolClient): void {
 }
 
 /**
- * SET clauses that take `amount` off the available balance and, if the threshold is armed and the new balance is
- * below it, disarm it and mark this transaction as the one that crossed (see the migration's comment).
+ * Authorize: the hold is taken only if the available balance is positive and covers it, checked and applied in the
+ * wallet update itself, so no interleaving can overdraw.
  */
-const DEBIT = (amount: string) => {
-  const after = `available_nanos - (${amount})`;
-  const crosses = `threshold_armed AND below_threshold(low_balance_threshold_nanos, ${after})`;
-  return `available_nanos = ${after},
-    last_crossing_xact = CASE WHEN ${crosses} THEN pg_current_xact_id() ELSE last_crossing_xact END,
-    threshold_armed = threshold_armed AND NOT below_threshold(low_balance_threshold_nanos, ${after})`;
-};
-
-/** In RETURNING: whether this statement's debit crossed the threshold. */
-const CROSSED = `(wallets.last_crossing_xact IS NOT DISTINCT FROM pg_current_xact_id()) AS crossed`;
-
-/** Records the crossing of every wallet row of `w` that crossed; the account workflow will hear about it. */
-const CROSSING = `
-  INSERT INTO threshold_crossings (customer_id, threshold_nanos, balance_after_nanos)
-  SELECT w.customer_id, w.low_balance_threshold_nanos, w.available_nanos FROM w WHERE w.crossed
-  RETURNING id`;
-
 export const AUTHORIZE_SQL = `
-WITH w AS (
-  UPDATE wallets SET ${DEBIT('$4::bigint')}, held_nanos = held_nanos + $4::bigint, updated_at = now()
-  WHERE customer_id = $1 AND available_nanos > 0 AND available_nanos >= $4::bigint
-  RETURNING customer_id, available_nanos, low_balance_threshold_nanos, ${CROSSED}
-), a AS (
+WITH ${movementSql({
+  definition: MOVEMENTS.hold,
+  ref: '$2::text',
+  amounts: { hold: '$4::bigint' },
+  where: 'customer_id = $1 AND available_nanos > 0 AND available_nanos >= $4::bigint',
+})}, a AS (
   INSERT INTO authorizations (id, customer_id, model, hold_nanos, status, created_at, expires_at)
   SELECT $2, $1, $3, $4::bigint, 'held', $6::timestamptz, $5::timestamptz FROM w
-), e AS (
-  INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
-  SELECT $1, 'hold', $2, -$4::bigint, w.available_nanos FROM w WHERE $4::bigint > 0
-  RETURNING id
-), p AS (
-  INSERT INTO ledger_postings (entry_id, customer_id, account, amount_nanos)
-  SELECT e.id, $1, v.account, v.amount FROM e
-  CROSS JOIN (VALUES ('available', -$4::bigint), ('held', $4::bigint)) AS v(account, amount)
-), c AS (${CROSSING})
+)
 SELECT w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM w`;
 
 /**
  * Capture locks in the same order as ingestion: the authorization, then the usage event's key (`ev`), then the
  * wallet (`w` waits for `ev` through its EXISTS), so a capture and an ingestion racing on one event id queue
- * behind each other instead of deadlocking.
+ * behind each other instead of deadlocking. A cost beyond the hold is debited without a balance check, down to the
+ * wallet floor ($10); past it the floor guard aborts the whole statement.
  */
 export const CAPTURE_SQL = `
 WITH a AS (
@@ -111,25 +89,14 @@ WITH a AS (
   SELECT a.customer_id, $4, a.model, $9, $8, $5::timestamptz, $2::bigint, $3::bigint, $7, $6::jsonb, $1
   FROM a
   RETURNING customer_id
-), w AS (
-  UPDATE wallets SET ${DEBIT('$2::bigint - a.hold_nanos')}, held_nanos = held_nanos - a.hold_nanos,
-    updated_at = now()
-  FROM a WHERE wallets.customer_id = a.customer_id AND EXISTS (SELECT 1 FROM ev)
-  RETURNING wallets.customer_id, wallets.available_nanos, a.hold_nanos, wallets.low_balance_threshold_nanos,
-    ${CROSSED}
-), e AS (
-  INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
-  SELECT w.customer_id, 'capture', $1, w.hold_nanos - $2::bigint, w.available_nanos FROM w
-  WHERE w.hold_nanos > 0 OR $2::bigint > 0
-  RETURNING id
-), p AS (
-  INSERT INTO ledger_postings (entry_id, customer_id, account, amount_nanos)
-  SELECT e.id, v.customer_id, v.account, v.amount FROM e CROSS JOIN w
-  CROSS JOIN LATERAL (VALUES (w.customer_id, 'held', -w.hold_nanos),
-                             (w.customer_id, 'available', w.hold_nanos - $2::bigint),
-                             (NULL, 'revenue', $2::bigint)) AS v(customer_id, account, amount)
-  WHERE v.amount <> 0 OR v.account = 'held'
-), c AS (${CROSSING})
+), ${movementSql({
+  definition: MOVEMENTS.capture,
+  ref: '$1::text',
+  amounts: { hold: 'a.hold_nanos', cost: '$2::bigint' },
+  from: 'a',
+  where: 'wallets.customer_id = a.customer_id AND EXISTS (SELECT 1 FROM ev)',
+  floor: '$10::bigint',
+})}
 SELECT a.*, w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM a JOIN w USING (customer_id)`;
 
 /** Releases a hold: `voided` by the caller, or `expired` by the sweeper (only once its time has passed). */
@@ -138,21 +105,14 @@ WITH a AS (
   UPDATE authorizations SET status = $2, settled_at = now(), cost_nanos = 0, released_nanos = hold_nanos
   WHERE id = $1 AND status = 'held' AND ($2 = 'voided' OR expires_at <= now())
   RETURNING customer_id, hold_nanos
-), w AS (
-  UPDATE wallets SET available_nanos = available_nanos + a.hold_nanos, held_nanos = held_nanos - a.hold_nanos,
-    updated_at = now()
-  FROM a WHERE wallets.customer_id = a.customer_id
-  RETURNING wallets.customer_id, wallets.available_nanos, a.hold_nanos
-), e AS (
-  INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
-  SELECT w.customer_id, 'release', $1, w.hold_nanos, w.available_nanos FROM w WHERE w.hold_nanos > 0
-  RETURNING id
-), p AS (
-  INSERT INTO ledger_postings (entry_id, customer_id, account, amount_nanos)
-  SELECT e.id, w.customer_id, v.account, v.amount FROM e CROSS JOIN w
-  CROSS JOIN LATERAL (VALUES ('held', -w.hold_nanos), ('available', w.hold_nanos)) AS v(account, amount)
-)
-SELECT w.hold_nanos FROM w`;
+), ${movementSql({
+  definition: MOVEMENTS.release,
+  ref: '$1::text',
+  amounts: { hold: 'a.hold_nanos' },
+  from: 'a',
+  where: 'wallets.customer_id = a.customer_id',
+})}
+SELECT w.amt_hold AS hold_nanos, (SELECT count(*) FROM c)::int AS crossings FROM w`;
 
 /**
  * One statement per batch. Events of unknown customers are left out (and reported), repeats of a recorded
@@ -160,45 +120,56 @@ SELECT w.hold_nanos FROM w`;
  * events, and the wallets are locked in customer-id order only after the events are in (`locked`), so concurrent
  * batches over the same customers neither deadlock nor hold wallet locks while inserting events. Entry ids are
  * drawn after the lock, so a customer's entries in id order always chain balance to balance.
+ *
+ * The wallet floor ($12): a customer whose whole batch fits above the floor (by this statement's snapshot) costs
+ * nothing more. For one that does not, its new events count in the order sent, and those whose running total passes
+ * the room left above the floor are not recorded (`past_floor`, reported one by one). The floor guard in the wallet
+ * update checks again under the lock; if a concurrent batch took the room in between, it aborts the statement and
+ * `HotPath` runs it again on a fresh snapshot.
  */
 export const INGEST_SQL = `
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-    $7::bigint[], $8::bigint[], $9::text[], $10::jsonb[])
+    $7::bigint[], $8::bigint[], $9::text[], $10::jsonb[]) WITH ORDINALITY
     AS t(customer_id, event_id, model, feature, processing, occurred_at, cost_nanos, provider_cost_nanos,
-         price_version, lines)
+         price_version, lines, ord)
 ), known AS (
-  SELECT c.customer_id FROM (SELECT DISTINCT customer_id FROM input) c
-  WHERE EXISTS (SELECT 1 FROM wallets w WHERE w.customer_id = c.customer_id)
+  SELECT r.customer_id, r.requested, wl.available_nanos + $12::bigint AS room
+  FROM (SELECT customer_id, sum(cost_nanos) AS requested FROM input GROUP BY customer_id) r
+  JOIN wallets wl USING (customer_id)
+), past_floor AS (
+  SELECT f.customer_id, f.event_id FROM (
+    SELECT i.customer_id, i.event_id, i.cost_nanos, k.room,
+      sum(i.cost_nanos) OVER (PARTITION BY i.customer_id ORDER BY i.ord) AS running
+    FROM input i JOIN known k USING (customer_id)
+    WHERE k.requested > k.room
+      AND NOT EXISTS (SELECT 1 FROM usage_events u WHERE u.customer_id = i.customer_id AND u.event_id = i.event_id)
+  ) f WHERE f.cost_nanos > 0 AND f.running > f.room
 ), ins AS (
   INSERT INTO usage_events (customer_id, event_id, model, feature, processing, occurred_at, cost_nanos,
     provider_cost_nanos, price_version, lines, batch_id)
   SELECT i.customer_id, i.event_id, i.model, i.feature, i.processing, i.occurred_at, i.cost_nanos,
     i.provider_cost_nanos, i.price_version, i.lines, $11::uuid
   FROM input i JOIN known k USING (customer_id)
+  WHERE NOT EXISTS (SELECT 1 FROM past_floor f WHERE f.customer_id = i.customer_id AND f.event_id = i.event_id)
   ON CONFLICT (customer_id, event_id) DO NOTHING
   RETURNING customer_id, event_id, cost_nanos
 ), totals AS (
   SELECT customer_id, sum(cost_nanos)::bigint AS total FROM ins GROUP BY customer_id HAVING sum(cost_nanos) > 0
 ), locked AS (
-  SELECT w.customer_id FROM wallets w JOIN totals t USING (customer_id) ORDER BY w.customer_id FOR UPDATE OF w
-), w AS (
-  UPDATE wallets SET ${DEBIT('t.total')}, updated_at = now()
-  FROM totals t JOIN locked l USING (customer_id) WHERE wallets.customer_id = t.customer_id
-  RETURNING wallets.customer_id, wallets.available_nanos, t.total, wallets.low_balance_threshold_nanos, ${CROSSED}
-), e AS (
-  INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
-  SELECT w.customer_id, 'usage', 'usage:' || $11 || ':' || w.customer_id, -w.total, w.available_nanos FROM w
-  RETURNING id, customer_id
-), p AS (
-  INSERT INTO ledger_postings (entry_id, customer_id, account, amount_nanos)
-  SELECT e.id, v.customer_id, v.account, v.amount FROM e JOIN w USING (customer_id)
-  CROSS JOIN LATERAL (VALUES (w.customer_id, 'available', -w.total), (NULL, 'revenue', w.total))
-    AS v(customer_id, account, amount)
-), c AS (${CROSSING})
+  SELECT wl.customer_id FROM wallets wl JOIN totals t USING (customer_id) ORDER BY wl.customer_id FOR UPDATE OF wl
+), ${movementSql({
+  definition: MOVEMENTS.usage,
+  ref: `'usage:' || $11 || ':' || wallets.customer_id`,
+  amounts: { cost: 't.total' },
+  from: 'totals t JOIN locked l USING (customer_id)',
+  where: 'wallets.customer_id = t.customer_id',
+  floor: '$12::bigint',
+})}
 SELECT 'recorded' AS kind, customer_id, event_id FROM ins
 UNION ALL SELECT 'unknown', customer_id, NULL FROM (SELECT DISTINCT customer_id FROM input) i
   WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.customer_id = i.customer_id)
+UNION ALL SELECT 'past_floor', customer_id, event_id FROM past_floor
 UNION ALL SELECT 'crossed', NULL, NULL FROM c`;
 
 export interface AuthorizeInput {
@@ -248,7 +219,9 @@ export interface AuthorizationRow {
 export type CaptureOutcome =
   | { ok: true; authorization: AuthorizationRow; available_nanos: bigint; crossed: boolean }
   | { ok: false; code: 'not_held' }
-  | { ok: false; code: 'duplicate_event' };
+  | { ok: false; code: 'duplicate_event' }
+  /** The cost beyond the hold would take the available balance below the wallet floor: nothing was recorded. */
+  | { ok: false; code: 'wallet_floor_reached' };
 
 export interface IngestRow {
   customer_id: string;
@@ -266,23 +239,54 @@ export interface IngestRow {
 
 const UNIQUE_VIOLATION = '23505';
 const DEADLOCK_DETECTED = '40P01';
-const MAX_DEADLOCK_RETRIES = 3;
+const MAX_DEADLOCK_ATTEMPTS = 3;
+/**
+ * A floor conflict means another batch debited the same wallet and committed in between, so every retry follows
+ * progress; once the room above the floor is gone, the retry's snapshot shows it and rejects instead of failing.
+ */
+const MAX_FLOOR_ATTEMPTS = 10;
+
+/** The default wallet floor (`WALLET_FLOOR_USD` of wiring/config.ts): $1,000 below zero. */
+export const DEFAULT_WALLET_FLOOR_NANOS = 1_000_000_000_000n;
+
+export interface HotPathSettings {
+  /** How far below zero unchecked usage may take an available balance, in nanos (>= 0). */
+  wallet_floor_nanos: bigint;
+}
+
+const errorCode = (error: unknown) => (error as { code?: string }).code;
 
 export class HotPath {
-  constructor(readonly pool: Pool) {}
+  readonly wallet_floor_nanos: bigint;
+
+  constructor(
+    readonly pool: Pool,
+    settings: HotPathSettings = { wallet_floor_nanos: DEFAULT_WALLET_FLOOR_NANOS },
+  ) {
+    if (settings.wallet_floor_nanos < 0n) throw new Error('the wallet floor is a distance below zero: >= 0');
+    this.wallet_floor_nanos = settings.wallet_floor_nanos;
+  }
 
   /**
-   * Runs one statement, again if PostgreSQL broke a deadlock by aborting it. Locks are taken in one order
+   * Runs one statement, again (a bounded number of times) if it aborted for a reason that a fresh snapshot removes; the
+   * aborted statement left nothing behind, so running it again is safe. Locks are taken in one order
    * (authorization, event keys, wallets in id order), so only two ingestion batches inserting the same event ids
-   * in opposite orders can deadlock; the aborted statement left nothing behind, so running it again is safe.
+   * in opposite orders can deadlock; and ingestion (`retryOnFloor`) decides which events fit above the wallet
+   * floor from its snapshot, which a concurrent batch may have made stale.
    */
-  private async query<R extends QueryResultRow>(config: QueryConfig): Promise<QueryResult<R>> {
+  private async query<R extends QueryResultRow>(
+    config: QueryConfig,
+    retryOnFloor = false,
+  ): Promise<QueryResult<R>> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.pool.query<R>(config);
       } catch (error) {
-        if ((error as { code?: string }).code !== DEADLOCK_DETECTED || attempt >= MAX_DEADLOCK_RETRIES)
-          throw error;
+        const code = errorCode(error);
+        const retry =
+          (code === DEADLOCK_DETECTED && attempt < MAX_DEADLOCK_ATTEMPTS) ||
+          (retryOnFloor && code === WALLET_FLOOR_SQLSTATE && attempt < MAX_FLOOR_ATTEMPTS);
+        if (!retry) throw error;
       }
     }
   }
@@ -303,7 +307,7 @@ export class HotPath {
         ],
       });
     } catch (error) {
-      if ((error as { code?: string }).code === UNIQUE_VIOLATION) return { ok: false, code: 'exists' };
+      if (errorCode(error) === UNIQUE_VIOLATION) return { ok: false, code: 'exists' };
       throw error;
     }
     const row = result.rows[0];
@@ -347,6 +351,7 @@ export class HotPath {
           input.price_version,
           input.processing,
           input.feature,
+          this.wallet_floor_nanos,
         ],
       });
       const row = result.rows[0];
@@ -355,15 +360,15 @@ export class HotPath {
       return { ok: true, authorization, available_nanos, crossed: crossings > 0 };
     } catch (error) {
       // The whole statement is undone: the usage event id was already recorded, so nothing is charged twice.
-      if ((error as { code?: string }).code === UNIQUE_VIOLATION)
-        return { ok: false, code: 'duplicate_event' };
+      if (errorCode(error) === UNIQUE_VIOLATION) return { ok: false, code: 'duplicate_event' };
+      if (errorCode(error) === WALLET_FLOOR_SQLSTATE) return { ok: false, code: 'wallet_floor_reached' };
       throw error;
     }
   }
 
   /** Releases the hold. Returns the released amount, or null when the authorization was not held. */
   async release(authorization_id: string, as: 'voided' | 'expired'): Promise<bigint | null> {
-    const result = await this.pool.query<{ hold_nanos: bigint }>({
+    const result = await this.pool.query<{ hold_nanos: bigint; crossings: number }>({
       name: 'release',
       text: RELEASE_SQL,
       values: [authorization_id, as],
@@ -382,39 +387,51 @@ export class HotPath {
   }
 
   /**
-   * Records rated usage events in one statement (see INGEST_SQL). Returns the keys of the events recorded now and
-   * the customers that do not exist (their events are not recorded).
+   * Records rated usage events in one statement (see INGEST_SQL). Returns the keys of the events recorded now, the
+   * customers that do not exist and the keys of the events that did not fit above the wallet floor (neither of
+   * those is recorded).
    */
   async ingest(
     batch_id: string,
     rows: readonly IngestRow[],
-  ): Promise<{ recorded: Set<string>; unknown_customers: Set<string>; crossed: boolean }> {
-    const result = await this.query<{ kind: string; customer_id: string | null; event_id: string | null }>({
-      name: 'ingest',
-      text: INGEST_SQL,
-      values: [
-        rows.map((r) => r.customer_id),
-        rows.map((r) => r.event_id),
-        rows.map((r) => r.model),
-        rows.map((r) => r.feature),
-        rows.map((r) => r.processing),
-        rows.map((r) => r.occurred_at),
-        rows.map((r) => r.cost_nanos.toString()),
-        rows.map((r) => r.provider_cost_nanos.toString()),
-        rows.map((r) => r.price_version),
-        rows.map((r) => JSON.stringify(r.lines)),
-        batch_id,
-      ],
-    });
+  ): Promise<{
+    recorded: Set<string>;
+    unknown_customers: Set<string>;
+    past_floor: Set<string>;
+    crossed: boolean;
+  }> {
+    const result = await this.query<{ kind: string; customer_id: string | null; event_id: string | null }>(
+      {
+        name: 'ingest',
+        text: INGEST_SQL,
+        values: [
+          rows.map((r) => r.customer_id),
+          rows.map((r) => r.event_id),
+          rows.map((r) => r.model),
+          rows.map((r) => r.feature),
+          rows.map((r) => r.processing),
+          rows.map((r) => r.occurred_at),
+          rows.map((r) => r.cost_nanos.toString()),
+          rows.map((r) => r.provider_cost_nanos.toString()),
+          rows.map((r) => r.price_version),
+          rows.map((r) => JSON.stringify(r.lines)),
+          batch_id,
+          this.wallet_floor_nanos,
+        ],
+      },
+      true,
+    );
     const recorded = new Set<string>();
     const unknown_customers = new Set<string>();
+    const past_floor = new Set<string>();
     let crossed = false;
     for (const row of result.rows) {
       if (row.kind === 'recorded') recorded.add(eventKey(row.customer_id!, row.event_id!));
       else if (row.kind === 'unknown') unknown_customers.add(row.customer_id!);
+      else if (row.kind === 'past_floor') past_floor.add(eventKey(row.customer_id!, row.event_id!));
       else crossed = true;
     }
-    return { recorded, unknown_customers, crossed };
+    return { recorded, unknown_customers, past_floor, crossed };
   }
 }
 

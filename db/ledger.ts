@@ -1,44 +1,13 @@
 import type { Knex } from 'knex';
 import { allocateConsumption, applyAllocation, type GrantSlice } from '../billing/grants';
 import { execute, queryRows, type Db } from './connection';
+import { MOVEMENTS, postMovement, type Wallet } from './postings';
 
 /**
- * Ledger writes for lifecycle events (grants, top-ups, expiries). Each is one transaction that first locks the
- * customer's wallet row, so everything that moves one customer's money is serialised by that lock and the
- * `(kind, ref)` uniqueness of entries makes each movement idempotent under retry.
+ * Ledger writes for lifecycle events (grants, top-ups, expiries) and the grant rows that record where credit came
+ * from. Each is one transaction that first locks the customer's wallet row, so everything that moves one
+ * customer's money is serialised by that lock; the money itself moves only through `db/postings.ts`.
  */
-
-export type CustomerAccount = 'available' | 'held';
-export type SystemAccount = 'payments' | 'promotions' | 'revenue' | 'breakage' | 'refunds';
-export type Account = CustomerAccount | SystemAccount;
-
-export interface Posting {
-  account: Account;
-  amount_nanos: bigint;
-}
-
-export interface Wallet {
-  customer_id: string;
-  available_nanos: bigint;
-  held_nanos: bigint;
-}
-
-export interface EntryRequest {
-  customer_id: string;
-  /** What kind of movement this is (`top_up`, `credit_grant`, `expiry`, ...); with `ref`, its idempotency key. */
-  kind: string;
-  ref: string;
-  postings: Posting[];
-}
-
-export interface PostedEntry {
-  entry_id: bigint;
-  /** false when an entry with the same (kind, ref) already existed and nothing was written. */
-  created: boolean;
-  wallet: Wallet;
-}
-
-const CUSTOMER_ACCOUNTS: ReadonlySet<Account> = new Set(['available', 'held']);
 
 export class UnknownCustomerError extends Error {
   constructor(readonly customer_id: string) {
@@ -56,65 +25,6 @@ export async function lockWallet(trx: Knex.Transaction, customer_id: string): Pr
   const wallet = rows[0];
   if (!wallet) throw new UnknownCustomerError(customer_id);
   return wallet;
-}
-
-/**
- * Appends one balanced entry and applies it to the wallet. The caller must hold the wallet lock (`lockWallet`),
- * which also makes the existence check below race-free. Postings must sum to zero.
- */
-export async function postEntry(
-  trx: Knex.Transaction,
-  wallet: Wallet,
-  request: EntryRequest,
-): Promise<PostedEntry> {
-  const sum_nanos = request.postings.reduce((sum, p) => sum + p.amount_nanos, 0n);
-  if (sum_nanos !== 0n)
-    throw new Error(`unbalanced entry ${request.kind}:${request.ref}: postings sum to ${sum_nanos}`);
-  if (request.postings.length < 2) throw new Error(`entry ${request.kind}:${request.ref} needs two postings`);
-  if (wallet.customer_id !== request.customer_id)
-    throw new Error('entry posted under another customer’s lock');
-
-  const existing = await queryRows<{ id: bigint }>(
-    trx,
-    `SELECT id FROM ledger_entries WHERE kind = ? AND ref = ?`,
-    [request.kind, request.ref],
-  );
-  if (existing[0]) return { entry_id: existing[0].id, created: false, wallet };
-
-  const delta = (account: CustomerAccount) =>
-    request.postings.filter((p) => p.account === account).reduce((sum, p) => sum + p.amount_nanos, 0n);
-  const availableDelta_nanos = delta('available');
-  const heldDelta_nanos = delta('held');
-  const next: Wallet = {
-    customer_id: wallet.customer_id,
-    available_nanos: wallet.available_nanos + availableDelta_nanos,
-    held_nanos: wallet.held_nanos + heldDelta_nanos,
-  };
-
-  const inserted = await queryRows<{ id: bigint }>(
-    trx,
-    `INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
-     VALUES (?, ?, ?, ?, ?) RETURNING id`,
-    [request.customer_id, request.kind, request.ref, availableDelta_nanos, next.available_nanos],
-  );
-  const entry_id = inserted[0]!.id;
-  await trx('ledger_postings').insert(
-    request.postings.map((p) => ({
-      entry_id,
-      customer_id: CUSTOMER_ACCOUNTS.has(p.account) ? request.customer_id : null,
-      account: p.account,
-      amount_nanos: p.amount_nanos,
-    })),
-  );
-  await execute(
-    trx,
-    // Credit that brings the balance back to the low-balance threshold re-arms it (see the metering migration).
-    `UPDATE wallets SET available_nanos = ?, held_nanos = ?, updated_at = now(),
-       threshold_armed = threshold_armed OR (?::bigint > 0 AND NOT below_threshold(low_balance_threshold_nanos, ?))
-     WHERE customer_id = ?`,
-    [next.available_nanos, next.held_nanos, availableDelta_nanos, next.available_nanos, wallet.customer_id],
-  );
-  return { entry_id, created: true, wallet: next };
 }
 
 export type GrantSource =
@@ -168,7 +78,7 @@ export interface GrantRequest {
   kind: string;
   ref: string;
   /** Where the credit comes from: `payments` for money a card paid, `promotions` for free credit. */
-  funded_by: SystemAccount;
+  funded_by: 'payments' | 'promotions';
   granted_at?: Date;
 }
 
@@ -183,14 +93,12 @@ export async function grantCredit(db: Db, request: GrantRequest): Promise<GrantR
     // Attribute consumption so far to the existing grants before the new one joins the order, so that earlier
     // usage is never charged to a grant that did not exist yet.
     await allocateGrants(trx, wallet);
-    const posted = await postEntry(trx, wallet, {
+    const posted = await postMovement(trx, wallet, {
       customer_id: request.customer_id,
+      definition: request.funded_by === 'payments' ? MOVEMENTS.paidCredit : MOVEMENTS.promotionalCredit,
       kind: request.kind,
       ref: request.ref,
-      postings: [
-        { account: request.funded_by, amount_nanos: -request.amount_nanos },
-        { account: 'available', amount_nanos: request.amount_nanos },
-      ],
+      amounts: { amount: request.amount_nanos },
     });
     if (posted.created) {
       await execute(
@@ -238,14 +146,11 @@ export async function expireGrants(
     for (const grant of grants) {
       if (grant.expires_at === null || grant.expires_at.getTime() > now.getTime()) continue;
       if (grant.remaining_nanos > 0n) {
-        const posted = await postEntry(trx, wallet, {
+        const posted = await postMovement(trx, wallet, {
           customer_id,
-          kind: 'expiry',
+          definition: MOVEMENTS.expiry,
           ref: grant.id,
-          postings: [
-            { account: 'available', amount_nanos: -grant.remaining_nanos },
-            { account: 'breakage', amount_nanos: grant.remaining_nanos },
-          ],
+          amounts: { amount: grant.remaining_nanos },
         });
         wallet = posted.wallet;
         writeOffs.push({ grant_id: grant.id, amount_nanos: grant.remaining_nanos });

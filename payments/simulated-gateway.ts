@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { nanosToCents } from '../billing/money';
-import { type Db, queryRows, execute } from '../db/connection';
+import type { Db } from '../db/connection';
+import { recordSimulatedCharge } from '../db/simulated-charges';
 import type { ChargeOutcome, ChargeRequest, PaymentGateway } from './payment-gateway';
 
 /**
@@ -44,13 +45,6 @@ const TEST_CARDS: Record<string, { decline_code: string | null; failure_code: st
   },
 };
 
-interface ChargeRow {
-  id: string;
-  status: 'succeeded' | 'failed';
-  decline_code: string | null;
-  payment_method: string;
-}
-
 /**
  * A card processor simulated in our own PostgreSQL: it keeps its charges in `simulated_charges`, keyed by the
  * idempotency key exactly as Stripe does, so a retried charge returns the first outcome and never charges twice.
@@ -68,28 +62,15 @@ export class SimulatedGateway implements PaymentGateway {
     const card = TEST_CARDS[request.payment_method];
     const amount_cents = nanosToCents(request.amount_nanos);
     const declined = card === undefined || card.decline_code !== null;
-    await execute(
-      this.db,
-      `INSERT INTO simulated_charges (id, idempotency_key, customer_ref, payment_method, amount_cents, status,
-         decline_code)
-       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
-      [
-        `ch_sim_${randomUUID().replaceAll('-', '')}`,
-        request.idempotency_key,
-        request.customer_id,
-        request.payment_method,
-        amount_cents,
-        declined ? 'failed' : 'succeeded',
-        card?.decline_code ?? (card ? null : 'generic_decline'),
-      ],
-    );
-    const stored = await queryRows<ChargeRow>(
-      this.db,
-      `SELECT id, status, decline_code, payment_method FROM simulated_charges WHERE idempotency_key = ?`,
-      [request.idempotency_key],
-    );
-    const charge = stored[0];
-    if (!charge) throw new Error(`simulated charge ${request.idempotency_key} vanished after insert`);
+    const charge = await recordSimulatedCharge(this.db, {
+      id: `ch_sim_${randomUUID().replaceAll('-', '')}`,
+      idempotency_key: request.idempotency_key,
+      customer_ref: request.customer_id,
+      payment_method: request.payment_method,
+      amount_cents,
+      status: declined ? 'failed' : 'succeeded',
+      decline_code: card?.decline_code ?? (card ? null : 'generic_decline'),
+    });
     if (charge.status === 'succeeded') return { status: 'succeeded', charge_id: charge.id };
     const outcome = TEST_CARDS[charge.payment_method];
     return {

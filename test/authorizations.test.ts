@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { formatUsd, usd } from '../billing/money';
+import { eventually } from './support/eventually';
 import { useHarness } from './support/harness';
 
 /**
@@ -284,8 +285,14 @@ test('holds expire: after ttl_seconds the sweep workflow releases them, and capt
   const lasting = await authorize('cus_au_ttl');
   expect([a.status, b.status, lasting.status]).toEqual([201, 201, 201]);
   expect(Date.parse(a.body.expires_at) - Date.parse(a.body.created_at)).toBe(1000);
-  const expiry_ms = Math.max(Date.parse(a.body.expires_at), Date.parse(b.body.expires_at));
-  await new Promise((resolve) => setTimeout(resolve, expiry_ms - Date.now() + 100));
+  // Wait until the database's own clock has both holds past their expiry (the condition capture and the sweep
+  // check), not for a fixed time.
+  const expiredNow = await eventually(
+    () => h.hotPath.expiredHolds(100),
+    (ids) => ids.includes(a.body.id) && ids.includes(b.body.id),
+    10_000,
+  );
+  expect(expiredNow).toEqual(expect.arrayContaining([a.body.id, b.body.id]));
 
   // Past its expiry but not yet swept: capture is refused and nothing moves.
   const before = await h.moneySnapshot();

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { usd } from '../billing/money';
 
 /**
  * The whole configuration, parsed once from the environment. Every variable is listed in the README's
@@ -17,6 +18,10 @@ const optionalUrl = z
   .min(1)
   .optional()
   .transform((v) => (v === '' ? undefined : v));
+
+/** The largest wallet floor: 1e9 USD, so that balances and batch totals stay far from the bigint limit. */
+const WALLET_FLOOR_MAX_NANOS = usd('1000000000');
+const USD_DECIMAL = /^[0-9]+(\.[0-9]{1,9})?$/;
 
 export const configSchema = z.object({
   PORT: integer(1, 65535).default(3000),
@@ -53,6 +58,13 @@ export const configSchema = z.object({
     .string()
     .regex(/^[0-9]+(\.[0-9]{1,9})?$/, 'must be a USD decimal, e.g. "100000.00"')
     .default('100000.00'),
+  // How far below zero usage recorded without a balance check may take a wallet; past it, events are rejected.
+  // Bounded so that no balance or batch total can come near the bigint limit (about 9.2e9 USD in nanos).
+  WALLET_FLOOR_USD: z
+    .string()
+    .regex(USD_DECIMAL, 'must be a USD decimal, e.g. "1000.00" (how far below zero)')
+    .refine((v) => !USD_DECIMAL.test(v) || usd(v) <= WALLET_FLOOR_MAX_NANOS, 'must be at most 1000000000.00')
+    .default('1000.00'),
   HOT_PATH_POOL_MAX: integer(1, 500).default(20),
   HOLD_TTL_SECONDS: integer(1, 86_400).default(600),
   HOLD_SWEEP_INTERVAL_MS: integer(1000, 3_600_000).default(30_000),

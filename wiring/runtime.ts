@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { PaymentGateway } from '../payments/payment-gateway';
 import { SimulatedGateway } from '../payments/simulated-gateway';
 import type { AccountSettings } from '../billing/account';
+import { usd } from '../billing/money';
 import { createDb, type Db } from '../db/connection';
 import { createHotPathPool, HotPath } from '../db/hot-path';
 import { loadDefaultPriceBook, parsePriceBook, type PriceBook } from '../billing/price-book';
@@ -43,8 +44,13 @@ export function accountSettingsFrom(
 }
 
 /** The hot path's own `pg` pool: prepared statements straight through the driver, no query builder. */
-export function openHotPath(config: Pick<Config, 'HOT_PATH_POOL_MAX'>, databaseUrl: string): HotPath {
-  return new HotPath(createHotPathPool({ databaseUrl, pool_max: config.HOT_PATH_POOL_MAX }));
+export function openHotPath(
+  config: Pick<Config, 'HOT_PATH_POOL_MAX' | 'WALLET_FLOOR_USD'>,
+  databaseUrl: string,
+): HotPath {
+  return new HotPath(createHotPathPool({ databaseUrl, pool_max: config.HOT_PATH_POOL_MAX }), {
+    wallet_floor_nanos: usd(config.WALLET_FLOOR_USD),
+  });
 }
 
 /** The bundled price book, or PRICE_BOOK_PATH (one version document or an array of them), validated. */

@@ -10,8 +10,10 @@ import {
 import { formatUsd, usd } from '../../billing/money';
 import { priceBookToJson, type PriceBook } from '../../billing/price-book';
 import type { RatingFailure } from '../../billing/rating';
-import { type Db, execute } from '../../db/connection';
+import type { Db } from '../../db/connection';
+import { customerExists } from '../../db/customers';
 import { type AuthorizationRow, eventKey, type HotPath, type IngestRow } from '../../db/hot-path';
+import { setLowBalanceThreshold } from '../../db/postings';
 import { aggregateUsage, type UsageGroup } from '../../db/usage';
 import type { CrossingNotifier } from '../crossing-notifier';
 import type { Metrics } from '../metrics';
@@ -166,6 +168,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
         deps.metrics.captured();
         return { status: 200, body: authorizationView(outcome.authorization) };
       }
+      if (outcome.code === 'wallet_floor_reached') throw walletFloorReached(rated.cost_nanos, deps.hotPath);
       if (outcome.code === 'duplicate_event') {
         throw new ApiError(
           'conflict',
@@ -235,10 +238,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
     responses: { 200: { description: 'Aggregated usage' } },
     handler: async ({ params, query }) => {
       const customer_id = params.id!;
-      const wallet = await deps.hotPath.pool.query('SELECT 1 FROM wallets WHERE customer_id = $1', [
-        customer_id,
-      ]);
-      if (wallet.rowCount === 0) throw notFound('customer', customer_id);
+      if (!(await customerExists(deps.db, customer_id))) throw notFound('customer', customer_id);
       const now = new Date();
       const from = query.from
         ? new Date(query.from)
@@ -281,15 +281,8 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
     handler: async ({ params, body }) => {
       // MoneyInput has validated the string, so usd() cannot throw here.
       const threshold_nanos = body.threshold_usd === null ? null : usd(body.threshold_usd);
-      const updated = await execute(
-        deps.db,
-        // A new threshold is armed only if the balance is at or above it: setting it above the balance is not a
-        // crossing (nothing was debited), and the next credit past it arms it.
-        `UPDATE wallets SET low_balance_threshold_nanos = ?::bigint,
-           threshold_armed = NOT below_threshold(?::bigint, available_nanos) WHERE customer_id = ?`,
-        [threshold_nanos, threshold_nanos, params.id!],
-      );
-      if (updated === 0) throw notFound('customer', params.id!);
+      if (!(await setLowBalanceThreshold(deps.db, params.id!, threshold_nanos)))
+        throw notFound('customer', params.id!);
       return {
         status: 200,
         body: {
@@ -442,6 +435,13 @@ async function ingestBatch(deps: MeteringDeps, events: unknown[]) {
           `no customer with id '${row.customer_id}'`,
           `events[${i}].customer_id`,
         );
+      } else if (outcome.past_floor.has(eventKey(row.customer_id, row.event_id))) {
+        results[i] = reject(
+          row.event_id,
+          'wallet_floor_reached',
+          `recording this event would take the available balance below the wallet floor of ${formatUsd(-deps.hotPath.wallet_floor_nanos)}`,
+          `events[${i}]`,
+        );
       } else if (outcome.recorded.has(eventKey(row.customer_id, row.event_id))) {
         results[i] = { event_id: row.event_id, status: 'accepted', cost_usd: formatUsd(row.cost_nanos) };
       } else {
@@ -465,6 +465,18 @@ async function ingestBatch(deps: MeteringDeps, events: unknown[]) {
       rejected: count('rejected'),
     },
   };
+}
+
+/** A capture whose cost beyond its hold would take the wallet below its floor: 402, nothing recorded. */
+function walletFloorReached(cost_nanos: bigint, hotPath: HotPath): ApiError {
+  return new ApiError(
+    'insufficient_balance',
+    `capturing ${formatUsd(cost_nanos)} would take the available balance below the wallet floor`,
+    {
+      code: 'wallet_floor_reached',
+      extra: { floor_usd: formatUsd(-hotPath.wallet_floor_nanos), required_usd: formatUsd(cost_nanos) },
+    },
+  );
 }
 
 function reject(event_id: string | null, code: string, message: string, param: string): EventResult {

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { z } from 'zod';
-import { type Db, queryRows } from '../../db/connection';
+import { type Db, ping } from '../../db/connection';
 import type { RouteTable } from '../http';
 
 const READY_TIMEOUT_MS = 2_000;
@@ -38,7 +38,7 @@ export function operationRoutes(
     },
     handler: async () => {
       const [database, temporal] = await Promise.all([
-        succeeds(() => queryRows(deps.db, 'SELECT 1')),
+        succeeds(() => ping(deps.db)),
         succeeds(() =>
           deps.temporal.connection.withDeadline(Date.now() + READY_TIMEOUT_MS, () =>
             deps.temporal.workflowService.getSystemInfo({}),

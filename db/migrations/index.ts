@@ -3,6 +3,7 @@ import * as coreLedger from './20261125000001_core_ledger';
 import * as metering from './20261125000002_metering';
 import * as claimsAndLeases from './20261130153700_claims_and_leases';
 import * as accountRequests from './20261130160000_account_requests';
+import * as walletFloor from './20261130170000_wallet_floor';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -13,6 +14,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261125000002_metering': metering,
   '20261130153700_claims_and_leases': claimsAndLeases,
   '20261130160000_account_requests': accountRequests,
+  '20261130170000_wallet_floor': walletFloor,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -25,6 +25,8 @@ export interface HarnessOptions {
   update_wait_timeout_ms?: number;
   /** The API's JSON body limit (default 64 KiB); metering tests raise it to send 1,000-event batches. */
   body_limit_bytes?: number;
+  /** The hot path's wallet floor (`WALLET_FLOOR_USD`; default the configuration's default). */
+  wallet_floor_usd?: string;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
@@ -108,7 +110,12 @@ export class Harness {
       continue_as_new_after_events: null,
       ...options.settings,
     };
-    const hotPath = new HotPath(createHotPathPool({ databaseUrl: url, pool_max: 20 }));
+    const hotPath = new HotPath(
+      createHotPathPool({ databaseUrl: url, pool_max: 20 }),
+      options.wallet_floor_usd === undefined
+        ? undefined
+        : { wallet_floor_nanos: usd(options.wallet_floor_usd) },
+    );
     const api = createApp(
       testAppDeps({
         db,

@@ -1,0 +1,18 @@
+/**
+ * Polls `read` until `done` holds or `timeout_ms` passes, and returns the last value read: tests wait on a
+ * condition with a deadline, never on a fixed sleep, and then assert on the value (so a missed deadline fails
+ * with what was seen).
+ */
+export async function eventually<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeout_ms = 20_000,
+  interval_ms = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeout_ms;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, interval_ms));
+  }
+}
