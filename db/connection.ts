@@ -2,6 +2,10 @@ import knexFactory, { type Knex } from 'knex';
 import { types } from 'pg';
 import { migrationSource } from './migrations';
 
+/**
+ * The knex pool of each process. Which way to reach PostgreSQL serves which purpose (this pool, knex transactions,
+ * the hot path's `pg` pool, the idempotency session) is written down in db/README.md.
+ */
 // PostgreSQL int8 (OID 20) arrives as a string by default; all our int8 columns are money in nanos or ids,
 // so they become `bigint` here, once, for every query. Never Number: nanos exceed 2^53 at about $9M.
 types.setTypeParser(20, (text) => BigInt(text));
