@@ -11,8 +11,9 @@ import { MOVEMENTS, movementSql, WALLET_FLOOR_SQLSTATE } from './postings';
  * serialises one customer's calls, and `available_nanos >= hold` is checked and applied in the same statement,
  * so no interleaving can overdraw.
  *
- * Every statement also records a threshold crossing (old balance >= threshold > new balance) in the same
- * statement, so a crossing is noticed exactly once however many calls race past it.
+ * What each statement does to the ledger, the wallet and the low-balance threshold is not written here: each embeds
+ * its movement's CTEs from `db/postings.ts` (the one posting path), fed by its own source rows. So every statement
+ * also records a threshold crossing in the same statement, noticed exactly once however many calls race past it.
  */
 
 export interface HotPathOptions {
