@@ -3,7 +3,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { z } from 'zod';
 import { ApiError, invalid } from './errors';
 import { type IdempotencyKeys, MAX_KEY_LENGTH, requestHash } from './idempotency';
-import { CustomerId, ErrorResponse, identifier, ResourceId } from './schemas';
+import { CustomerId, ErrorResponse, identifier, PRINTABLE_ASCII, ResourceId } from './schemas';
 
 /**
  * One declaration per endpoint: its schemas validate the request and describe it in the OpenAPI document, and its
@@ -250,7 +250,7 @@ function isFinalOutcome(status: number): boolean {
 function idempotencyKeyOf(req: Request): string | undefined {
   const key = req.header('Idempotency-Key');
   if (key === undefined) return undefined;
-  if (key.length === 0 || key.length > MAX_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
+  if (key.length === 0 || key.length > MAX_KEY_LENGTH || !PRINTABLE_ASCII.test(key)) {
     throw invalid(
       'Idempotency-Key',
       `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} printable ASCII characters`,

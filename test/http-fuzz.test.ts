@@ -15,7 +15,7 @@ const h = useHarness();
 type Json = any;
 
 /** Runs per operation: enough to hit every mutation on every operation, small enough for tens of seconds. */
-const RUNS_PER_OPERATION = 40;
+const RUNS_PER_OPERATION = 30;
 const KNOWN_CUSTOMER = 'cus_fz_known';
 
 let doc: Json;
@@ -298,9 +298,8 @@ function applyMutation(request: Request, m: Mutation): { request: Request; rawBo
       slot.set(text.slice(0, at) + String.fromCharCode(m.char) + text.slice(at));
     }
   } else if (m.kind === 'huge' || m.kind === 'wrong-type') {
-    const slot = all[m.pick % Math.max(all.length, 1)];
-    // Path, query and header values are strings on the wire.
-    if (slot) slot.set(slot.get() === undefined ? m.value : m.value);
+    // Path, query and header values are strings on the wire: send() spells a non-string as JSON there.
+    all[m.pick % Math.max(all.length, 1)]?.set(m.value);
   } else {
     const objects = all
       .map((s) => s.get())
@@ -396,7 +395,5 @@ test('every operation, fed schema-generated and hostile requests, answers withou
   // The generator reaches the handlers, not only the validators: most operations answered a 2xx at least once.
   const reached = [...statuses.values()].filter((c) => [...c.keys()].some((s) => s < 300)).length;
   const table = [...statuses].map(([where, c]) => `${where}: ${JSON.stringify(Object.fromEntries(c))}`);
-  expect({ reached, table }).toEqual({ reached: expect.any(Number), table: expect.any(Array) });
-  expect(reached / ops.length).toBeGreaterThanOrEqual(0.6);
-  console.log(`fuzzed ${ops.length} operations\n${table.join('\n')}`);
-});
+  if (reached / ops.length < 0.6) throw new Error(`few operations reached a 2xx:\n${table.join('\n')}`);
+}, 240_000);
