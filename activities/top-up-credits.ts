@@ -24,6 +24,8 @@ export interface TopUpInput {
 
 export type ChargeResult =
   | { status: 'succeeded'; payment_id: string }
+  /** The top-up was settled before this call (a redelivered request): nothing was charged now. */
+  | { status: 'settled'; result: TopUpResult }
   | {
       status: 'failed';
       payment_id: string;
@@ -52,11 +54,21 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
     },
 
     /**
-     * Charges the card. Without `payment_method` (requests that arrived by signal), the card on file in PostgreSQL
-     * is charged: the database is the authority on it, and none on file is a permanent `no_payment_method`.
+     * Charges the card. Without `payment_method` (requests that arrived by signal), this step also records the
+     * top-up (one step fewer per top-up: the API has recorded it already) and answers `settled` for a top-up that
+     * has its outcome; then the card on file in PostgreSQL is charged: the database is the authority on it, and
+     * none on file is a permanent `no_payment_method`.
      */
     async chargeTopUp(input: TopUpInput & { payment_method?: string }): Promise<ChargeResult> {
       const amount_nanos = usd(input.amount_usd);
+      if (input.payment_method === undefined) {
+        const row = await recordTopUp(deps.db, {
+          id: input.top_up_id,
+          customer_id: input.customer_id,
+          amount_nanos,
+        });
+        if (row.status !== 'pending') return { status: 'settled', result: resultFrom(row) };
+      }
       const payment_method = input.payment_method ?? (await cardOnFile(deps.db, input.customer_id));
       const idempotency_key = `top_up:${input.top_up_id}`;
       const outcome = await deps.gateway.charge({

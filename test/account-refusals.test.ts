@@ -66,7 +66,13 @@ test('a grant whose reason holds a NUL is refused (invalid_data), the run keeps 
   });
   expect(state.queue).toEqual([]);
   // Operators see it in the Temporal UI without a query: the memo carries the latest refusal.
-  expect(description.memo).toMatchObject({
+  // (The memo is read through visibility, which follows the workflow's history a little later.)
+  await waitFor(
+    'the memo to show the refusal',
+    async () => ((await handle.describe()).memo ?? {}).refusals === 2,
+    10_000,
+  );
+  expect((await handle.describe()).memo).toMatchObject({
     last_refusal: { id: 'gr_nul_signal', code: 'invalid_data' },
     refusals: 2,
   });
@@ -112,13 +118,13 @@ test('a payment call is scheduled with its own timeout and retry policy, distinc
       }),
   );
   // The harness's database steps have activity_timeout_ms = 10 s; payment calls the 60 s default.
-  expect(scheduled.get('startTopUp')).toEqual({
+  expect(scheduled.get('completeTopUp')).toEqual({
     timeout_s: 10,
     first_retry_s: 1,
     max_retry_s: 60,
     attempts: 0,
   });
-  expect(scheduled.get('completeTopUp')).toEqual(scheduled.get('startTopUp'));
+  expect(scheduled.get('loadAccountSnapshot')).toEqual(scheduled.get('completeTopUp'));
   expect(scheduled.get('chargeTopUp')).toEqual({
     timeout_s: 60,
     first_retry_s: 2,
@@ -158,7 +164,7 @@ test('settings changed on the worker reach a running account at its next continu
         e.activityTaskScheduledEventAttributes!.activityType!.name,
         Number(e.activityTaskScheduledEventAttributes!.startToCloseTimeout!.seconds),
       ]);
-    expect(timeouts).toContainEqual(['startTopUp', 7]);
+    expect(timeouts).toContainEqual(['completeTopUp', 7]);
     expect(timeouts).toContainEqual(['chargeTopUp', 9]);
     expect(timeouts.filter(([, s]) => s === 10 || s === 60)).toEqual([]);
   } finally {

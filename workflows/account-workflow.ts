@@ -170,7 +170,10 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     return outcome as Extract<CommandResult, { kind: K }>;
   }
 
-  if (patched(RUN_START_PATCH)) {
+  // Runs recorded before the patch wrote off expiries after every wake-up (a `condition` without a timeout resolves
+  // to undefined); patched runs only when the expiry timer fired or was asked for.
+  const patchedRun = patched(RUN_START_PATCH);
+  if (patchedRun) {
     // The memo is the run's own: a run that continues an earlier one shows the refusals it carries.
     if (state.last_refusal) showRefusals();
     const current = await attempt(() => workerSettings.currentAccountSettings());
@@ -191,7 +194,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
       () => hasWork() || continueAsNewDue(settings),
       expiry_ms === undefined ? undefined : Math.max(expiry_ms, 1),
     );
-    if (!woke || expiryRequested) {
+    const expiryDue = patchedRun ? woke === false : !woke;
+    if (expiryDue || expiryRequested) {
       expiryRequested = false;
       const now = new Date(Date.now());
       // A write-off that can never succeed is logged and not retried at once; the next expiry or request tries again.
@@ -247,12 +251,18 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
           customer_id: state.customer_id,
           amount_usd: command.request.amount_usd,
         };
-        const started = await acts.db.startTopUp(base);
-        // Histories from before startTopUp returned anything replay with no result here.
-        if (started?.settled) return { kind: 'top_up', result: started.settled, already_settled: true };
+        // Commands accepted by Update carry their card and start with their own step (as recorded histories do);
+        // requests that arrived by signal are recorded by the API, and the charge step checks them itself.
+        if (command.payment_method !== undefined) {
+          const started = await acts.db.startTopUp(base);
+          // Histories from before startTopUp returned anything replay with no result here.
+          if (started?.settled) return { kind: 'top_up', result: started.settled, already_settled: true };
+        }
         const charge = await acts.payment.chargeTopUp(
           command.payment_method === undefined ? base : { ...base, payment_method: command.payment_method },
         );
+        if (charge.status === 'settled')
+          return { kind: 'top_up', result: charge.result, already_settled: true };
         if (charge.status === 'succeeded') charged.payment_id = charge.payment_id;
         const result =
           charge.status === 'succeeded'
