@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { type Api, createApp } from '../api/app';
+import { listen } from '../api/server';
 import { ADMIN_KEY, type ApiResponse, Harness, testAppDeps } from './support/harness';
 
 /**
@@ -27,9 +28,7 @@ beforeAll(async () => {
       api_keys: [ADMIN_KEY, SECOND_KEY],
     }),
   );
-  secondServer = await new Promise<Server>((resolve) => {
-    const s = secondApi.app.listen(0, '127.0.0.1', () => resolve(s));
-  });
+  secondServer = await listen(secondApi.app, 0, '127.0.0.1');
   secondBaseUrl = `http://127.0.0.1:${(secondServer.address() as AddressInfo).port}`;
 });
 
