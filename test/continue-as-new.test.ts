@@ -1,4 +1,5 @@
 import { useHarness } from './support/harness';
+import { waitFor } from './support/processes';
 import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
 import type { AccountView } from '../billing/account';
 
@@ -28,7 +29,19 @@ test('continue-as-new keeps balance, grants, state and every pending top-up', as
   const results = await Promise.all(
     amounts.map((amount_usd) => h.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd })),
   );
-  for (const r of results) expect(r.body.status).toBe('succeeded');
+  // Each answer is the outcome, or 202 pending on a slow machine: then wait for the outcome, with a deadline.
+  for (const r of results) expect([201, 202]).toContain(r.status);
+  await waitFor(
+    'every top-up to settle',
+    async () => {
+      const rows = await Promise.all(results.map((r) => h.call('GET', `/v1/top-ups/${r.body.id}`)));
+      return rows.every((row) => row.body.status !== 'pending');
+    },
+    60_000,
+  );
+  for (const r of results) {
+    expect((await h.call('GET', `/v1/top-ups/${r.body.id}`)).body.status).toBe('succeeded');
+  }
 
   const description = await h.temporal.workflow.getHandle(accountWorkflowId(customer)).describe();
   expect(description.runId).not.toBe(firstRunId);

@@ -25,6 +25,14 @@ import {
   type TopUpRequest,
   type TopUpResult,
   recordThresholdCrossing,
+  acceptRequest,
+  checkCommand,
+  enqueuePending,
+  INVALID_REQUEST_REFUSALS,
+  noteRefusal,
+  rebuildState,
+  refusedOutcome,
+  type AccountSnapshot,
 } from '../../billing/account';
 
 const NOW_MS = Date.parse('2026-11-15T12:00:00.000Z');
@@ -556,5 +564,245 @@ describe('recordThresholdCrossing', () => {
   test('state carried from a run that predates crossings starts counting from zero', () => {
     const { last_crossing: _l, threshold_crossings: _t, ...old } = initialAccountState('c');
     expect(recordThresholdCrossing(old, crossing('1')).threshold_crossings).toBe(1);
+  });
+});
+
+/** A request as it arrives by signal: no card of its own (the charge step reads the card on file). */
+function signalledTopUp(id: string, amount_usd = '20.00'): Command {
+  return { kind: 'top_up', id, request: { top_up_id: id, amount_usd } };
+}
+
+function signalledGrant(id: string, expires_at: string | null, accepted_at = iso(NOW_MS)): Command {
+  return { ...grantCommand(id, expires_at), accepted_at } as Command;
+}
+
+describe('refusals: a command refused is finished, counted and remembered, never retried', () => {
+  test('a refused top-up leaves the queue, counts as a failed top-up and as a refusal, and answers retries', () => {
+    const state = enqueue(enqueue(withCard(), topUpCommand('t1')), topUpCommand('t2'));
+    const refusal = { code: 'invalid_data', message: 'invalid byte sequence' };
+    const next = completeCommand(state, refusedOutcome(topUpCommand('t1'), refusal));
+    expect(next.queue.map((c) => c.id)).toEqual(['t2']);
+    expect(next.top_ups_failed).toBe(1);
+    expect(next.top_ups_succeeded).toBe(0);
+    expect(next.lifetime_top_ups_usd).toBe('0.000000000');
+    expect(next.refusals).toBe(1);
+    expect(findResult(next, 't1')).toEqual({ kind: 'refused', id: 't1', command_kind: 'top_up', refusal });
+    // A retry of the same id is answered, not queued again.
+    expect(enqueue(next, topUpCommand('t1'))).toBe(next);
+    expect(acceptRequest(next, signalledTopUp('t1'))).toBe(next);
+  });
+
+  test('a refused grant adds no expiry timer and no failed top-up', () => {
+    const state = enqueue(withCard(), grantCommand('g1', iso(NOW_MS + 60_000)));
+    const next = completeCommand(
+      state,
+      refusedOutcome(grantCommand('g1'), { code: 'constraint_violation', message: 'x' }),
+    );
+    expect(next.grant_expiries).toEqual([]);
+    expect(next.top_ups_failed).toBe(0);
+    expect(next.refusals).toBe(1);
+  });
+
+  test('a refusal must match the head of the queue, by id and by kind', () => {
+    const state = enqueue(withCard(), topUpCommand('t1'));
+    expect(() =>
+      completeCommand(state, refusedOutcome(grantCommand('t1'), { code: 'x', message: 'x' })),
+    ).toThrow();
+    expect(() =>
+      completeCommand(state, refusedOutcome(topUpCommand('t2'), { code: 'x', message: 'x' })),
+    ).toThrow();
+  });
+
+  test('state carried from an older run (no refusal fields) counts from zero', () => {
+    const { refusals: _r, last_refusal: _l, backlog: _b, ...old } = enqueue(withCard(), topUpCommand('t1'));
+    expect(
+      completeCommand(old, refusedOutcome(topUpCommand('t1'), { code: 'x', message: 'x' })).refusals,
+    ).toBe(1);
+  });
+
+  test('noteRefusal remembers only the latest, with when and what', () => {
+    const first = noteRefusal(
+      withCard(),
+      grantCommand('g1'),
+      { code: 'invalid_data', message: 'nul' },
+      iso(NOW_MS),
+    );
+    const second = noteRefusal(
+      first,
+      topUpCommand('t9'),
+      { code: 'payment_refused', message: 'no' },
+      iso(NOW_MS + 1),
+    );
+    expect(second.last_refusal).toEqual({
+      id: 't9',
+      command_kind: 'top_up',
+      code: 'payment_refused',
+      message: 'no',
+      at: iso(NOW_MS + 1),
+    });
+  });
+
+  test('malformed-request refusals are told apart from conflicts', () => {
+    for (const code of ['invalid_amount', 'invalid_expiry', 'invalid_data', 'constraint_violation']) {
+      expect(INVALID_REQUEST_REFUSALS.has(code)).toBe(true);
+    }
+    for (const code of ['no_payment_method', 'queue_full', 'payment_refused', 'conflict', 'not_found']) {
+      expect(INVALID_REQUEST_REFUSALS.has(code)).toBe(false);
+    }
+  });
+});
+
+describe("checkCommand: the account's rules at the head of the queue", () => {
+  test.each([
+    ['20.00', null],
+    ['0.01', null],
+    ['0', 'invalid_amount'],
+    ['-1.00', 'invalid_amount'],
+    ['1.001', 'invalid_amount'],
+    ['abc', 'invalid_amount'],
+  ])('a top-up of %s -> %s', (amount, code) => {
+    expect(checkCommand(signalledTopUp('t', amount))?.code ?? null).toBe(code);
+  });
+
+  test('a top-up without a card of its own is not refused here: the charge step reads the card on file', () => {
+    expect(checkCommand(signalledTopUp('t'))).toBeNull();
+  });
+
+  test.each([
+    ['5.00', null, null],
+    ['0.000000001', null, null],
+    ['0', null, 'invalid_amount'],
+    ['5.00', NOW_MS + 1, null],
+    ['5.00', NOW_MS, 'invalid_expiry'],
+    ['5.00', NOW_MS - 1, 'invalid_expiry'],
+  ])('a grant of %s expiring at %s (accepted at NOW) -> %s', (amount, expires_ms, code) => {
+    const command = {
+      ...signalledGrant('g', expires_ms === null ? null : iso(expires_ms)),
+      request: { ...creditGrant('g', expires_ms === null ? null : iso(expires_ms), amount) },
+    } as Command;
+    expect(checkCommand(command)?.code ?? null).toBe(code);
+  });
+
+  test('an unparseable expiry is refused; one carried from an older run without accepted_at is not compared', () => {
+    expect(checkCommand(signalledGrant('g', 'not a date'))?.code).toBe('invalid_expiry');
+    expect(checkCommand(grantCommand('g', iso(NOW_MS - 1)))).toBeNull();
+  });
+});
+
+describe('acceptRequest and enqueuePending: the queue is a bounded cache of the requests in PostgreSQL', () => {
+  test('a signalled request is queued once; a duplicate (queued or answered) changes nothing', () => {
+    const once = acceptRequest(withCard(), signalledTopUp('t1'));
+    expect(once.queue.map((c) => c.id)).toEqual(['t1']);
+    expect(acceptRequest(once, signalledTopUp('t1'))).toBe(once);
+  });
+
+  test('past QUEUE_LIMIT a request is left in the database and the backlog flag is set, never refused', () => {
+    const full = withQueued(withCard(), QUEUE_LIMIT);
+    const next = acceptRequest(full, signalledTopUp('late'));
+    expect(next.queue).toHaveLength(QUEUE_LIMIT);
+    expect(next.backlog).toBe(true);
+    expect(findResult(next, 'late')).toBeUndefined();
+  });
+
+  test('pending requests read back are queued in order, skipping queued and answered ids; a full page keeps the flag', () => {
+    let state = run(withCard(), topUpCommand('done'), topUpOutcome('done', 'succeeded', '20.000000000'));
+    state = { ...acceptRequest(state, signalledTopUp('queued')), backlog: true };
+    const next = enqueuePending(state, {
+      commands: [
+        signalledTopUp('done'),
+        signalledTopUp('queued'),
+        signalledTopUp('a'),
+        signalledGrant('b', null),
+      ],
+      more: false,
+    });
+    expect(next.queue.map((c) => c.id)).toEqual(['queued', 'a', 'b']);
+    expect(next.backlog).toBe(false);
+    expect(enqueuePending(state, { commands: [], more: true }).backlog).toBe(true);
+  });
+});
+
+describe('rebuildState: a run without carried state rebuilds its cache from PostgreSQL', () => {
+  const snapshot = (over: Partial<AccountSnapshot> = {}): AccountSnapshot => ({
+    payment_method: 'pm_card_visa',
+    grant_expiries: [{ grant_id: 'g1', expires_at: iso(NOW_MS + 60_000) }],
+    lifetime_top_ups_usd: '30.000000000',
+    top_ups_succeeded: 2,
+    top_ups_failed: 1,
+    last_crossing: {
+      crossing_id: '5',
+      threshold_usd: '1.000000000',
+      balance_usd: '0.500000000',
+      crossed_at: iso(NOW_MS),
+    },
+    threshold_crossings: 3,
+    pending: { commands: [], more: false },
+    ...over,
+  });
+
+  test('card, expiries, counters and the latest crossing come from the database', () => {
+    const rebuilt = rebuildState(initialAccountState('cus_1'), snapshot());
+    expect(rebuilt).toMatchObject({
+      payment_method: 'pm_card_visa',
+      grant_expiries: [{ grant_id: 'g1', expires_at: iso(NOW_MS + 60_000) }],
+      lifetime_top_ups_usd: '30.000000000',
+      top_ups_succeeded: 2,
+      top_ups_failed: 1,
+      threshold_crossings: 3,
+      backlog: false,
+      queue: [],
+      run_number: 1,
+    });
+    expect(rebuilt.last_crossing?.crossing_id).toBe('5');
+    expect(msUntilNextExpiry(rebuilt, NOW_MS)).toBe(60_000);
+  });
+
+  test('pending requests run first (they are older), then those signalled to this run, each once', () => {
+    const arrived = acceptRequest(
+      acceptRequest(initialAccountState('cus_1'), signalledTopUp('p2')),
+      signalledTopUp('new'),
+    );
+    const rebuilt = rebuildState(
+      arrived,
+      snapshot({ pending: { commands: [signalledTopUp('p1'), signalledTopUp('p2')], more: true } }),
+    );
+    expect(rebuilt.queue.map((c) => c.id)).toEqual(['p1', 'p2', 'new']);
+    expect(rebuilt.backlog).toBe(true);
+  });
+
+  test('what this run learned before the snapshot arrived wins: a card saved now, a newer crossing', () => {
+    let arrived = setPaymentMethod(initialAccountState('cus_1'), { payment_method: 'pm_card_mastercard' });
+    arrived = recordThresholdCrossing(arrived, {
+      crossing_id: '9',
+      threshold_usd: '1.000000000',
+      balance_usd: '0.100000000',
+      crossed_at: iso(NOW_MS),
+    });
+    const rebuilt = rebuildState(arrived, snapshot());
+    expect(rebuilt.payment_method).toBe('pm_card_mastercard');
+    expect(rebuilt.last_crossing?.crossing_id).toBe('9');
+    expect(rebuilt.threshold_crossings).toBe(3);
+  });
+
+  test('an empty account (no card, nothing recorded) rebuilds to the initial state', () => {
+    const empty = snapshot({
+      payment_method: null,
+      grant_expiries: [],
+      lifetime_top_ups_usd: '0.000000000',
+      top_ups_succeeded: 0,
+      top_ups_failed: 0,
+      last_crossing: null,
+      threshold_crossings: 0,
+    });
+    expect(rebuildState(initialAccountState('cus_1'), empty)).toEqual(initialAccountState('cus_1'));
+  });
+
+  test('a redelivered top-up already settled in the database is not counted twice', () => {
+    const state = rebuildState(acceptRequest(initialAccountState('cus_1'), signalledTopUp('t1')), snapshot());
+    const settled = topUpOutcome('t1', 'succeeded', '20.000000000');
+    const next = completeCommand(state, { ...settled, already_settled: true });
+    expect(next.top_ups_succeeded).toBe(2);
+    expect(next.lifetime_top_ups_usd).toBe('30.000000000');
+    expect(next.queue).toEqual([]);
   });
 });
