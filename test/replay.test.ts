@@ -25,7 +25,16 @@ test('there are saved histories to replay, including a timer, a signal and a con
           e.workflowExecutionSignaledEventAttributes.signalName,
       ),
   );
-  expect(new Set(signals)).toEqual(new Set(['expireCredit', 'balanceThresholdCrossed']));
+  // Histories from before money requests were signalled (Updates), and after (signals, the run-start patch).
+  expect(new Set(signals)).toEqual(
+    new Set([
+      'expireCredit',
+      'balanceThresholdCrossed',
+      'paymentMethodChanged',
+      'topUpRequested',
+      'creditGrantRequested',
+    ]),
+  );
   for (const type of [
     'EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED',
     'EVENT_TYPE_ACTIVITY_TASK_COMPLETED',
