@@ -1,13 +1,6 @@
-import {
-  type Client,
-  isGrpcServiceError,
-  WithStartWorkflowOperation,
-  WorkflowUpdateFailedError,
-  WorkflowUpdateRPCTimeoutOrCancelledError,
-  WorkflowUpdateStage,
-} from '@temporalio/client';
-import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
-import { type AccountSettings, INVALID_REQUEST_REFUSALS } from '../billing/account';
+import { type Client, isGrpcServiceError } from '@temporalio/client';
+import type { SignalDefinition } from '@temporalio/common';
+import type { AccountSettings } from '../billing/account';
 import type { Db } from '../db/connection';
 import { settledRequestIds } from '../db/credit-grant-requests';
 import { accountWorkflowId } from '../workflows/messages';
@@ -30,7 +23,7 @@ export class AccountWorkflows {
     private readonly client: Client,
     private readonly options: { task_queue: string; settings: AccountSettings; wait_timeout_ms: number },
     db: Db,
-    private readonly metrics?: Pick<Metrics, 'updateSent'>,
+    private readonly metrics?: Pick<Metrics, 'moneyRequestSent'>,
   ) {
     this.outcomes = new OutcomeWaiter(db);
   }
@@ -42,6 +35,21 @@ export class AccountWorkflows {
    * retry with the same Idempotency-Key sends it again; the workflow runs a request id once).
    */
   async submit<Arg>(
+    kind: 'top_up' | 'credit_grant',
+    customer_id: string,
+    signal: SignalDefinition<[Arg]>,
+    arg: Arg,
+    request_id: string,
+  ): Promise<'settled' | 'pending'> {
+    const answer = await this.deliver(customer_id, signal, arg, request_id).catch((error: unknown) => {
+      this.metrics?.moneyRequestSent(kind, 'undelivered');
+      throw error;
+    });
+    this.metrics?.moneyRequestSent(kind, answer);
+    return answer;
+  }
+
+  private async deliver<Arg>(
     customer_id: string,
     signal: SignalDefinition<[Arg]>,
     arg: Arg,
@@ -65,43 +73,6 @@ export class AccountWorkflows {
   async ensureStarted(customer_id: string): Promise<void> {
     await this.guard(async () => {
       await this.client.workflow.start('accountWorkflow', this.startOptions(customer_id));
-    });
-  }
-
-  /**
-   * Sends an update and waits for its result. Returns `{ pending: true }` if the workflow accepted the update but
-   * did not finish it in time; the work goes on and its outcome is recorded where it belongs.
-   */
-  async update<Ret, Arg>(
-    customer_id: string,
-    update: UpdateDefinition<Ret, [Arg]>,
-    arg: Arg,
-    update_id: string,
-  ): Promise<{ pending: false; result: Ret } | { pending: true }> {
-    const deadline_ms = Date.now() + this.options.wait_timeout_ms;
-    this.metrics?.updateSent(update.name);
-    return this.guard(async () => {
-      const handle = await this.client.connection.withDeadline(deadline_ms, () =>
-        this.client.workflow.startUpdateWithStart(update, {
-          args: [arg],
-          updateId: update_id,
-          waitForStage: WorkflowUpdateStage.ACCEPTED,
-          startWorkflowOperation: new WithStartWorkflowOperation<typeof accountWorkflow>(
-            'accountWorkflow',
-            this.startOptions(customer_id),
-          ),
-        }),
-      );
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline_ms - Date.now()));
-      });
-      try {
-        const outcome = await Promise.race([handle.result(), timedOut]);
-        return outcome === 'timeout' ? { pending: true } : { pending: false, result: outcome as Ret };
-      } finally {
-        clearTimeout(timer);
-      }
     });
   }
 
@@ -132,24 +103,11 @@ export class AccountWorkflows {
     };
   }
 
-  /** Maps Temporal failures to the API's errors: a refused update is the caller's problem, the rest is ours. */
+  /** Maps Temporal failures to the API's errors: an unreachable Temporal is a 503 to retry with the same key. */
   private async guard<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (error) {
-      if (error instanceof WorkflowUpdateFailedError) {
-        const cause = error.cause as { type?: string; message?: string } | undefined;
-        const code = cause?.type ?? 'rejected';
-        const type = INVALID_REQUEST_REFUSALS.has(code) ? 'invalid_request' : 'conflict';
-        throw new ApiError(type, cause?.message ?? 'the account refused the request', { code });
-      }
-      // Not accepted before the deadline (no worker polling, or the account is backed up): retryable, not a defect.
-      if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
-        throw new ApiError(
-          'unavailable',
-          'the account workflow did not accept the request in time; retry with the same Idempotency-Key',
-        );
-      }
       if (isGrpcServiceError(error) || (error as Error).name === 'ServiceError') {
         throw new ApiError(
           'unavailable',

@@ -70,10 +70,12 @@ export class Metrics {
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
-  private readonly workflowUpdates = new Counter({
-    name: 'billing_workflow_updates_total',
-    help: 'Updates sent to account workflows (top-ups, grants, payment methods), by update name.',
-    labelNames: ['update'] as const,
+  private readonly moneyRequests = new Counter({
+    name: 'billing_money_requests_total',
+    help:
+      'Top-ups and credit grants recorded and signalled to account workflows, by kind and by how the API answered ' +
+      '(settled in time, pending, undelivered).',
+    labelNames: ['kind', 'answer'] as const,
     registers: [this.registry],
   });
   private readonly crossingsDelivered = new Counter({
@@ -177,8 +179,9 @@ export class Metrics {
     for (const [status, n] of Object.entries(counts)) if (n > 0) this.usageEvents.inc({ status }, n);
   }
 
-  updateSent(update: string): void {
-    this.workflowUpdates.inc({ update });
+  /** A money request was signalled to its account; `answer` is what the caller heard. */
+  moneyRequestSent(kind: 'top_up' | 'credit_grant', answer: 'settled' | 'pending' | 'undelivered'): void {
+    this.moneyRequests.inc({ kind, answer });
   }
 
   /** The crossing notifier's view of these metrics. */

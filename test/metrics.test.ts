@@ -107,8 +107,8 @@ test('after traffic, /metrics counts requests by route template and status, and 
   expect(sample(text, 'billing_usage_events_total{status="duplicate"}')).toBe(1);
   expect(sample(text, 'billing_usage_events_total{status="rejected"}')).toBe(1);
 
-  // Workflow-facing: the funding grant went to the workflow as one update.
-  expect(sample(text, 'billing_workflow_updates_total{update="grantCredit"}')).toBe(1);
+  // Workflow-facing: the funding grant was recorded and signalled to the workflow once, and settled in time.
+  expect(sample(text, 'billing_money_requests_total{kind="credit_grant",answer="settled"}')).toBe(1);
 
   // Pools, by state; the hot path's pool has been used, so it has connections open.
   for (const pool of ['knex', 'hot_path']) {

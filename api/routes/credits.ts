@@ -88,6 +88,7 @@ export function creditRoutes(
       );
       if (recorded.status === 'pending') {
         await deps.accounts.submit(
+          'top_up',
           customer.id,
           topUpRequestedSignal,
           { top_up_id, amount_usd: formatCents(amount_nanos) },
@@ -144,6 +145,7 @@ export function creditRoutes(
       );
       if (recorded.status === 'pending') {
         await deps.accounts.submit(
+          'credit_grant',
           customer.id,
           creditGrantRequestedSignal,
           {
