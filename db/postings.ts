@@ -29,7 +29,7 @@ import { queryRows, type Db } from './connection';
  *   `armed' = (armed OR (rearms AND delta > 0)) AND NOT after < threshold`.
  *   So a debit past the threshold crosses once and disarms; only credit that `rearms` (bought or granted credit,
  *   not a released hold or the unused part of a capture) and reaches the threshold arms it again. An armed wallet
- *   is never below its threshold. `thresholdSetSql` applies the same rule when the threshold itself changes.
+ *   is never below its threshold. `setLowBalanceThreshold` arms a new threshold by the same rule.
  * - The caller holds, or the statement takes, the wallet row lock: it serialises everything that moves one
  *   customer's money. Conditions that refuse a movement (a hold larger than the available balance) belong in the
  *   `where` of the wallet update, so the check and the debit are one atomic step.
