@@ -248,7 +248,7 @@ const MAX_DEADLOCK_ATTEMPTS = 3;
 const MAX_FLOOR_ATTEMPTS = 10;
 
 /** The default wallet floor (`WALLET_FLOOR_USD` of wiring/config.ts): $1,000 below zero. */
-export const DEFAULT_WALLET_FLOOR_NANOS = 1_000_000_000_000n;
+const DEFAULT_WALLET_FLOOR_NANOS = 1_000_000_000_000n;
 
 export interface HotPathSettings {
   /** How far below zero unchecked usage may take an available balance, in nanos (>= 0). */

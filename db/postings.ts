@@ -144,7 +144,7 @@ export const MOVEMENTS = {
 
 const CUSTOMER_ACCOUNTS: ReadonlySet<Account> = new Set<Account>(['available', 'held']);
 
-export const isCustomerAccount = (account: Account): account is CustomerAccount =>
+const isCustomerAccount = (account: Account): account is CustomerAccount =>
   CUSTOMER_ACCOUNTS.has(account);
 
 /** The posting amount of `terms` for the given amounts. */
