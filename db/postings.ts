@@ -144,8 +144,7 @@ export const MOVEMENTS = {
 
 const CUSTOMER_ACCOUNTS: ReadonlySet<Account> = new Set<Account>(['available', 'held']);
 
-const isCustomerAccount = (account: Account): account is CustomerAccount =>
-  CUSTOMER_ACCOUNTS.has(account);
+const isCustomerAccount = (account: Account): account is CustomerAccount => CUSTOMER_ACCOUNTS.has(account);
 
 /** The posting amount of `terms` for the given amounts. */
 function evaluate<A extends string>(terms: Terms<A>, amounts: Record<A, bigint>): bigint {
