@@ -69,6 +69,13 @@ export interface AccountWorkflowInput {
 export const RUN_START_PATCH = 'account-run-start-reads-database';
 
 /**
+ * A run that continues an earlier one also reads the requests still pending in PostgreSQL once its carried queue
+ * drains, so a request whose signal was lost (an API process that died between recording and signalling, a client
+ * that never retried) runs at the account's next run at the latest.
+ */
+export const RUN_START_BACKLOG_PATCH = 'account-run-start-reads-backlog';
+
+/**
  * One long-lived workflow per customer (`account:<customer_id>`) that owns the account's lifecycle. It is a
  * thin shell over billing/account.ts: messages go through pure functions, accepted work is queued in state and
  * run one command at a time as activities, so the account's money operations never interleave.
@@ -184,6 +191,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     if (!input.state) {
       const snapshot = await attempt(() => acts.db.loadAccountSnapshot({ customer_id: state.customer_id }));
       if (snapshot) state = rebuildState(state, snapshot);
+    } else if (patched(RUN_START_BACKLOG_PATCH)) {
+      state = { ...state, backlog: true };
     }
   }
 

@@ -57,6 +57,8 @@ async function main(): Promise<void> {
           h.call('POST', `/v1/customers/${b}/top-ups`, { amount_usd }),
         ),
       );
+      // The next run starts by reading the worker's settings and the pending requests: let it get that far.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
       await save(h, b, `${stamp}-continue-as-new`);
     }
 
