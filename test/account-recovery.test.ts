@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AccountView } from '../billing/account';
 import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
+import { recordTopUp } from '../db/top-ups';
 import { Harness, useHarness } from './support/harness';
 import { waitFor } from './support/processes';
 
@@ -154,4 +155,51 @@ test('reset to the first workflow task re-runs the run from there: nothing is ch
   expect(await count('ledger_entries', { customer_id: customer })).toBe(4);
   expect((await h.call('GET', `/v1/customers/${customer}/balance`)).body.available_usd).toBe('13.000000000');
   expect(await view(customer)).toMatchObject({ top_ups_succeeded: 3, lifetime_top_ups_usd: '12.000000000' });
+});
+
+describe('a request whose signal was lost', () => {
+  let short: Harness;
+  beforeAll(async () => {
+    short = await Harness.start({ settings: { continue_as_new_after_events: 40 } });
+  });
+  afterAll(async () => {
+    expect(await short.ledgerViolations()).toEqual([]);
+    await short.stop();
+  });
+
+  test("a top-up recorded in PostgreSQL but never signalled runs, once, at the account's next run", async () => {
+    const customer = 'cus_rec_lost_signal';
+    await short.customer(customer, 'pm_card_visa');
+    // The run has started and read the database: this top-up ran through it.
+    expect(
+      (await short.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd: '1.00' })).status,
+    ).toBe(201);
+    const handle = short.temporal.workflow.getHandle(accountWorkflowId(customer));
+    const firstRunId = (await handle.describe()).runId;
+    // What an API process leaves behind if it dies between recording a top-up and signalling it.
+    await recordTopUp(short.db, {
+      id: 'tu_lost_signal',
+      customer_id: customer,
+      amount_nanos: 6_000_000_000n,
+    });
+    expect(
+      (await short.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd: '1.00' })).status,
+    ).toBe(201);
+    if ((await handle.describe()).runId === firstRunId) {
+      // The running run does not know of it.
+      expect((await short.call('GET', '/v1/top-ups/tu_lost_signal')).body.status).toBe('pending');
+    }
+
+    await waitFor('the account to continue as new', async () => {
+      const topUp = await short.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd: '1.00' });
+      expect([201, 202]).toContain(topUp.status);
+      return (await handle.describe()).runId !== firstRunId;
+    });
+    await waitFor('the lost top-up to settle', async () => {
+      return (await short.call('GET', '/v1/top-ups/tu_lost_signal')).body.status === 'succeeded';
+    });
+    const charges = await short.db('simulated_charges').where({ idempotency_key: 'top_up:tu_lost_signal' });
+    expect(charges).toHaveLength(1);
+    expect(await short.db('credit_grants').where({ id: 'gr_tu_lost_signal' })).toHaveLength(1);
+  });
 });
