@@ -9,7 +9,7 @@ import { permanentTypeOf } from '../db/errors';
  * leaves the activity as a non-retryable ApplicationFailure whose `type` names it; the account workflow turns it
  * into that command's refusal.
  */
-export function toActivityFailure(error: unknown): unknown {
+function toActivityFailure(error: unknown): unknown {
   if (error instanceof ApplicationFailure) return error;
   const type = permanentTypeOf(error);
   if (type === undefined) return error;
@@ -35,7 +35,7 @@ export function withPermanentFailures<T extends object>(activities: T): T {
  * A failure's message as it may travel through Temporal and into the database: control characters (the NUL that
  * caused the failure may be quoted in it) become spaces, and it is bounded.
  */
-export function safeMessage(error: unknown): string {
+function safeMessage(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 500);
 }

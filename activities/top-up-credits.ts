@@ -35,8 +35,8 @@ export type ChargeResult =
     };
 
 /** Ids derived from the top-up id, so every retry names the same payment and grant. */
-export const paymentIdFor = (top_up_id: string): string => `pay_${top_up_id}`;
-export const grantIdFor = (top_up_id: string): string => `gr_${top_up_id}`;
+const paymentIdFor = (top_up_id: string): string => `pay_${top_up_id}`;
+const grantIdFor = (top_up_id: string): string => `gr_${top_up_id}`;
 
 export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
   return {

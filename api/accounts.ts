@@ -123,7 +123,7 @@ export class AccountWorkflows {
  * Waits for money requests to settle in PostgreSQL. One poll serves every waiting request of this process (one
  * statement for all their ids), so 200 concurrent top-ups cost one query per tick, not 200.
  */
-export class OutcomeWaiter {
+class OutcomeWaiter {
   private readonly waiting = new Map<string, Set<(settled: boolean) => void>>();
   private polling = false;
 

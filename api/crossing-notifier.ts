@@ -11,17 +11,17 @@ import { balanceThresholdCrossedSignal } from '../workflows/messages';
 import type { AccountWorkflows } from './accounts';
 
 /** Crossings claimed per batch; a full batch is followed by another pass at once. */
-export const CROSSING_BATCH_SIZE = 100;
+const CROSSING_BATCH_SIZE = 100;
 /**
  * How long a claim keeps other deliverers away. Longer than a batch takes (signals run CROSSING_DELIVERY_CONCURRENCY
  * at a time, each bounded by the API's Temporal deadline), short enough that a crashed deliverer's rows come back
  * within a minute.
  */
-export const CROSSING_CLAIM_LEASE_MS = 60_000;
+const CROSSING_CLAIM_LEASE_MS = 60_000;
 /** Customers signalled at once within a batch; one customer's crossings go in order, one after another. */
-export const CROSSING_DELIVERY_CONCURRENCY = 8;
+const CROSSING_DELIVERY_CONCURRENCY = 8;
 /** Retry spacing after a failed signal: doubles per attempt from 1 s up to 5 min, never abandoned. */
-export const CROSSING_RETRY_BACKOFF = { base_ms: 1_000, max_ms: 300_000 };
+const CROSSING_RETRY_BACKOFF = { base_ms: 1_000, max_ms: 300_000 };
 
 export interface CrossingMetrics {
   delivered(count: number): void;

@@ -19,7 +19,7 @@ import { ApiError } from './errors';
  * takes the abandoned claim over at once. Server errors (5xx) are not stored, so the client's retry runs again,
  * which is safe because every money movement underneath is keyed by ids derived from this key.
  */
-export const KEY_TTL_MS = 24 * 60 * 60 * 1000;
+const KEY_TTL_MS = 24 * 60 * 60 * 1000;
 export const MAX_KEY_LENGTH = 255;
 
 export interface StoredResponse {

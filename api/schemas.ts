@@ -21,9 +21,9 @@ extendZodWithOpenApi(z);
 
 const CONTROL_CHARACTERS = '\\u0000-\\u001f\\u007f-\\u009f';
 /** Single-line text: no control characters. Also the pattern published in the OpenAPI document. */
-export const SINGLE_LINE_TEXT = new RegExp(`^[^${CONTROL_CHARACTERS}]*$`);
+const SINGLE_LINE_TEXT = new RegExp(`^[^${CONTROL_CHARACTERS}]*$`);
 /** Multi-line text: no control characters but tab and line feed. */
-export const MULTI_LINE_TEXT = new RegExp('^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$');
+const MULTI_LINE_TEXT = new RegExp('^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$');
 /** Printable ASCII without spaces: the alphabet of every identifier the API hands out or accepts. */
 export const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 const LONE_SURROGATE = /\p{Cs}/u;
@@ -130,16 +130,14 @@ export function boundedMoneyInput(limits: { min_nanos?: bigint; max_nanos: bigin
   });
 }
 
-export const MoneyOutput = z
-  .string()
-  .openapi({ example: '20.000000000', description: 'USD, exact, 9 decimals' });
+const MoneyOutput = z.string().openapi({ example: '20.000000000', description: 'USD, exact, 9 decimals' });
 
 export const CustomerId = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, "_" or "-"')
   .openapi({ example: 'cus_acme', description: '1 to 64 letters, digits, "_" or "-".' });
 
-export const Metadata = z
+const Metadata = z
   .record(text({ min: 1, max: 40 }), text({ max: 500 }))
   .refine((m) => Object.keys(m).length <= 50, 'at most 50 metadata keys')
   .openapi({
@@ -149,7 +147,7 @@ export const Metadata = z
     ...propertyNames(40),
   });
 
-export const Timestamp = z.string().openapi({ format: 'date-time', example: '2026-11-25T12:00:00.000Z' });
+const Timestamp = z.string().openapi({ format: 'date-time', example: '2026-11-25T12:00:00.000Z' });
 
 export const ListQuery = z
   .object({
@@ -359,7 +357,7 @@ const StorageGbDays = z
  * Quantities per dimension, processing mode and a cost-attribution tag, as in API.md. Every quantity stays exact:
  * whole JSON integers for counts, a decimal string for GB-days.
  */
-export const UsageFields = {
+const UsageFields = {
   input_tokens: TokenCount.optional(),
   cached_input_tokens: TokenCount.optional(),
   output_tokens: TokenCount.optional(),
@@ -449,10 +447,7 @@ export const AuthorizationCreate = z
   })
   .strict();
 
-export const EventId = identifier(
-  200,
-  'Deduplicates the event forever per customer; printable ASCII, no spaces.',
-);
+const EventId = identifier(200, 'Deduplicates the event forever per customer; printable ASCII, no spaces.');
 
 export const CaptureCreate = z.object({ event_id: EventId.optional(), usage: Usage }).strict();
 

@@ -34,7 +34,7 @@ const CLOSE_AFTER_ANSWER_MS = 1_000;
  * Nothing is written when the socket is gone, or when a response on this keep-alive connection has already begun
  * (another status line would corrupt it).
  */
-export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
   // Node's own default handler looks at the same (undocumented) field for the same reason.
   const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
@@ -54,7 +54,7 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
 }
 
 /** Node's parser and server error codes, as the contract's errors. */
-export function clientErrorOf(error: { code?: string }): ApiError {
+function clientErrorOf(error: { code?: string }): ApiError {
   switch (error.code) {
     case 'HPE_HEADER_OVERFLOW':
       return new ApiError('headers_too_large', 'the request headers are larger than the server accepts', {

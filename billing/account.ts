@@ -115,7 +115,7 @@ export interface AccountState {
   top_ups_failed: number;
   /** How many runs this account has had (1 + continue-as-new count); shown to operators. */
   run_number: number;
-  /** The latest threshold crossing (auto-recharge and low-balance alerts act on it). Absent in older runs' state. */
+  /** The latest threshold crossing the hot path reported (recorded and shown; nothing acts on it yet). Absent in older runs' state. */
   last_crossing?: ThresholdCrossing | null;
   threshold_crossings?: number;
   /** Commands the account refused (absent in older runs' state), and the latest of them. */

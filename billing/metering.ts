@@ -15,7 +15,7 @@ export interface UsageInput extends RatableUsage {
  * The most one usage event (or authorization) may cost: $1,000,000. Far above any real call, and far enough below
  * the bigint column that no batch sum or wallet balance can overflow, however many such events arrive.
  */
-export const MAX_EVENT_COST_NANOS = 1_000_000n * 1_000_000_000n;
+const MAX_EVENT_COST_NANOS = 1_000_000n * 1_000_000_000n;
 
 /** Rates one usage of `model` at `at`; a refusal's `param` is prefixed with where the usage sits in the request. */
 export function rate(
@@ -49,7 +49,7 @@ export function rate(
 export type UsageLines = Record<string, [number | string, string]>;
 
 /** The key of a rated line in `UsageLines`, which is also its `dimension` in quotes and usage reports. */
-export function lineKey(line: RatedLine): string {
+function lineKey(line: RatedLine): string {
   switch (line.kind) {
     case 'tokens':
       return line.dimension;

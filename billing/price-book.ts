@@ -619,7 +619,7 @@ function processingModeToJson(multiplier: Ratio, note: string | null): Processin
   return { multiplier: formatMultiplier(multiplier), ...(note === null ? {} : { note }) };
 }
 
-export function priceVersionToJson(version: PriceVersion): PriceVersionJson {
+function priceVersionToJson(version: PriceVersion): PriceVersionJson {
   const models: PriceVersionJson['models'] = {};
   for (const price of version.models.values()) {
     models[price.model] = {

@@ -41,7 +41,7 @@ export const ROUNDING_MODES = ['half_up', 'half_even', 'ceil', 'floor'] as const
 export type RoundingMode = (typeof ROUNDING_MODES)[number];
 
 /** Usage is rated with this mode unless a caller names another. */
-export const DEFAULT_ROUNDING_MODE: RoundingMode = 'half_up';
+const DEFAULT_ROUNDING_MODE: RoundingMode = 'half_up';
 
 /**
  * Divides two integers and rounds the exact quotient to an integer with `mode` (default `half_up`).

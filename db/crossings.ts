@@ -48,7 +48,7 @@ export async function markCrossingsDelivered(db: Db, ids: readonly bigint[]): Pr
 
 /**
  * Gives failed deliveries back for a retry after a backoff that doubles with each attempt, from `base_ms` up to
- * `max_ms`. A crossing is never abandoned: it may drive an auto-recharge, so it waits for Temporal to come back.
+ * `max_ms`. A crossing is never abandoned (the lifecycle will act on it), so it waits for Temporal to come back.
  */
 export async function postponeCrossings(
   db: Db,

@@ -59,7 +59,7 @@ function coalesceWrites(client: PoolClient): void {
  * Authorize: the hold is taken only if the available balance is positive and covers it, checked and applied in the
  * wallet update itself, so no interleaving can overdraw.
  */
-export const AUTHORIZE_SQL = `
+const AUTHORIZE_SQL = `
 WITH ${movementSql({
   definition: MOVEMENTS.hold,
   ref: '$2::text',
@@ -77,7 +77,7 @@ SELECT w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM w`;
  * behind each other instead of deadlocking. A cost beyond the hold is debited without a balance check, down to the
  * wallet floor ($10); past it the floor guard aborts the whole statement.
  */
-export const CAPTURE_SQL = `
+const CAPTURE_SQL = `
 WITH a AS (
   UPDATE authorizations SET status = 'captured', settled_at = now(), cost_nanos = $2::bigint,
     released_nanos = GREATEST(hold_nanos - $2::bigint, 0), event_id = $4
@@ -101,7 +101,7 @@ WITH a AS (
 SELECT a.*, w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM a JOIN w USING (customer_id)`;
 
 /** Releases a hold: `voided` by the caller, or `expired` by the sweeper (only once its time has passed). */
-export const RELEASE_SQL = `
+const RELEASE_SQL = `
 WITH a AS (
   UPDATE authorizations SET status = $2, settled_at = now(), cost_nanos = 0, released_nanos = hold_nanos
   WHERE id = $1 AND status = 'held' AND ($2 = 'voided' OR expires_at <= now())
@@ -128,7 +128,7 @@ SELECT w.amt_hold AS hold_nanos, (SELECT count(*) FROM c)::int AS crossings FROM
  * update checks again under the lock; if a concurrent batch took the room in between, it aborts the statement and
  * `HotPath` runs it again on a fresh snapshot.
  */
-export const INGEST_SQL = `
+const INGEST_SQL = `
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
     $7::bigint[], $8::bigint[], $9::text[], $10::jsonb[]) WITH ORDINALITY

@@ -9,7 +9,7 @@ import { MOVEMENTS, postMovement, type Wallet } from './postings';
  * customer's money is serialised by that lock; the money itself moves only through `db/postings.ts`.
  */
 
-export class UnknownCustomerError extends Error {
+class UnknownCustomerError extends Error {
   constructor(readonly customer_id: string) {
     super(`customer ${customer_id} does not exist`);
   }
@@ -42,7 +42,7 @@ export interface GrantRow extends GrantSlice {
 export const GRANT_COLUMNS = `id, customer_id, source, reason, amount_nanos, remaining_nanos, granted_at, expires_at,
   closed_at, closed_reason, entry_id`;
 
-export async function openGrants(q: Knex | Knex.Transaction, customer_id: string): Promise<GrantRow[]> {
+async function openGrants(q: Knex | Knex.Transaction, customer_id: string): Promise<GrantRow[]> {
   const result = await queryRows<GrantRow>(
     q,
     `SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ? AND closed_at IS NULL`,
@@ -55,7 +55,7 @@ export async function openGrants(q: Knex | Knex.Transaction, customer_id: string
  * Attributes all consumption since the last allocation to the customer's open grants and stores the result.
  * Call with the wallet lock held. Returns the grants as they are after allocation.
  */
-export async function allocateGrants(trx: Knex.Transaction, wallet: Wallet): Promise<GrantRow[]> {
+async function allocateGrants(trx: Knex.Transaction, wallet: Wallet): Promise<GrantRow[]> {
   const grants = await openGrants(trx, wallet.customer_id);
   const allocation = allocateConsumption(grants, wallet.available_nanos + wallet.held_nanos);
   for (const [grant_id, remaining_nanos] of allocation.changes) {

@@ -10,8 +10,8 @@ import path from 'node:path';
  * directive in its go.mod, which makes `go install module@version` refuse it. Keep this in sync with
  * TEMPORAL_CLI_VERSION in scripts/install-tools.sh.
  */
-export const TEMPORAL_CLI_VERSION = 'v1.5.1';
-export const TEMPORAL_CLI_GO_PACKAGE = 'github.com/temporalio/cli/cmd/temporal';
+const TEMPORAL_CLI_VERSION = 'v1.5.1';
+const TEMPORAL_CLI_GO_PACKAGE = 'github.com/temporalio/cli/cmd/temporal';
 /** The Go module that `go version -m` reports for a binary built from TEMPORAL_CLI_GO_PACKAGE. */
 const TEMPORAL_CLI_GO_MODULE = 'github.com/temporalio/cli';
 
@@ -101,7 +101,7 @@ async function hasGo(): Promise<boolean> {
  * `go install` does not stamp the CLI's own version (`temporal --version` says 0.0.0-DEV), but the
  * module version is in the binary's build info, which `go version -m` reads.
  */
-export async function goModuleVersion(binary: string, goModule: string): Promise<string | undefined> {
+async function goModuleVersion(binary: string, goModule: string): Promise<string | undefined> {
   const info = await tryExec('go', ['version', '-m', binary]);
   if (info === undefined) return undefined;
   for (const line of info.split('\n')) {

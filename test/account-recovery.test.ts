@@ -3,7 +3,7 @@ import type { AccountView } from '../billing/account';
 import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
 import { recordTopUp } from '../db/top-ups';
 import { Harness, useHarness } from './support/harness';
-import { waitFor } from './support/processes';
+import { waitFor } from './support/eventually';
 
 /**
  * Accounts survive operators. PostgreSQL is the one source of truth; an account workflow's state is a cache that a

@@ -7,7 +7,7 @@ import {
   grantCreditUpdate,
 } from '../workflows/messages';
 import { useHarness } from './support/harness';
-import { waitFor } from './support/processes';
+import { waitFor } from './support/eventually';
 
 /**
  * The account workflow never fails. A command whose step fails in a way no retry can fix (here: a NUL character,

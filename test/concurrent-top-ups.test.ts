@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { useHarness } from './support/harness';
-import { waitFor } from './support/processes';
+import { waitFor } from './support/eventually';
 
 /**
  * Any number of concurrent money requests on one account. Temporal admits at most 10 Updates in flight per

@@ -1,5 +1,5 @@
 import { useHarness } from './support/harness';
-import { waitFor } from './support/processes';
+import { waitFor } from './support/eventually';
 import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
 import type { AccountView } from '../billing/account';
 

@@ -1,5 +1,5 @@
 import { useHarness } from './support/harness';
-import { waitFor } from './support/processes';
+import { waitFor } from './support/eventually';
 
 /**
  * Credit expiry end to end: the account workflow sleeps until a grant's expiry, then writes off what is left of

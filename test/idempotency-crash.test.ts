@@ -1,5 +1,6 @@
 import { useHarness } from './support/harness';
-import { callApi, startApi, waitFor } from './support/processes';
+import { waitFor } from './support/eventually';
+import { callApi, startApi } from './support/processes';
 
 /**
  * An idempotency claim dies with the process that held it. A real API process (`npm run api`) claims a key for a

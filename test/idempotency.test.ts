@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { type Api, createApp } from '../api/app';
 import { listen } from '../api/server';
+import { eventually } from './support/eventually';
 import { ADMIN_KEY, type ApiResponse, Harness, testAppDeps } from './support/harness';
 
 /**
@@ -340,11 +341,12 @@ describe('with the worker stopped', () => {
 
     await down.startWorker();
     // A client retries a pending answer with the same key until it hears the outcome.
-    let retry = await down.call('POST', path, { amount_usd: '9.00' }, { 'Idempotency-Key': 'down-1' });
-    for (let i = 0; i < 40 && retry.status === 202; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      retry = await down.call('POST', path, { amount_usd: '9.00' }, { 'Idempotency-Key': 'down-1' });
-    }
+    const retry = await eventually(
+      () => down.call('POST', path, { amount_usd: '9.00' }, { 'Idempotency-Key': 'down-1' }),
+      (answer) => answer.status !== 202,
+      20_000,
+      500,
+    );
     expect(retry.status).toBe(201);
     expect(retry.headers.get('Idempotency-Replayed')).toBeNull();
     expect(retry.body).toMatchObject({ id: first.body.id, status: 'succeeded', amount_usd: '9.000000000' });

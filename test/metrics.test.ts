@@ -1,3 +1,4 @@
+import { eventually } from './support/eventually';
 import { useHarness } from './support/harness';
 
 /**
@@ -64,12 +65,10 @@ test('after traffic, /metrics counts requests by route template and status, and 
   expect(unauthenticated.status).toBe(401);
 
   // The crossing (0.02 -> 0.01 below 0.015) reaches the workflow; the notifier counts it once delivered.
-  const deadline_ms = Date.now() + 20_000;
-  let text = (await scrape()).text;
-  while (sample(text, 'billing_threshold_crossings_delivered_total') !== 1 && Date.now() < deadline_ms) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    text = (await scrape()).text;
-  }
+  const text = await eventually(
+    async () => (await scrape()).text,
+    (scraped) => sample(scraped, 'billing_threshold_crossings_delivered_total') === 1,
+  );
   expect(sample(text, 'billing_threshold_crossings_delivered_total')).toBe(1);
   expect(sample(text, 'billing_threshold_crossings_pending')).toBe(0);
 

@@ -1,6 +1,7 @@
 import { formatUsd, usd } from '../billing/money';
 import { useHarness } from './support/harness';
-import { type ApiChild, callApi, type Child, startApi, startWorker, waitFor } from './support/processes';
+import { waitFor } from './support/eventually';
+import { type ApiChild, callApi, type Child, startApi, startWorker } from './support/processes';
 
 /**
  * Two `npm run api` and two `npm run worker` processes on one PostgreSQL and one Temporal server, as in production:

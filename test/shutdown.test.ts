@@ -1,5 +1,6 @@
 import { useHarness } from './support/harness';
-import { callApi, startApi, startWorker, waitFor } from './support/processes';
+import { waitFor } from './support/eventually';
+import { callApi, startApi, startWorker } from './support/processes';
 
 /**
  * Stopping the processes the way npm does (a SIGTERM, then the one npm forwards) is one orderly shutdown: the API

@@ -1,6 +1,7 @@
 import { formatUsd, usd } from '../billing/money';
 import { claimCrossings, markCrossingsDelivered } from '../db/crossings';
 import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
+import { eventually } from './support/eventually';
 import { useHarness } from './support/harness';
 
 /**
@@ -24,20 +25,6 @@ async function crossings(customer: string): Promise<Crossing[]> {
 
 async function accountState(customer: string) {
   return h.temporal.workflow.getHandle(accountWorkflowId(customer)).query(accountStateQuery);
-}
-
-/** Polls until `done` holds (or the deadline passes) and returns the last value read. */
-async function eventually<T>(
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeout_ms = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeout_ms;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 async function workflowCrossings(customer: string, expected: number) {

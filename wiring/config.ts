@@ -23,7 +23,7 @@ const optionalUrl = z
 const WALLET_FLOOR_MAX_NANOS = usd('1000000000');
 const USD_DECIMAL = /^[0-9]+(\.[0-9]{1,9})?$/;
 
-export const configSchema = z.object({
+const configSchema = z.object({
   PORT: integer(1, 65535).default(3000),
   API_KEYS: z
     .string()

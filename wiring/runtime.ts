@@ -23,7 +23,7 @@ export async function connectTemporal(address: string, namespace: string): Promi
   return new Client({ connection, namespace });
 }
 
-/** The simulated gateway until the Stripe gateway lands; it needs no keys and honours Stripe's test tokens. */
+/** The payment gateway: the simulated one, which needs no keys and honours Stripe's test payment-method tokens. */
 export function createGateway(db: Db): PaymentGateway {
   return new SimulatedGateway(db);
 }

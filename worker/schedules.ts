@@ -1,6 +1,6 @@
 import { type Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 
-export const RELEASE_EXPIRED_HOLDS_SCHEDULE_ID = 'release-expired-holds';
+const RELEASE_EXPIRED_HOLDS_SCHEDULE_ID = 'release-expired-holds';
 
 /**
  * The engine's recurring jobs as Temporal Schedules (visible and pausable in the Temporal UI). Creating one that

@@ -66,14 +66,14 @@ export interface AccountWorkflowInput {
  * Runs that start by reading the database: the worker's current settings (a local activity) and, without carried
  * state, the state rebuilt from PostgreSQL. Histories recorded before this change replay without either.
  */
-export const RUN_START_PATCH = 'account-run-start-reads-database';
+const RUN_START_PATCH = 'account-run-start-reads-database';
 
 /**
  * A run that continues an earlier one also reads the requests still pending in PostgreSQL once its carried queue
  * drains, so a request whose signal was lost (an API process that died between recording and signalling, a client
  * that never retried) runs at the account's next run at the latest.
  */
-export const RUN_START_BACKLOG_PATCH = 'account-run-start-reads-backlog';
+const RUN_START_BACKLOG_PATCH = 'account-run-start-reads-backlog';
 
 /**
  * One long-lived workflow per customer (`account:<customer_id>`) that owns the account's lifecycle. It is a

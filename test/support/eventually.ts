@@ -16,3 +16,18 @@ export async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, interval_ms));
   }
 }
+
+/** Waits until `check` holds, polling every 100 ms; throws naming `what` once `timeout_ms` has passed. */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeout_ms = 60_000,
+): Promise<void> {
+  const held = await eventually(
+    async () => await check(),
+    (ok) => ok,
+    timeout_ms,
+    100,
+  );
+  if (!held) throw new Error(`timed out waiting for ${what}`);
+}

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { waitFor } from './eventually';
 import { ADMIN_KEY, type Harness } from './harness';
 
 /**
@@ -59,15 +60,6 @@ async function freePort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-/** Waits until `check` holds, polling every 100 ms; throws with `what` once `timeout_ms` has passed. */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeout_ms = 60_000) {
-  const deadline_ms = Date.now() + timeout_ms;
-  while (!(await check())) {
-    if (Date.now() > deadline_ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** `npm run api` on a free port; resolves once /healthz answers. */
