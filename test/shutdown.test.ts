@@ -10,7 +10,8 @@ const h = useHarness({ worker: false });
 
 test('an API process signalled twice drains its in-flight request and exits 0', async () => {
   await h.customer('cus_sd_1');
-  // No worker: the grant waits UPDATE_WAIT_TIMEOUT_MS for one, then answers 503. That is the request in flight.
+  // No worker: the grant is recorded and waits UPDATE_WAIT_TIMEOUT_MS for its outcome, then answers 202 pending.
+  // That wait is the request in flight.
   const api = await startApi(h, { UPDATE_WAIT_TIMEOUT_MS: '3000', SHUTDOWN_GRACE_MS: '20000' });
   const inFlight = callApi(api.baseUrl, 'POST', '/v1/customers/cus_sd_1/credit-grants', {
     amount_usd: '1.00',
@@ -34,8 +35,8 @@ test('an API process signalled twice drains its in-flight request and exits 0', 
     ),
   );
   const answered = await inFlight;
-  expect(answered.status).toBe(503);
-  expect(answered.body.error.type).toBe('unavailable');
+  expect(answered.status).toBe(202);
+  expect(answered.body).toMatchObject({ status: 'pending', amount_usd: '1.000000000' });
 
   expect(await api.exited).toEqual({ code: 0, signal: null });
   expect(api.output()).toContain('SIGTERM received while stopping');
