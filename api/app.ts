@@ -87,7 +87,7 @@ export function createApp(deps: AppDeps): Api {
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.use(requestLog(deps.logger));
-  app.use(metrics.httpMiddleware());
+  app.use(metrics.httpMiddleware((path) => routes.templateOf(path) ?? publicRoutes.templateOf(path)));
   // Public like /healthz: the only keys are admin keys, and a scraper should not hold one that can move money.
   app.get('/metrics', async (_req: Request, res: Response) => {
     const { contentType, text } = await metrics.exposition();

@@ -164,6 +164,12 @@ export class RouteTable {
     return this.match(path) !== undefined;
   }
 
+  /** The template a request path matches (`/v1/customers/:id`), for requests refused before the router ran. */
+  templateOf(path: string): string | undefined {
+    for (const [template, known] of this.paths) if (known.pattern.test(path)) return template;
+    return undefined;
+  }
+
   private match(path: string): KnownPath | undefined {
     for (const known of this.paths.values()) if (known.pattern.test(path)) return known;
     return undefined;

@@ -149,13 +149,18 @@ export class Metrics {
   }
 
   /** Express middleware: counts and times every request by its route template, once the response is finished. */
-  httpMiddleware() {
+  /**
+   * Counts and times every request by route template. `templateOf` names the template of a request refused before
+   * the router matched it (401, 405, 413, 415 on a known path), so those are not lumped together as `unmatched`.
+   */
+  httpMiddleware(templateOf: (path: string) => string | undefined = () => undefined) {
     return (req: Request, res: Response, next: NextFunction) => {
       const started_ms = performance.now();
       this.httpInFlight.inc();
       res.once('close', () => {
         this.httpInFlight.dec();
-        const labels = { method: req.method, route: routeTemplate(req), status: String(res.statusCode) };
+        const route = routeTemplate(req) ?? templateOf(req.path) ?? UNMATCHED_ROUTE;
+        const labels = { method: req.method, route, status: String(res.statusCode) };
         this.httpRequests.inc(labels);
         this.httpDuration.observe(labels, (performance.now() - started_ms) / 1000);
       });
@@ -200,9 +205,9 @@ export class Metrics {
  * The matched route's template (`/v1/customers/:id/balance`), never the concrete path, so that ids do not become
  * label values. Routers are mounted at the root, so the template is the whole path.
  */
-function routeTemplate(req: Request): string {
+function routeTemplate(req: Request): string | undefined {
   const path: unknown = (req.route as { path?: unknown } | undefined)?.path;
-  return typeof path === 'string' ? `${req.baseUrl}${path}` : UNMATCHED_ROUTE;
+  return typeof path === 'string' ? `${req.baseUrl}${path}` : undefined;
 }
 
 /** knex's pool (tarn) by the same measures as pg's: used, idle, waiting for a connection, configured size. */

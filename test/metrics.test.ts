@@ -63,6 +63,7 @@ test('after traffic, /metrics counts requests by route template and status, and 
   expect(events.body).toMatchObject({ accepted: 1, duplicate: 1, rejected: 1 });
   const unauthenticated = await fetch(`${h.baseUrl}/v1/customers/cus_mx_1/balance`);
   expect(unauthenticated.status).toBe(401);
+  expect((await h.call('GET', '/v1/no-such-route')).status).toBe(404);
 
   // The crossing (0.02 -> 0.01 below 0.015) reaches the workflow; the notifier counts it once delivered.
   const text = await eventually(
@@ -85,7 +86,11 @@ test('after traffic, /metrics counts requests by route template and status, and 
       'billing_http_requests_total{method="POST",route="/v1/authorizations/:id/capture",status="200"}',
     ),
   ).toBe(1);
-  expect(sample(text, 'billing_http_requests_total{method="GET",route="unmatched",status="401"}')).toBe(1);
+  // Refused before the router ran, yet counted under its route's template; a path no route knows is `unmatched`.
+  expect(
+    sample(text, 'billing_http_requests_total{method="GET",route="/v1/customers/:id/balance",status="401"}'),
+  ).toBe(1);
+  expect(sample(text, 'billing_http_requests_total{method="GET",route="unmatched",status="404"}')).toBe(1);
   expect(
     sample(
       text,
