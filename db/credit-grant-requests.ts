@@ -32,14 +32,7 @@ const COLUMNS = `id, customer_id, amount_nanos, source, reason, expires_at, stat
  */
 export async function recordGrantRequest(
   db: Db,
-  input: {
-    id: string;
-    customer_id: string;
-    amount_nanos: bigint;
-    source: 'promotion' | 'goodwill';
-    reason: string | null;
-    expires_at: Date | null;
-  },
+  input: Pick<GrantRequestRow, 'id' | 'customer_id' | 'amount_nanos' | 'source' | 'reason' | 'expires_at'>,
 ): Promise<GrantRequestRow> {
   await execute(
     db,
