@@ -303,6 +303,17 @@ export const CreditGrantPending = z
   })
   .openapi('CreditGrantPending');
 
+/**
+ * An operator grant request as the account settled it (GET /v1/credit-grants/:id): `pending` until the account
+ * applies it, then `granted` with the grant as it stands now, or `refused` with why.
+ */
+export const CreditGrantRequest = CreditGrantPending.extend({
+  status: z.enum(['pending', 'granted', 'refused']),
+  failure_code: z.string().nullable(),
+  failure_message: z.string().nullable(),
+  grant: CreditGrant.nullable(),
+}).openapi('CreditGrantRequest');
+
 export const LedgerEntry = z
   .object({
     id: z.string(),

@@ -17,8 +17,13 @@ const MAX_CLOSED_GRANTS_SHOWN = 50;
 /**
  * The customer's balance and grants, read in one snapshot. Consumption not yet attributed to grants is
  * attributed in memory with the same rule the ledger uses, so the view is exact without writing anything.
+ * `with_grant_id` adds that grant even when it closed too long ago to be among the recent ones shown.
  */
-export async function readBalance(db: Db, customer_id: string): Promise<BalanceView | undefined> {
+export async function readBalance(
+  db: Db,
+  customer_id: string,
+  with_grant_id: string | null = null,
+): Promise<BalanceView | undefined> {
   return db.transaction(
     async (trx) => {
       const wallets = await queryRows<Wallet>(
@@ -34,8 +39,10 @@ export async function readBalance(db: Db, customer_id: string): Promise<BalanceV
         `(SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ? AND closed_at IS NULL)
          UNION ALL
          (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ? AND closed_at IS NOT NULL
-          ORDER BY closed_at DESC LIMIT ?)`,
-        [customer_id, customer_id, MAX_CLOSED_GRANTS_SHOWN],
+          ORDER BY closed_at DESC LIMIT ?)
+         UNION
+         (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ? AND id = ? AND closed_at IS NOT NULL)`,
+        [customer_id, customer_id, MAX_CLOSED_GRANTS_SHOWN, customer_id, with_grant_id],
       );
       const open = grants.filter((g) => g.closed_at === null);
       const allocation = allocateConsumption(open, wallet.available_nanos + wallet.held_nanos);

@@ -1,5 +1,6 @@
 import { parseUsd } from '../billing/money';
-import { useHarness } from './support/harness';
+import { eventually } from './support/eventually';
+import { Harness, useHarness } from './support/harness';
 
 /**
  * Operator credit grants, the balance's consumption order, list paging (ledger and customers) and the operational
@@ -86,6 +87,62 @@ test('a goodwill grant with an expiry given in another offset is stored and show
     amount_usd: '0.000000001',
     expires_at: '2099-06-01T10:00:00.000Z',
   });
+});
+
+test('GET /v1/credit-grants/:id follows a grant answered 202 pending until it is granted, then shows the grant', async () => {
+  const unknown = await h.call('GET', '/v1/credit-grants/gr_no_such_grant');
+  expect(unknown.status).toBe(404);
+  expect(unknown.body.error).toMatchObject({ type: 'not_found' });
+
+  // A harness without a worker at first: the request is recorded and signalled, but nothing applies it within
+  // the wait, so it is 202.
+  {
+    const slow = await Harness.start({ worker: false, update_wait_timeout_ms: 300 });
+    try {
+      await slow.customer('cus_grant_get_slow');
+      const pending = await slow.call(
+        'POST',
+        '/v1/customers/cus_grant_get_slow/credit-grants',
+        { amount_usd: '3.50', reason: 'late' },
+        { 'Idempotency-Key': 'grant-get-1' },
+      );
+      expect(pending.status).toBe(202);
+      const seen = await slow.call('GET', `/v1/credit-grants/${pending.body.id}`);
+      expect(seen.status).toBe(200);
+      expect(seen.body).toMatchObject({
+        id: pending.body.id,
+        customer_id: 'cus_grant_get_slow',
+        status: 'pending',
+        amount_usd: '3.500000000',
+        reason: 'late',
+        failure_code: null,
+        grant: null,
+      });
+
+      await slow.startWorker();
+      const settled = await eventually(
+        () => slow.call('GET', `/v1/credit-grants/${pending.body.id}`),
+        (answer) => answer.body.status !== 'pending',
+      );
+      expect(settled.body).toMatchObject({
+        status: 'granted',
+        grant: {
+          id: pending.body.id,
+          customer_id: 'cus_grant_get_slow',
+          source: 'promotion',
+          amount_usd: '3.500000000',
+          remaining_usd: '3.500000000',
+          status: 'active',
+        },
+      });
+      expect((await slow.call('GET', '/v1/customers/cus_grant_get_slow/balance')).body.available_usd).toBe(
+        '3.500000000',
+      );
+      expect(await slow.ledgerViolations()).toEqual([]);
+    } finally {
+      await slow.stop();
+    }
+  }
 });
 
 test('grants are listed in consumption order: soonest expiry first, never-expiring last (oldest first)', async () => {
@@ -206,6 +263,7 @@ const ROUTES: [method: string, path: string, body: boolean, auth: boolean][] = [
   ['post', '/v1/customers/{id}/top-ups', true, true],
   ['get', '/v1/top-ups/{id}', false, true],
   ['post', '/v1/customers/{id}/credit-grants', true, true],
+  ['get', '/v1/credit-grants/{id}', false, true],
   ['get', '/v1/customers/{id}/ledger', false, true],
   ['get', '/healthz', false, false],
   ['get', '/readyz', false, false],

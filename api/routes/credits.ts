@@ -18,6 +18,7 @@ import {
   CreditGrant,
   creditGrantCreate,
   CreditGrantPending,
+  CreditGrantRequest,
   LedgerEntry,
   listOf,
   ListQuery,
@@ -118,7 +119,8 @@ export function creditRoutes(
     tag: 'Credits',
     summary:
       'Free credit from an operator (promotion or goodwill), optionally expiring. A grant not applied within the ' +
-      'wait timeout is 202 pending; retrying with the same Idempotency-Key answers how it ended.',
+      'wait timeout is 202 pending; GET /v1/credit-grants/{id}, or a retry with the same Idempotency-Key, answers ' +
+      'how it ended.',
     body: creditGrantCreate(deps.limits),
     responses: {
       201: { description: 'The grant', schema: CreditGrant },
@@ -162,15 +164,32 @@ export function creditRoutes(
       const request = (await getGrantRequest(deps.db, grant_id))!;
       if (request.status === 'pending') return { status: 202, body: pendingGrantView(request) };
       if (request.status === 'refused') throw refusalError(request.failure_code, request.failure_message);
-      const balance = await readBalance(deps.db, customer.id);
-      const grant = balance?.grants.find((g) => g.id === grant_id);
-      if (!grant) throw new Error(`grant ${grant_id} was applied but is not in the balance`);
+      return { status: 201, body: await appliedGrant(deps.db, customer.id, grant_id) };
+    },
+  });
+
+  routes.add({
+    method: 'get',
+    path: '/v1/credit-grants/:id',
+    tag: 'Credits',
+    summary:
+      'Retrieve an operator grant request, e.g. one answered 202 pending: pending, granted (with the grant as it ' +
+      'stands now) or refused (with why).',
+    responses: { 200: { description: 'The grant request', schema: CreditGrantRequest } },
+    handler: async ({ params }) => {
+      const request = await getGrantRequest(deps.db, params.id!);
+      if (!request) throw notFound('credit grant', params.id!);
+      const grant =
+        request.status === 'granted' ? await appliedGrant(deps.db, request.customer_id, request.id) : null;
       return {
-        status: 201,
+        status: 200,
         body: {
-          ...balanceView(customer.id, { ...balance!, grants: [grant] }).grants[0]!,
-          customer_id: customer.id,
-        } satisfies z.infer<typeof CreditGrant>,
+          ...pendingGrantView(request),
+          status: request.status,
+          failure_code: request.failure_code,
+          failure_message: request.failure_message,
+          grant,
+        } satisfies z.infer<typeof CreditGrantRequest>,
       };
     },
   });
@@ -229,6 +248,18 @@ function refusalError(
     message ?? 'the account refused the request',
     { code: refusal, extra },
   );
+}
+
+/** An applied grant as the balance shows it now (remaining, status), with its customer. */
+async function appliedGrant(
+  db: Db,
+  customer_id: string,
+  grant_id: string,
+): Promise<z.infer<typeof CreditGrant>> {
+  const balance = await readBalance(db, customer_id, grant_id);
+  const grant = balance?.grants.find((g) => g.id === grant_id);
+  if (!balance || !grant) throw new Error(`grant ${grant_id} was applied but is not in the balance`);
+  return { ...balanceView(customer_id, { ...balance, grants: [grant] }).grants[0]!, customer_id };
 }
 
 function pendingGrantView(row: GrantRequestRow): z.infer<typeof CreditGrantPending> {
