@@ -68,6 +68,33 @@ test('ingestion answers each event in order: accepted with its cost, duplicate w
   expect(entries.map((x: { amount_nanos: bigint }) => x.amount_nanos)).toEqual([-usd('0.0076')]);
 });
 
+test('a keyed batch whose bad event has a NUL in its id is 200, echoes that id as null, and replays', async () => {
+  // Found by the HTTP fuzzer: the rejected event's id was echoed into the response stored under the
+  // Idempotency-Key, and PostgreSQL's jsonb refuses a NUL, so the whole batch answered 500.
+  await h.customer('cus_ue_nul');
+  await grant('cus_ue_nul', '1.00');
+  const body = {
+    events: [
+      { event_id: 'nul-ok', customer_id: 'cus_ue_nul', model: 'gpt-5.4', input_tokens: 1000 },
+      { event_id: 'bad\u0000id', customer_id: 'cus_ue_nul', model: 'gpt-5.4', input_tokens: 1 },
+      { event_id: 'bad\ud800id', customer_id: 'cus_ue_nul', model: 'gpt-5.4', input_tokens: 1 },
+    ],
+  };
+  const first = await h.call('POST', '/v1/usage-events', body, { 'Idempotency-Key': 'ue-nul-1' });
+  expect(first.status).toBe(200);
+  expect(first.body).toMatchObject({ accepted: 1, rejected: 2 });
+  expect(first.body.data[1]).toMatchObject({
+    event_id: null,
+    status: 'rejected',
+    error: { code: 'invalid_event', param: 'events[1].event_id' },
+  });
+  expect(first.body.data[2]).toMatchObject({ event_id: null, status: 'rejected' });
+  const replay = await h.call('POST', '/v1/usage-events', body, { 'Idempotency-Key': 'ue-nul-1' });
+  expect(replay.headers.get('Idempotency-Replayed')).toBe('true');
+  expect(replay.body).toEqual(first.body);
+  expect(await available('cus_ue_nul')).toBe(usd('1.00') - usd('0.0025'));
+});
+
 test('bad events are rejected one by one with a code and the field, and a batch of only bad events touches nothing', async () => {
   await h.customer('cus_ue_bad');
   await grant('cus_ue_bad', '1.00');

@@ -27,6 +27,7 @@ import {
   MoneyInput,
   Quote,
   QuoteCreate,
+  text,
   UsageEvent,
   UsageEventResult,
   UsageEventsCreate,
@@ -371,6 +372,13 @@ type EventResult = z.infer<typeof UsageEventResult>;
  * Validates and rates each event on its own (a bad event never spoils the batch), drops repeats within the batch,
  * then records the rest in one transaction. Results come back in the order the events were sent.
  */
+/**
+ * What a rejected event's id must be for the result to echo it (otherwise `null`; results are in request order
+ * either way): text without control characters or lone surrogates. A NUL in the echo would reach the stored
+ * idempotent response, which PostgreSQL's jsonb refuses, and turn one bad event into a 500.
+ */
+const ECHOABLE_TEXT = text({ max: 1000 });
+
 async function ingestBatch(deps: MeteringDeps, events: unknown[]) {
   const now = new Date();
   const results: EventResult[] = new Array(events.length);
@@ -379,7 +387,7 @@ async function ingestBatch(deps: MeteringDeps, events: unknown[]) {
   const seen = new Set<string>();
   events.forEach((raw, i) => {
     const rawId = (raw as { event_id?: unknown } | null)?.event_id;
-    const event_id = typeof rawId === 'string' ? rawId : null;
+    const event_id = typeof rawId === 'string' && ECHOABLE_TEXT.safeParse(rawId).success ? rawId : null;
     const parsed = UsageEvent.safeParse(raw);
     if (!parsed.success) {
       const problem = describeIssue(parsed.error.issues[0]!, [`events[${i}]`]);
