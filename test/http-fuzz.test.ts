@@ -14,8 +14,11 @@ const h = useHarness();
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a JSON document walked by hand
 type Json = any;
 
-/** Runs per operation: enough to hit every mutation on every operation, small enough for tens of seconds. */
-const RUNS_PER_OPERATION = 30;
+/**
+ * Runs per operation: enough to hit every mutation on every operation, small enough for tens of seconds.
+ * `FUZZ_RUNS_PER_OPERATION` raises it for a longer hunt (a failure prints fast-check's seed to replay it).
+ */
+const RUNS_PER_OPERATION = Number(process.env.FUZZ_RUNS_PER_OPERATION ?? 30);
 const KNOWN_CUSTOMER = 'cus_fz_known';
 
 let doc: Json;
