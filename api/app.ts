@@ -15,7 +15,7 @@ import { meteringRoutes } from './routes/metering';
 import { CrossingNotifier } from './crossing-notifier';
 import { IdempotencyKeys } from './idempotency';
 import { Metrics } from './metrics';
-import type { HotPath } from '../db/hot-path';
+import { ContentionError, type HotPath } from '../db/hot-path';
 import type { PriceBook } from '../billing/price-book';
 import { operationRoutes } from './routes/operations';
 
@@ -192,8 +192,18 @@ function errorHandler(logger: Logger) {
   };
 }
 
-function toApiError(error: unknown): ApiError {
+/** Maps anything a handler threw to the contract's error: ours as they are, known failures by kind, the rest 500. */
+export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
+  if (error instanceof ContentionError) {
+    return new ApiError(
+      'unavailable',
+      'the request conflicted with concurrent ones on the same wallets; retry it',
+      {
+        code: 'contention',
+      },
+    );
+  }
   const bodyError = error as { type?: string; status?: number; limit?: number };
   if (bodyError.type === 'entity.too.large') {
     return new ApiError('payload_too_large', `the request body is larger than ${bodyError.limit} bytes`);

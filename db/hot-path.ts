@@ -257,6 +257,20 @@ export interface HotPathSettings {
 
 const errorCode = (error: unknown) => (error as { code?: string }).code;
 
+/**
+ * A statement that kept conflicting with concurrent ones (a deadlock, or a floor check made stale by another batch)
+ * after its bounded retries. Nothing of it was written; the caller's retry is safe (events are deduplicated by
+ * event id, holds by authorization id), so the API answers 503 rather than a defect's 500.
+ */
+export class ContentionError extends Error {
+  constructor(
+    readonly attempts: number,
+    readonly cause_code: string,
+  ) {
+    super(`the statement conflicted with concurrent ones ${attempts} times (${cause_code})`);
+  }
+}
+
 export class HotPath {
   readonly wallet_floor_nanos: bigint;
 
@@ -284,10 +298,12 @@ export class HotPath {
         return await this.pool.query<R>(config);
       } catch (error) {
         const code = errorCode(error);
-        const retry =
-          (code === DEADLOCK_DETECTED && attempt < MAX_DEADLOCK_ATTEMPTS) ||
-          (retryOnFloor && code === WALLET_FLOOR_SQLSTATE && attempt < MAX_FLOOR_ATTEMPTS);
-        if (!retry) throw error;
+        const deadlock = code === DEADLOCK_DETECTED;
+        const staleFloor = retryOnFloor && code === WALLET_FLOOR_SQLSTATE;
+        if (!deadlock && !staleFloor) throw error;
+        if (attempt >= (deadlock ? MAX_DEADLOCK_ATTEMPTS : MAX_FLOOR_ATTEMPTS)) {
+          throw new ContentionError(attempt, code!);
+        }
       }
     }
   }
