@@ -81,7 +81,7 @@ test('a grant whose reason holds a NUL is refused (invalid_data), the run keeps 
   expect((await h.call('GET', `/v1/customers/${customer}/balance`)).body.available_usd).toBe('12.000000000');
 });
 
-test('through the API, a grant refused by the account is a 4xx with the refusal code, never a 5xx or a stuck account', async () => {
+test('through the API, a grant whose reason PostgreSQL cannot store is a 400 at the edge, and the account takes the next top-up', async () => {
   const customer = 'cus_ref_api';
   await h.customer(customer, 'pm_card_visa');
   const nul = await h.call('POST', `/v1/customers/${customer}/credit-grants`, {

@@ -14,7 +14,7 @@ test('an expiring promotion is written off at its expiry by the workflow timer, 
     201,
   );
   // Soon enough to wait for, late enough that the API (which refuses a past expiry) accepts it on a busy machine.
-  const expires_at = new Date(Date.now() + 3_000).toISOString();
+  const expires_at = new Date(Date.now() + 5_000).toISOString();
   const grant = await h.call('POST', `/v1/customers/${customer}/credit-grants`, {
     amount_usd: '2.500000001',
     reason: 'trial credit',

@@ -41,7 +41,8 @@ test('a keyed request caught by kill -9 is retried at once on another process an
   expect(retried.body).toMatchObject({ amount_usd: '7.000000000' });
   expect(elapsed_ms).toBeLessThan(15_000); // the old claim timeout was 60 s
 
-  // Exactly one grant: the dead process's update and the retry carry the same update id.
+  // Exactly one grant: the dead process's request and the retry derive the same grant id from the key, and the
+  // account runs a grant id once.
   const grants = await h.db('credit_grants').where({ customer_id: 'cus_ic_1' });
   expect(grants).toHaveLength(1);
   const balance = await h.call('GET', '/v1/customers/cus_ic_1/balance');

@@ -12,7 +12,7 @@ test('an API process signalled twice drains its in-flight request and exits 0', 
   await h.customer('cus_sd_1');
   // No worker: the grant is recorded and waits UPDATE_WAIT_TIMEOUT_MS for its outcome, then answers 202 pending.
   // That wait is the request in flight.
-  const api = await startApi(h, { UPDATE_WAIT_TIMEOUT_MS: '3000', SHUTDOWN_GRACE_MS: '20000' });
+  const api = await startApi(h, { UPDATE_WAIT_TIMEOUT_MS: '10000', SHUTDOWN_GRACE_MS: '20000' });
   const inFlight = callApi(api.baseUrl, 'POST', '/v1/customers/cus_sd_1/credit-grants', {
     amount_usd: '1.00',
     reason: 'in flight',
