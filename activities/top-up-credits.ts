@@ -5,7 +5,7 @@ import type { Db } from '../db/connection';
 import { getCustomer } from '../db/customers';
 import { PermanentError } from '../db/errors';
 import { grantCredit } from '../db/ledger';
-import { recordPayment } from '../db/payments';
+import { findPayment, type PaymentRecord, recordPayment } from '../db/payments';
 import { getTopUp, recordTopUp, settleTopUp, type TopUpRow } from '../db/top-ups';
 import type { PaymentGateway } from '../payments/payment-gateway';
 
@@ -69,8 +69,13 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
         });
         if (row.status !== 'pending') return { status: 'settled', result: resultFrom(row) };
       }
-      const payment_method = input.payment_method ?? (await cardOnFile(deps.db, input.customer_id));
       const idempotency_key = `top_up:${input.top_up_id}`;
+      const payment_id = paymentIdFor(input.top_up_id);
+      // A charge already recorded is never made again: the gateway's own idempotency key may have expired (Stripe
+      // keeps keys about 24 h) by the time a stopped run resumes, so our record, not the gateway's, decides.
+      const recorded = await findPayment(deps.db, idempotency_key);
+      if (recorded) return chargeResultOf(recorded);
+      const payment_method = input.payment_method ?? (await cardOnFile(deps.db, input.customer_id));
       const outcome = await deps.gateway.charge({
         idempotency_key,
         customer_id: input.customer_id,
@@ -78,7 +83,6 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
         amount_nanos,
         description: `Credit top-up ${input.top_up_id}`,
       });
-      const payment_id = paymentIdFor(input.top_up_id);
       await recordPayment(deps.db, {
         id: payment_id,
         customer_id: input.customer_id,
@@ -148,6 +152,19 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
       });
       return resultOf(deps.db, input.top_up_id);
     },
+  };
+}
+
+/** A recorded charge attempt as this step's result (the gateway's decline details are not stored, only its code). */
+function chargeResultOf(payment: PaymentRecord): ChargeResult {
+  if (payment.status === 'succeeded') return { status: 'succeeded', payment_id: payment.id };
+  const failure_code = payment.failure_code ?? 'processing_error';
+  return {
+    status: 'failed',
+    payment_id: payment.id,
+    failure_code,
+    decline_code: null,
+    message: `the charge failed (${failure_code})`,
   };
 }
 

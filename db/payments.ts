@@ -1,4 +1,4 @@
-import { execute, type Db } from './connection';
+import { execute, queryRows, type Db } from './connection';
 
 /** One charge attempt we made through a gateway, keyed like the gateway call itself. */
 export interface PaymentRecord {
@@ -32,4 +32,16 @@ export async function recordPayment(db: Db, payment: PaymentRecord): Promise<voi
       payment.failure_code,
     ],
   );
+}
+
+/** The charge attempt recorded under a gateway idempotency key, if one was made and recorded. */
+export async function findPayment(db: Db, idempotency_key: string): Promise<PaymentRecord | undefined> {
+  const rows = await queryRows<PaymentRecord>(
+    db,
+    `SELECT id, customer_id, gateway, idempotency_key, gateway_charge_id, payment_method, amount_nanos, status,
+       failure_code
+     FROM payments WHERE idempotency_key = ?`,
+    [idempotency_key],
+  );
+  return rows[0];
 }
