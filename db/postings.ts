@@ -242,6 +242,13 @@ export interface MovementSql<A extends string> {
   where: string;
   /** SQL of the wallet floor in nanos, for debits that are not checked against the balance (see the contract). */
   floor?: string;
+  /**
+   * SQL, over `from`, of whether the threshold was armed before this statement. `last_crossing_xact` tells a
+   * statement that it crossed only if it is the transaction's one movement of that wallet (every hot-path
+   * statement); a transaction that posts several movements to one wallet (an expiry sweep) passes this so that
+   * only the movement that actually crossed reports it.
+   */
+  armedBefore?: string;
 }
 
 /**
@@ -266,7 +273,7 @@ export function movementSql<A extends string>(spec: MovementSql<A>): string {
   WHERE ${spec.where}
   RETURNING wallets.customer_id, wallets.available_nanos, wallets.held_nanos, wallets.low_balance_threshold_nanos,
     ${definition.amounts.map((a) => `(${spec.amounts[a]})::bigint AS amt_${a}`).join(', ')}, (${spec.ref})::text AS ref, (${kind})::text AS kind,
-    (wallets.last_crossing_xact IS NOT DISTINCT FROM pg_current_xact_id()) AS crossed
+    (wallets.last_crossing_xact IS NOT DISTINCT FROM pg_current_xact_id()${spec.armedBefore ? ` AND (${spec.armedBefore})` : ''}) AS crossed
 ), e AS (
   INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
   SELECT w.customer_id, w.kind, w.ref, ${availableTerms ? termsSql(availableTerms, onW) : '0'}, w.available_nanos
@@ -347,7 +354,9 @@ export async function postMovement<A extends string>(
   if (existing[0]) return { entry_id: existing[0].id, created: false, wallet, crossed: false };
 
   const { amounts } = request.definition;
+  // The wallet's arming as this statement's snapshot sees it, i.e. before the update below (see `armedBefore`).
   const source = [
+    `(SELECT threshold_armed FROM wallets WHERE customer_id = ?) AS was_armed`,
     `?::text AS customer_id`,
     `?::text AS kind`,
     `?::text AS ref`,
@@ -368,9 +377,10 @@ export async function postMovement<A extends string>(
        amounts: Object.fromEntries(amounts.map((a) => [a, `src.${a}`])) as Record<A, string>,
        from: 'src',
        where: 'wallets.customer_id = src.customer_id',
+       armedBefore: 'src.was_armed',
      })}
      SELECT (SELECT id FROM e) AS entry_id, w.available_nanos, w.held_nanos, w.crossed FROM w`,
-    [request.customer_id, kind, request.ref, ...amounts.map((a) => request.amounts[a])],
+    [request.customer_id, request.customer_id, kind, request.ref, ...amounts.map((a) => request.amounts[a])],
   );
   const row = rows[0];
   if (!row || row.entry_id === null) throw new Error(`movement ${kind}:${request.ref} wrote no entry`);

@@ -262,6 +262,34 @@ test('one threshold rule for all: a debit crosses once and disarms, a released h
   expect(await crossings()).toBe(2);
 });
 
+test('an expiry sweep whose write-offs go below the threshold records one crossing, not one per grant', async () => {
+  // 10.00 of credit, then two promotions that expired a moment ago (3.00 and 4.00): 17.00, threshold 12.00. The sweep
+  // writes both off in one transaction: 17 -> 14 (above) -> 10 (crosses), or 13 -> 10 in the other order; either
+  // way one crossing. Before the fix, every write-off after the crossing in that transaction reported it again.
+  await customer('cus_po_sweep', '10.00');
+  const now = Date.now();
+  await fund('cus_po_sweep', '3.00', {
+    granted_at: new Date(now - 3_000),
+    expires_at: new Date(now - 2_000),
+  });
+  await fund('cus_po_sweep', '4.00', {
+    granted_at: new Date(now - 3_000),
+    expires_at: new Date(now - 1_000),
+  });
+  expect(await setLowBalanceThreshold(db, 'cus_po_sweep', usd('12.00'))).toBe(true);
+  const first = await fund('cus_po_sweep', '0.000000001', {
+    granted_at: new Date(now - 3_000),
+    expires_at: new Date(now - 500),
+  }); // a third, tiny one after the crossing: its write-off must not report the crossing again
+  expect(first.amount_nanos).toBe(1n);
+  expect(await expireGrants(db, 'cus_po_sweep', new Date(now))).toHaveLength(3);
+  expect(await wallet('cus_po_sweep')).toMatchObject({
+    available_nanos: usd('10.00'),
+    threshold_armed: false,
+  });
+  expect(await db('threshold_crossings').where({ customer_id: 'cus_po_sweep' })).toHaveLength(1);
+});
+
 test('ingestion past the wallet floor rejects events one by one, in the order sent; repeats stay duplicates', async () => {
   await customer('cus_po_floor', '0.50'); // room above the floor: 0.50 + 1.00
   const batch = [
