@@ -132,16 +132,27 @@ export class RouteTable {
     try {
       result = await spec.handler(ctx);
     } catch (error) {
-      if (error instanceof ApiError && isFinalOutcome(error.status)) {
-        await this.keys.store(ctx.principal, key, { status: error.status, body: error.toBody() });
-      } else {
-        await this.keys.release(ctx.principal, key);
-      }
+      const final = error instanceof ApiError && isFinalOutcome(error.status);
+      await this.settleKey(ctx.principal, key, final ? { status: error.status, body: error.toBody() } : null);
       throw error;
     }
-    if (isFinalOutcome(result.status)) await this.keys.store(ctx.principal, key, result);
-    else await this.keys.release(ctx.principal, key);
+    await this.settleKey(ctx.principal, key, isFinalOutcome(result.status) ? result : null);
     return result;
+  }
+
+  /**
+   * Stores the final answer under the key, or gives the key back. If storing fails (the database blinked), the key
+   * is given back rather than left claimed by this live process, which would answer 409 `idempotency_key_in_use`
+   * to every retry until it restarts; running the retry again is safe, since the ids underneath derive from the
+   * key. The answer itself still goes to the caller.
+   */
+  private async settleKey(principal: string, key: string, answer: RouteResult | null): Promise<void> {
+    try {
+      if (answer) await this.keys.store(principal, key, answer);
+      else await this.keys.release(principal, key);
+    } catch {
+      await this.keys.release(principal, key).catch(() => undefined);
+    }
   }
 
   /**
