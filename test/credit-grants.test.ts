@@ -1,5 +1,5 @@
 import { parseUsd } from '../billing/money';
-import { eventually } from './support/eventually';
+import { eventually, waitFor } from './support/eventually';
 import { Harness, useHarness } from './support/harness';
 
 /**
@@ -142,6 +142,40 @@ test('GET /v1/credit-grants/:id follows a grant answered 202 pending until it is
     } finally {
       await slow.stop();
     }
+  }
+});
+
+test('a retried grant whose expiry has passed since it was recorded answers its outcome, not a 400', async () => {
+  const slow = await Harness.start({ worker: false, update_wait_timeout_ms: 300 });
+  try {
+    await slow.customer('cus_grant_retry_late');
+    const body = {
+      amount_usd: '1.00',
+      reason: 'short',
+      expires_at: new Date(Date.now() + 1_000).toISOString(),
+    };
+    const headers = { 'Idempotency-Key': 'grant-late-1' };
+    const path = '/v1/customers/cus_grant_retry_late/credit-grants';
+    const first = await slow.call('POST', path, body, headers);
+    expect(first.status).toBe(202);
+    await waitFor('the expiry to pass', () => Date.now() > Date.parse(body.expires_at) + 100, 5_000);
+    const retry = await slow.call('POST', path, body, headers);
+    expect(retry.status).toBe(202);
+    expect(retry.body).toMatchObject({ id: first.body.id, status: 'pending' });
+    // A new request (another key) with that expiry is refused as before.
+    const late = await slow.call('POST', path, body, { 'Idempotency-Key': 'grant-late-2' });
+    expect(late.status).toBe(400);
+    expect(late.body.error).toMatchObject({ param: 'expires_at' });
+    // Applied at last, the grant is credited and written off at once: the books still agree.
+    await slow.startWorker();
+    const settled = await eventually(
+      () => slow.call('GET', `/v1/credit-grants/${first.body.id}`),
+      (answer) => answer.body.status !== 'pending',
+    );
+    expect(settled.body.status).toBe('granted');
+    expect(await slow.ledgerViolations()).toEqual([]);
+  } finally {
+    await slow.stop();
   }
 });
 

@@ -130,7 +130,10 @@ export function creditRoutes(
       const customer = await requireCustomer(params.id!);
       const grant_id = derivedId('gr', principal, idempotencyKey, `grant:${customer.id}`);
       const expires_at = body.expires_at ? new Date(body.expires_at).toISOString() : null;
-      if (expires_at !== null && Date.parse(expires_at) <= Date.now()) {
+      // Only a new request must expire in the future: a retry (same key) of one already recorded asks for its
+      // outcome, which stays answerable after the expiry has passed.
+      const known = await getGrantRequest(deps.db, grant_id);
+      if (!known && expires_at !== null && Date.parse(expires_at) <= Date.now()) {
         throw invalid('expires_at', 'expires_at must be in the future');
       }
       const amount_nanos = usd(body.amount_usd);
