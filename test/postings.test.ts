@@ -373,6 +373,41 @@ test('a capture whose cost beyond the hold passes the floor is refused and moves
   expect(await capture(id, usd('2.00'))).toMatchObject({ ok: true, available_nanos: -FLOOR });
 });
 
+test('a wallet already below the floor still takes movements that add to it, such as a capture under its hold', async () => {
+  await customer('cus_po_below', '2.00');
+  const id = `auth_${randomUUID()}`;
+  const held = await hot.authorize({
+    customer_id: 'cus_po_below',
+    authorization_id: id,
+    model: 'm',
+    hold_nanos: usd('1.00'),
+    created_at: new Date(),
+    expires_at: new Date(Date.now() + 600_000),
+  }); // available 1.00, held 1.00
+  expect(held.ok).toBe(true);
+  // Under a wider floor (an operator since lowered WALLET_FLOOR_USD), usage took the wallet to -2.00: past 1.00.
+  const wider = new HotPath(hot.pool, { wallet_floor_nanos: usd('5.00') });
+  const used = await wider.ingest(randomUUID(), [event('cus_po_below', 'below-1', usd('3.00'))]);
+  expect(used.recorded.size).toBe(1);
+  expect((await wallet('cus_po_below')).available_nanos).toBe(-usd('2.00'));
+  // The capture costs 0.40 of its 1.00 hold: available rises to -1.40, still below the floor, and that is fine.
+  const captured = await hot.capture({
+    authorization_id: id,
+    cost_nanos: usd('0.40'),
+    provider_cost_nanos: 0n,
+    event_id: id,
+    occurred_at: new Date(),
+    lines: {},
+    price_version: 'test',
+    processing: 'standard',
+    feature: null,
+  });
+  expect(captured).toMatchObject({ ok: true, available_nanos: -usd('1.40') });
+  // A debit there is still refused.
+  const more = await hot.ingest(randomUUID(), [event('cus_po_below', 'below-2', 1n)]);
+  expect(more.past_floor.size).toBe(1);
+});
+
 test('concurrent batches on one wallet near its floor never take it past the floor, and fill it exactly', async () => {
   await customer('cus_po_race', '1.00'); // room 2.00: at most 66 events of 0.03 (1.98)
   const EVENT = usd('0.03');
