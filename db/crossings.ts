@@ -19,7 +19,9 @@ export interface PendingCrossing {
 /**
  * Claims up to `limit` undelivered crossings, oldest first, for `lease_ms`: nobody else claims them until the lease
  * ends, so a deliverer that crashes mid-batch gives its rows back by doing nothing. SKIP LOCKED lets several
- * processes claim disjoint batches at once without waiting on each other.
+ * processes claim disjoint batches at once without waiting on each other. A crossing is claimed only once every
+ * older crossing of its customer is delivered: the account workflow ignores a crossing id at or below the last it
+ * saw, so delivering a newer one first would lose the older one.
  */
 export async function claimCrossings(db: Db, limit: number, lease_ms: number): Promise<PendingCrossing[]> {
   return queryRows<PendingCrossing>(
@@ -27,9 +29,11 @@ export async function claimCrossings(db: Db, limit: number, lease_ms: number): P
     `UPDATE threshold_crossings c
      SET claimed_until = now() + make_interval(secs => ? / 1000.0), delivery_attempts = c.delivery_attempts + 1
      WHERE c.id IN (
-       SELECT id FROM threshold_crossings
-       WHERE signaled_at IS NULL AND (claimed_until IS NULL OR claimed_until <= now())
-       ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
+       SELECT t.id FROM threshold_crossings t
+       WHERE t.signaled_at IS NULL AND (t.claimed_until IS NULL OR t.claimed_until <= now())
+         AND NOT EXISTS (SELECT 1 FROM threshold_crossings o
+                         WHERE o.customer_id = t.customer_id AND o.id < t.id AND o.signaled_at IS NULL)
+       ORDER BY t.id LIMIT ? FOR UPDATE OF t SKIP LOCKED)
      RETURNING c.id, c.customer_id, c.threshold_nanos, c.balance_after_nanos, c.crossed_at, c.delivery_attempts`,
     [lease_ms, limit],
   ).then((rows) => rows.sort((a, b) => (a.id < b.id ? -1 : 1)));

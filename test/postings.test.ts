@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { usd } from '../billing/money';
 import type { Db } from '../db/connection';
+import { claimCrossings, markCrossingsDelivered } from '../db/crossings';
 import { createCustomer } from '../db/customers';
 import { createHotPathPool, eventKey, HotPath, type IngestRow } from '../db/hot-path';
 import { expireGrants, grantCredit, lockWallet } from '../db/ledger';
@@ -22,6 +23,7 @@ import {
   type Posting,
 } from '../db/postings';
 import { createTestDatabase } from './support/database';
+import { eventually } from './support/eventually';
 
 const FLOOR = usd('1.00');
 let db: Db;
@@ -406,6 +408,31 @@ test('a wallet already below the floor still takes movements that add to it, suc
   // A debit there is still refused.
   const more = await hot.ingest(randomUUID(), [event('cus_po_below', 'below-2', 1n)]);
   expect(more.past_floor.size).toBe(1);
+});
+
+test('crossings are claimed for delivery in order per customer: a newer one waits until the older is delivered', async () => {
+  // The workflow ignores a crossing id at or below the last it saw, so delivering a newer one first loses the older.
+  await customer('cus_po_order_a');
+  await customer('cus_po_order_b');
+  const insert = (customer_id: string) =>
+    db('threshold_crossings')
+      .insert({ customer_id, threshold_nanos: usd('5.00'), balance_after_nanos: usd('4.00') })
+      .returning('id');
+  const [a1] = await insert('cus_po_order_a');
+  const [a2] = await insert('cus_po_order_a');
+  const [b1] = await insert('cus_po_order_b');
+  const ours = (rows: { id: bigint }[]) =>
+    rows.map((r) => r.id).filter((id) => [a1.id, a2.id, b1.id].includes(id));
+  // A 1 ms lease, so that rows claimed here come back to be claimed again.
+  const reclaim = (until: (ids: bigint[]) => boolean) =>
+    eventually(async () => ours(await claimCrossings(db, 100, 1)), until, 5_000);
+  expect(ours(await claimCrossings(db, 100, 1))).toEqual([a1.id, b1.id]);
+  // While a1 is undelivered, a2 is never claimed, even after a1's lease has lapsed.
+  const meanwhile = await reclaim((ids) => ids.includes(a1.id));
+  expect(meanwhile).toContain(a1.id);
+  expect(meanwhile).not.toContain(a2.id);
+  expect(await markCrossingsDelivered(db, [a1.id])).toBe(1);
+  expect(await reclaim((ids) => ids.includes(a2.id))).toContain(a2.id);
 });
 
 test('concurrent batches on one wallet near its floor never take it past the floor, and fill it exactly', async () => {
