@@ -127,8 +127,10 @@ export class CrossingNotifier {
   private signal(row: PendingCrossing): Promise<void> {
     return this.accounts.signal(row.customer_id, balanceThresholdCrossedSignal, {
       crossing_id: row.id.toString(),
+      kind: row.kind,
       threshold_usd: formatUsd(row.threshold_nanos),
       balance_usd: formatUsd(row.balance_after_nanos),
+      ...(row.month_spend_nanos === null ? {} : { month_spend_usd: formatUsd(row.month_spend_nanos) }),
       crossed_at: row.crossed_at.toISOString(),
     });
   }

@@ -15,6 +15,10 @@ export interface AccountSettings {
   continue_as_new_after_events: number | null;
   /** Start-to-close timeout of a payment call; absent in settings from older starts (then the default below). */
   payment_activity_timeout_ms?: number;
+  /** `BILLING_DAY` in ms: the unit of tier age rules and grace periods (absent in older starts: one day). */
+  billing_day_ms?: number;
+  /** `TOP_UP_CREDIT_VALIDITY`: an ISO-8601 duration, or null when bought credit never expires (absent: `P1Y`). */
+  top_up_credit_validity?: string | null;
 }
 
 /** A card processor may take long under load; its calls get more room than a database step. */
@@ -56,12 +60,27 @@ export interface PaymentMethodRequest {
   payment_method: string;
 }
 
-/** The hot path saw a debit take the available balance below the customer's threshold (once per crossing). */
+/**
+ * What a crossing crossed (`db/postings.ts` fires each kind once per crossing):
+ * - `low_balance`: the available balance went below the low-balance alert threshold;
+ * - `recharge`: below the auto-recharge threshold;
+ * - `depleted`: to zero or below;
+ * - `budget_alert` / `budget_limit`: this UTC month's spend reached the budget's alert / limit.
+ */
+export type CrossingKind = 'low_balance' | 'recharge' | 'depleted' | 'budget_alert' | 'budget_limit';
+
+/** The hot path saw a debit cross one of the customer's thresholds (once per crossing). */
 export interface ThresholdCrossing {
   /** Increasing id of the crossing in the outbox; redeliveries repeat it. */
   crossing_id: string;
+  /** Absent in crossings recorded before kinds existed: `low_balance`. */
+  kind?: CrossingKind;
+  /** The threshold crossed (for budgets: the alert or limit); `0.00` for `depleted`. */
   threshold_usd: string;
+  /** The available balance after the debit. */
   balance_usd: string;
+  /** This month's spend after the debit, for budget crossings. */
+  month_spend_usd?: string;
   crossed_at: string;
 }
 

@@ -1,3 +1,4 @@
+import type { CrossingKind } from '../billing/account';
 import { execute, queryRows, type Db } from './connection';
 
 /**
@@ -9,7 +10,10 @@ import { execute, queryRows, type Db } from './connection';
 export interface PendingCrossing {
   id: bigint;
   customer_id: string;
+  kind: CrossingKind;
   threshold_nanos: bigint;
+  /** This month's spend after the debit (budget crossings; null for the others). */
+  month_spend_nanos: bigint | null;
   balance_after_nanos: bigint;
   crossed_at: Date;
   /** How many times a deliverer has claimed this row, this claim included. */
@@ -34,7 +38,7 @@ export async function claimCrossings(db: Db, limit: number, lease_ms: number): P
          AND NOT EXISTS (SELECT 1 FROM threshold_crossings o
                          WHERE o.customer_id = t.customer_id AND o.id < t.id AND o.signaled_at IS NULL)
        ORDER BY t.id LIMIT ? FOR UPDATE OF t SKIP LOCKED)
-     RETURNING c.id, c.customer_id, c.threshold_nanos, c.balance_after_nanos, c.crossed_at, c.delivery_attempts`,
+     RETURNING c.id, c.customer_id, c.kind, c.threshold_nanos, c.month_spend_nanos, c.balance_after_nanos, c.crossed_at, c.delivery_attempts`,
     [lease_ms, limit],
   ).then((rows) => rows.sort((a, b) => (a.id < b.id ? -1 : 1)));
 }

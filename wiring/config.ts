@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { fixedDurationMs, isFixedLength, parseIsoDuration } from '../billing/durations';
 import { usd } from '../billing/money';
 
 /**
@@ -18,6 +19,38 @@ const optionalUrl = z
   .min(1)
   .optional()
   .transform((v) => (v === '' ? undefined : v));
+
+/** A positive ISO-8601 duration without years or months (`P1D`, `PT12S`), as milliseconds. */
+const fixedDuration = (what: string) =>
+  z.string().transform((text, ctx) => {
+    const duration = parseIsoDuration(text);
+    if (!duration || !isFixedLength(duration)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${what}: an ISO-8601 duration without years or months, e.g. "P1D"`,
+      });
+      return z.NEVER;
+    }
+    return fixedDurationMs(duration);
+  });
+
+/** A comma list of fixed ISO-8601 durations (each may be zero), as milliseconds. */
+const durationList = z.string().transform((text, ctx) => {
+  const parts = text.split(',').map((p) => p.trim());
+  const delays_ms: number[] = [];
+  for (const part of parts) {
+    const duration = parseIsoDuration(part);
+    if (!duration || !isFixedLength(duration)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${part}" is not an ISO-8601 duration without years or months`,
+      });
+      return z.NEVER;
+    }
+    delays_ms.push(fixedDurationMs(duration));
+  }
+  return delays_ms;
+});
 
 /** The largest wallet floor: 1e9 USD, so that balances and batch totals stay far from the bigint limit. */
 const WALLET_FLOOR_MAX_NANOS = usd('1000000000');
@@ -74,6 +107,23 @@ const configSchema = z.object({
   PAYMENT_ACTIVITY_TIMEOUT_MS: integer(100, 3_600_000).default(60_000),
   UPDATE_WAIT_TIMEOUT_MS: integer(100, 600_000).default(30_000),
   SHUTDOWN_GRACE_MS: integer(0, 600_000).default(10_000),
+  // The lifecycle's unit of days (tier age rules, dunning delays, grace periods); tests use seconds.
+  BILLING_DAY: fixedDuration('BILLING_DAY')
+    .pipe(z.number().min(1, 'must be longer than zero'))
+    .default(86_400_000),
+  // The Standard Webhooks schedule: the delay before each attempt, the first included.
+  WEBHOOK_RETRY_SCHEDULE: durationList
+    .pipe(z.array(z.number()).min(1).max(20, 'at most 20 attempts'))
+    .default([0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]),
+  // How long bought credit (top-ups, auto-recharges) stays spendable: an ISO-8601 duration, or `none`.
+  TOP_UP_CREDIT_VALIDITY: z
+    .string()
+    .refine((v) => v === 'none' || (parseIsoDuration(v) !== null && v !== 'PT0S'), {
+      message: 'must be an ISO-8601 duration such as "P1Y" or "PT30S", or "none"',
+    })
+    .transform((v) => (v === 'none' ? null : v))
+    .default('P1Y'),
+  TIERS_PATH: optionalUrl,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

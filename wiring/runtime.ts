@@ -34,11 +34,16 @@ export function createGateway(db: Db): PaymentGateway {
  * continue-as-new; the worker's win.
  */
 export function accountSettingsFrom(
-  config: Pick<Config, 'ACTIVITY_TIMEOUT_MS' | 'PAYMENT_ACTIVITY_TIMEOUT_MS'>,
+  config: Pick<
+    Config,
+    'ACTIVITY_TIMEOUT_MS' | 'PAYMENT_ACTIVITY_TIMEOUT_MS' | 'BILLING_DAY' | 'TOP_UP_CREDIT_VALIDITY'
+  >,
 ): AccountSettings {
   return {
     activity_timeout_ms: config.ACTIVITY_TIMEOUT_MS,
     payment_activity_timeout_ms: config.PAYMENT_ACTIVITY_TIMEOUT_MS,
+    billing_day_ms: config.BILLING_DAY,
+    top_up_credit_validity: config.TOP_UP_CREDIT_VALIDITY,
     continue_as_new_after_events: null,
   };
 }

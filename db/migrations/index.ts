@@ -5,6 +5,7 @@ import * as claimsAndLeases from './20261130153700_claims_and_leases';
 import * as accountRequests from './20261130160000_account_requests';
 import * as walletFloor from './20261130170000_wallet_floor';
 import * as walletFloorDebitsOnly from './20261130180000_wallet_floor_debits_only';
+import * as lifecycle from './20261130190000_lifecycle';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -17,6 +18,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261130160000_account_requests': accountRequests,
   '20261130170000_wallet_floor': walletFloor,
   '20261130180000_wallet_floor_debits_only': walletFloorDebitsOnly,
+  '20261130190000_lifecycle': lifecycle,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
