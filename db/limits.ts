@@ -1,0 +1,173 @@
+import { queryRows, type Db } from './connection';
+
+/**
+ * What the authorization statement enforces besides the balance, all on the wallet row (see the lifecycle
+ * migration): the budget the customer set, the limits of its tier as the account workflow last set them, the
+ * operator's overrides, and this month's spend. The hot path only reads these columns; they are written here.
+ *
+ * Limits in effect: the rate limits are the override, else the tier's; the monthly usage limit is the override,
+ * else the tier's; the budget limit is separate (a customer's own cap), and an authorization must fit under both.
+ * null is "no limit".
+ */
+
+export interface Limits {
+  rpm: bigint | null;
+  tpm: bigint | null;
+  monthly_usage_limit_nanos: bigint | null;
+}
+
+export interface Budget {
+  monthly_alert_nanos: bigint | null;
+  monthly_limit_nanos: bigint | null;
+}
+
+export interface WalletLimits {
+  tier: Limits;
+  override: Limits;
+  budget: Budget;
+  /** Spend (captures and usage) in the current UTC month, as of the wallet's last movement. */
+  spent_this_month_nanos: bigint;
+  /** Holds open now; they count against the budget too. */
+  held_nanos: bigint;
+}
+
+/** The current UTC month as the hot path computes it, for comparisons with `spend_month`. */
+export const CURRENT_MONTH_SQL = `(date_trunc('month', now() AT TIME ZONE 'UTC'))::date`;
+
+/**
+ * Sets or clears the auto-recharge threshold, armed by the same rule as the low-balance threshold: only if the
+ * balance is at or above it (setting it above the balance is not a crossing). Returns false for an unknown customer.
+ */
+export async function setRechargeThreshold(
+  db: Db,
+  customer_id: string,
+  threshold_nanos: bigint | null,
+): Promise<boolean> {
+  const rows = await queryRows<{ customer_id: string }>(
+    db,
+    `UPDATE wallets SET recharge_threshold_nanos = ?::bigint,
+       recharge_armed = NOT below_threshold(?::bigint, available_nanos) WHERE customer_id = ?
+     RETURNING customer_id`,
+    [threshold_nanos, threshold_nanos, customer_id],
+  );
+  return rows.length === 1;
+}
+
+/** The tier's limits, written by the account workflow when the tier changes. Returns false for an unknown customer. */
+export async function setTierLimits(db: Db, customer_id: string, limits: Limits): Promise<boolean> {
+  const rows = await queryRows<{ customer_id: string }>(
+    db,
+    `UPDATE wallets SET tier_rpm = ?::bigint, tier_tpm = ?::bigint, tier_usage_limit_nanos = ?::bigint
+     WHERE customer_id = ? RETURNING customer_id`,
+    [limits.rpm, limits.tpm, limits.monthly_usage_limit_nanos, customer_id],
+  );
+  return rows.length === 1;
+}
+
+/**
+ * The operator's overrides: a value replaces the tier's, null goes back to the tier's, undefined leaves the current
+ * override as it is. Returns false for an unknown customer.
+ */
+export async function setLimitOverrides(
+  db: Db,
+  customer_id: string,
+  overrides: Partial<Limits>,
+): Promise<boolean> {
+  const sets: string[] = [];
+  const values: (bigint | null | string)[] = [];
+  const column = {
+    rpm: 'override_rpm',
+    tpm: 'override_tpm',
+    monthly_usage_limit_nanos: 'override_usage_limit_nanos',
+  };
+  for (const key of Object.keys(column) as (keyof Limits)[]) {
+    if (overrides[key] === undefined) continue;
+    sets.push(`${column[key]} = ?::bigint`);
+    values.push(overrides[key]);
+  }
+  // A full bucket under the new rates: the next request is judged by them, not by what was left under the old ones.
+  const assignments = [...sets, 'rate_refilled_at = NULL'].join(', ');
+  const rows = await queryRows<{ customer_id: string }>(
+    db,
+    `UPDATE wallets SET ${assignments} WHERE customer_id = ? RETURNING customer_id`,
+    [...values, customer_id],
+  );
+  return rows.length === 1;
+}
+
+/**
+ * Sets the budget: undefined leaves a part as it is, null clears it. A limit or alert raised above this month's spend
+ * fires again when spend reaches it (`budget.limit_reached` / `budget.alert` once per value per month); one at or
+ * below the spend has been reached already and does not fire again this month. Returns false for an unknown customer.
+ */
+export async function setBudget(db: Db, customer_id: string, budget: Partial<Budget>): Promise<boolean> {
+  const spend = `(CASE WHEN spend_month = ${CURRENT_MONTH_SQL} THEN month_spend_nanos ELSE 0 END)`;
+  const sets: string[] = [];
+  const values: (bigint | null)[] = [];
+  if (budget.monthly_alert_nanos !== undefined) {
+    sets.push(
+      `budget_alert_nanos = ?::bigint`,
+      `budget_alert_month = CASE WHEN ?::bigint > ${spend} THEN NULL ELSE budget_alert_month END`,
+    );
+    values.push(budget.monthly_alert_nanos, budget.monthly_alert_nanos);
+  }
+  if (budget.monthly_limit_nanos !== undefined) {
+    sets.push(
+      `budget_limit_nanos = ?::bigint`,
+      `budget_limit_month = CASE WHEN ?::bigint > ${spend} THEN NULL ELSE budget_limit_month END`,
+    );
+    values.push(budget.monthly_limit_nanos, budget.monthly_limit_nanos);
+  }
+  if (sets.length === 0) sets.push('customer_id = customer_id');
+  const rows = await queryRows<{ customer_id: string }>(
+    db,
+    `UPDATE wallets SET ${sets.join(', ')} WHERE customer_id = ? RETURNING customer_id`,
+    [...values, customer_id],
+  );
+  return rows.length === 1;
+}
+
+/** The wallet's limits, budget and this month's spend; undefined for an unknown customer. */
+export async function readWalletLimits(db: Db, customer_id: string): Promise<WalletLimits | undefined> {
+  const [row] = await queryRows<{
+    tier_rpm: bigint | null;
+    tier_tpm: bigint | null;
+    tier_usage_limit_nanos: bigint | null;
+    override_rpm: bigint | null;
+    override_tpm: bigint | null;
+    override_usage_limit_nanos: bigint | null;
+    budget_alert_nanos: bigint | null;
+    budget_limit_nanos: bigint | null;
+    spent_this_month_nanos: bigint;
+    held_nanos: bigint;
+  }>(
+    db,
+    `SELECT tier_rpm, tier_tpm, tier_usage_limit_nanos, override_rpm, override_tpm, override_usage_limit_nanos,
+       budget_alert_nanos, budget_limit_nanos, held_nanos,
+       CASE WHEN spend_month = ${CURRENT_MONTH_SQL} THEN month_spend_nanos ELSE 0 END AS spent_this_month_nanos
+     FROM wallets WHERE customer_id = ?`,
+    [customer_id],
+  );
+  if (!row) return undefined;
+  return {
+    tier: { rpm: row.tier_rpm, tpm: row.tier_tpm, monthly_usage_limit_nanos: row.tier_usage_limit_nanos },
+    override: {
+      rpm: row.override_rpm,
+      tpm: row.override_tpm,
+      monthly_usage_limit_nanos: row.override_usage_limit_nanos,
+    },
+    budget: { monthly_alert_nanos: row.budget_alert_nanos, monthly_limit_nanos: row.budget_limit_nanos },
+    spent_this_month_nanos: row.spent_this_month_nanos,
+    held_nanos: row.held_nanos,
+  };
+}
+
+/** The limits in effect: each override, else the tier's. */
+export function effectiveLimits(limits: Pick<WalletLimits, 'tier' | 'override'>): Limits {
+  return {
+    rpm: limits.override.rpm ?? limits.tier.rpm,
+    tpm: limits.override.tpm ?? limits.tier.tpm,
+    monthly_usage_limit_nanos:
+      limits.override.monthly_usage_limit_nanos ?? limits.tier.monthly_usage_limit_nanos,
+  };
+}
