@@ -1,4 +1,5 @@
 import { queryRows, type Db } from './connection';
+import { MONTH_SPEND_SQL } from './postings';
 
 /**
  * What the authorization statement enforces besides the balance, all on the wallet row (see the lifecycle
@@ -30,9 +31,6 @@ export interface WalletLimits {
   /** Holds open now; they count against the budget too. */
   held_nanos: bigint;
 }
-
-/** The current UTC month as the hot path computes it, for comparisons with `spend_month`. */
-export const CURRENT_MONTH_SQL = `(date_trunc('month', now() AT TIME ZONE 'UTC'))::date`;
 
 /**
  * Sets or clears the auto-recharge threshold, armed by the same rule as the low-balance threshold: only if the
@@ -101,7 +99,7 @@ export async function setLimitOverrides(
  * below the spend has been reached already and does not fire again this month. Returns false for an unknown customer.
  */
 export async function setBudget(db: Db, customer_id: string, budget: Partial<Budget>): Promise<boolean> {
-  const spend = `(CASE WHEN spend_month = ${CURRENT_MONTH_SQL} THEN month_spend_nanos ELSE 0 END)`;
+  const spend = MONTH_SPEND_SQL;
   const sets: string[] = [];
   const values: (bigint | null)[] = [];
   if (budget.monthly_alert_nanos !== undefined) {
@@ -144,7 +142,7 @@ export async function readWalletLimits(db: Db, customer_id: string): Promise<Wal
     db,
     `SELECT tier_rpm, tier_tpm, tier_usage_limit_nanos, override_rpm, override_tpm, override_usage_limit_nanos,
        budget_alert_nanos, budget_limit_nanos, held_nanos,
-       CASE WHEN spend_month = ${CURRENT_MONTH_SQL} THEN month_spend_nanos ELSE 0 END AS spent_this_month_nanos
+       ${MONTH_SPEND_SQL} AS spent_this_month_nanos
      FROM wallets WHERE customer_id = ?`,
     [customer_id],
   );

@@ -23,13 +23,17 @@ import { queryRows, type Db } from './connection';
  *   zero; `amount_nanos` is its change to `available`, and `balance_after_nanos` the available balance after it.
  * - Customer accounts (`available`, `held`) live in the `wallets` row and each change to them is a posting with
  *   the customer's id; system accounts have no balance row (see the core migration).
- * - The threshold rule, for every movement alike: with `after` the new available balance,
- *   `crossed = armed AND after < threshold` (recorded once in `threshold_crossings`, and the wallet remembers the
- *   transaction in `last_crossing_xact` so the statement can tell), and
+ * - The threshold rule, for every movement alike and every balance threshold (the low-balance alert, the
+ *   auto-recharge threshold, zero): with `after` the new available balance,
+ *   `crossed = armed AND after < threshold` (recorded once in `threshold_crossings` with its kind), and
  *   `armed' = (armed OR (rearms AND delta > 0)) AND NOT after < threshold`.
- *   So a debit past the threshold crosses once and disarms; only credit that `rearms` (bought or granted credit,
+ *   So a debit past a threshold crosses once and disarms; only credit that `rearms` (bought or granted credit,
  *   not a released hold or the unused part of a capture) and reaches the threshold arms it again. An armed wallet
- *   is never below its threshold. `setLowBalanceThreshold` arms a new threshold by the same rule.
+ *   is never below its threshold. `setLowBalanceThreshold` (and `setRechargeThreshold`) arm a new threshold by the
+ *   same rule. Movements that `spends` (captures, usage) add to this UTC month's spend, and the first one of a month
+ *   that takes the spend to the budget alert or the budget limit crosses it (once per month each).
+ *   Every statement writes the kinds it crossed to `last_crossing_kinds`, which its RETURNING reads: so one
+ *   statement or one transaction of several movements reports exactly the crossings each movement made.
  * - The caller holds, or the statement takes, the wallet row lock: it serialises everything that moves one
  *   customer's money. Conditions that refuse a movement (a hold larger than the available balance) belong in the
  *   `where` of the wallet update, so the check and the debit are one atomic step.
@@ -61,8 +65,10 @@ export interface MovementDefinition<A extends string = string> {
   kind: string | null;
   amounts: readonly A[];
   postings: readonly { account: Account; terms: Terms<A> }[];
-  /** Whether this movement's credit re-arms the low-balance threshold (see the contract above). */
+  /** Whether this movement's credit re-arms the balance thresholds (see the contract above). */
   rearms: boolean;
+  /** What of the movement counts as this month's spend (budgets, usage limits): captures' and usage's cost. */
+  spends?: Terms<A>;
 }
 
 const define = <A extends string>(definition: MovementDefinition<A>) => definition;
@@ -89,6 +95,7 @@ export const MOVEMENTS = {
       { account: 'revenue', terms: { cost: 1 } },
     ],
     rearms: false,
+    spends: { cost: 1 },
   }),
   /** A hold released unused (voided or expired): held -> available. */
   release: define({
@@ -109,6 +116,7 @@ export const MOVEMENTS = {
       { account: 'revenue', terms: { cost: 1 } },
     ],
     rearms: false,
+    spends: { cost: 1 },
   }),
   /** Credit paid for by a card (`top_up`, auto-recharge): payments -> available. */
   paidCredit: define({
@@ -203,30 +211,81 @@ function accountTerms<A extends string>(
 export const WALLET_FLOOR_SQLSTATE = 'WF001';
 
 /**
- * The SET clauses of the wallet update for a movement: both balances, and the threshold rule. `delta` is the SQL
- * change of the available balance; the new balance is computed once in each clause from the old row.
+ * The balance thresholds a debit can cross, each with its own arming (see the contract above): the low-balance
+ * alert, the auto-recharge threshold, and zero (`depleted`: the available balance goes to zero or below, i.e. below
+ * one nano). `bit` is the kind's bit in `last_crossing_kinds`.
+ */
+const BALANCE_THRESHOLDS = [
+  { kind: 'low_balance', bit: 1, threshold: 'low_balance_threshold_nanos', armed: 'threshold_armed' },
+  { kind: 'recharge', bit: 2, threshold: 'recharge_threshold_nanos', armed: 'recharge_armed' },
+  { kind: 'depleted', bit: 4, threshold: '1::bigint', armed: 'depleted_armed' },
+] as const;
+
+/**
+ * The month's spend limits a debit can reach, once per UTC month each (the month is remembered in `month`), by a
+ * movement that spends (captures and usage); `value` is the limit column.
+ */
+const SPEND_THRESHOLDS = [
+  { kind: 'budget_alert', bit: 8, value: 'budget_alert_nanos', month: 'budget_alert_month' },
+  { kind: 'budget_limit', bit: 16, value: 'budget_limit_nanos', month: 'budget_limit_month' },
+] as const;
+
+/** The current UTC month, as `spend_month` and the budget months store it. */
+export const CURRENT_MONTH_SQL = `(date_trunc('month', now() AT TIME ZONE 'UTC'))::date`;
+
+/** This month's spend on the wallet row before the statement: what `month_spend_nanos` holds if it is this month's. */
+export const MONTH_SPEND_SQL = `(CASE WHEN spend_month = ${CURRENT_MONTH_SQL} THEN month_spend_nanos ELSE 0 END)`;
+
+/**
+ * The SET clauses of the wallet update for a movement: both balances, this month's spend, and the threshold rule
+ * for every kind of threshold. `delta` is the SQL change of the available balance; every clause reads the old row
+ * (that is how UPDATE evaluates SET), so each new value is computed from the state before the movement.
+ * `last_crossing_kinds` is written by every movement, so RETURNING shows which kinds this very statement crossed.
  */
 function walletSetSql(
   definition: MovementDefinition,
   exprs: Record<string, string>,
   floor: string | undefined,
+  extraSet: readonly string[],
 ): string {
   const availableTerms = accountTerms(definition, 'available');
   const heldTerms = accountTerms(definition, 'held');
   const delta = availableTerms ? termsSql(availableTerms, exprs) : '0::bigint';
   const after = `available_nanos + (${delta})`;
-  const below = `below_threshold(low_balance_threshold_nanos, ${after})`;
   const newAvailable =
     floor === undefined ? after : `wallet_floor_guard(available_nanos, ${delta}, ${floor})`;
-  const armed = definition.rearms ? `(threshold_armed OR (${delta}) > 0)` : 'threshold_armed';
-  return [
+  const crossings: string[] = [];
+  const sets: string[] = [
     `available_nanos = ${newAvailable}`,
     ...(heldTerms ? [`held_nanos = held_nanos + (${termsSql(heldTerms, exprs)})`] : []),
-    `last_crossing_xact = CASE WHEN threshold_armed AND ${below} THEN pg_current_xact_id() ELSE last_crossing_xact END`,
-    `threshold_armed = ${armed} AND NOT ${below}`,
-    `updated_at = now()`,
-  ].join(',\n    ');
+  ];
+  for (const t of BALANCE_THRESHOLDS) {
+    const below = `below_threshold(${t.threshold}, ${after})`;
+    const armed = definition.rearms ? `(${t.armed} OR (${delta}) > 0)` : t.armed;
+    crossings.push(`CASE WHEN ${t.armed} AND ${below} THEN ${t.bit} ELSE 0 END`);
+    sets.push(`${t.armed} = ${armed} AND NOT ${below}`);
+  }
+  if (definition.spends) {
+    const spent = `(${MONTH_SPEND_SQL} + (${termsSql(definition.spends, exprs)}))`;
+    sets.push(`month_spend_nanos = ${spent}`, `spend_month = ${CURRENT_MONTH_SQL}`);
+    for (const t of SPEND_THRESHOLDS) {
+      const reached = `${t.value} IS NOT NULL AND ${t.month} IS DISTINCT FROM ${CURRENT_MONTH_SQL} AND ${spent} >= ${t.value} AND (${termsSql(definition.spends, exprs)}) > 0`;
+      crossings.push(`CASE WHEN ${reached} THEN ${t.bit} ELSE 0 END`);
+      sets.push(`${t.month} = CASE WHEN ${reached} THEN ${CURRENT_MONTH_SQL} ELSE ${t.month} END`);
+    }
+  }
+  sets.push(`last_crossing_kinds = ${crossings.join(' + ')}`, ...extraSet, `updated_at = now()`);
+  return sets.join(',\n    ');
 }
+
+/** The crossing rows of one statement: one per kind whose bit `w.last_crossing_kinds` has. */
+const CROSSING_KINDS_SQL = [
+  ...BALANCE_THRESHOLDS.map(
+    (t) =>
+      `(${t.bit}, '${t.kind}', ${t.kind === 'depleted' ? '0::bigint' : `w.${t.threshold}`}, NULL::bigint)`,
+  ),
+  ...SPEND_THRESHOLDS.map((t) => `(${t.bit}, '${t.kind}', w.${t.value}, w.month_spend_nanos)`),
+].join(', ');
 
 export interface MovementSql<A extends string> {
   definition: MovementDefinition<A>;
@@ -242,13 +301,8 @@ export interface MovementSql<A extends string> {
   where: string;
   /** SQL of the wallet floor in nanos, for debits that are not checked against the balance (see the contract). */
   floor?: string;
-  /**
-   * SQL, over `from`, of whether the threshold was armed before this statement. `last_crossing_xact` tells a
-   * statement that it crossed only if it is the transaction's one movement of that wallet (every hot-path
-   * statement); a transaction that posts several movements to one wallet (an expiry sweep) passes this so that
-   * only the movement that actually crossed reports it.
-   */
-  armedBefore?: string;
+  /** Further SET clauses of the wallet update that only this statement makes (the rate-limit buckets of a hold). */
+  extraSet?: readonly string[];
 }
 
 /**
@@ -268,12 +322,14 @@ export function movementSql<A extends string>(spec: MovementSql<A>): string {
   const availableTerms = accountTerms(definition, 'available');
   const anyNonZero = definition.postings.map((p) => `(${termsSql(p.terms, onW)}) <> 0`).join(' OR ');
   return `w AS (
-  UPDATE wallets SET ${walletSetSql(definition, spec.amounts, spec.floor)}
+  UPDATE wallets SET ${walletSetSql(definition, spec.amounts, spec.floor, spec.extraSet ?? [])}
   ${spec.from ? `FROM ${spec.from}` : ''}
   WHERE ${spec.where}
   RETURNING wallets.customer_id, wallets.available_nanos, wallets.held_nanos, wallets.low_balance_threshold_nanos,
+    wallets.recharge_threshold_nanos, wallets.budget_alert_nanos, wallets.budget_limit_nanos,
+    wallets.month_spend_nanos, wallets.last_crossing_kinds,
     ${definition.amounts.map((a) => `(${spec.amounts[a]})::bigint AS amt_${a}`).join(', ')}, (${spec.ref})::text AS ref, (${kind})::text AS kind,
-    (wallets.last_crossing_xact IS NOT DISTINCT FROM pg_current_xact_id()${spec.armedBefore ? ` AND (${spec.armedBefore})` : ''}) AS crossed
+    (wallets.last_crossing_kinds <> 0) AS crossed
 ), e AS (
   INSERT INTO ledger_entries (customer_id, kind, ref, amount_nanos, balance_after_nanos)
   SELECT w.customer_id, w.kind, w.ref, ${availableTerms ? termsSql(availableTerms, onW) : '0'}, w.available_nanos
@@ -285,8 +341,11 @@ export function movementSql<A extends string>(spec: MovementSql<A>): string {
   CROSS JOIN LATERAL (VALUES ${postingSql.join(', ')}) AS v(customer_id, account, amount)
   WHERE v.amount <> 0
 ), c AS (
-  INSERT INTO threshold_crossings (customer_id, threshold_nanos, balance_after_nanos)
-  SELECT w.customer_id, w.low_balance_threshold_nanos, w.available_nanos FROM w WHERE w.crossed
+  INSERT INTO threshold_crossings (customer_id, kind, threshold_nanos, balance_after_nanos, month_spend_nanos)
+  SELECT w.customer_id, k.kind, k.threshold_nanos, w.available_nanos, k.month_spend_nanos
+  FROM w CROSS JOIN LATERAL (VALUES ${CROSSING_KINDS_SQL}) AS k(bit, kind, threshold_nanos, month_spend_nanos)
+  WHERE w.crossed AND w.last_crossing_kinds & k.bit <> 0
+  ORDER BY w.customer_id, k.bit
   RETURNING id
 )`;
 }
@@ -354,9 +413,7 @@ export async function postMovement<A extends string>(
   if (existing[0]) return { entry_id: existing[0].id, created: false, wallet, crossed: false };
 
   const { amounts } = request.definition;
-  // The wallet's arming as this statement's snapshot sees it, i.e. before the update below (see `armedBefore`).
   const source = [
-    `(SELECT threshold_armed FROM wallets WHERE customer_id = ?) AS was_armed`,
     `?::text AS customer_id`,
     `?::text AS kind`,
     `?::text AS ref`,
@@ -377,10 +434,9 @@ export async function postMovement<A extends string>(
        amounts: Object.fromEntries(amounts.map((a) => [a, `src.${a}`])) as Record<A, string>,
        from: 'src',
        where: 'wallets.customer_id = src.customer_id',
-       armedBefore: 'src.was_armed',
      })}
      SELECT (SELECT id FROM e) AS entry_id, w.available_nanos, w.held_nanos, w.crossed FROM w`,
-    [request.customer_id, request.customer_id, kind, request.ref, ...amounts.map((a) => request.amounts[a])],
+    [request.customer_id, kind, request.ref, ...amounts.map((a) => request.amounts[a])],
   );
   const row = rows[0];
   if (!row || row.entry_id === null) throw new Error(`movement ${kind}:${request.ref} wrote no entry`);

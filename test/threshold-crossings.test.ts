@@ -19,8 +19,13 @@ type Crossing = {
   signaled_at: Date | null;
 };
 
+/** The customer's low-balance crossings (the other kinds are left out: see `crossingsOfKind`). */
 async function crossings(customer: string): Promise<Crossing[]> {
-  return h.db('threshold_crossings').where({ customer_id: customer }).orderBy('id');
+  return crossingsOfKind(customer, 'low_balance');
+}
+
+async function crossingsOfKind(customer: string, kind: string): Promise<Crossing[]> {
+  return h.db('threshold_crossings').where({ customer_id: customer, kind }).orderBy('id');
 }
 
 async function accountState(customer: string) {
@@ -107,8 +112,12 @@ test('100 concurrent debits across the threshold record exactly one crossing; ba
   expect(rows).toHaveLength(1);
   // Debits are 0.01 each: the one that crossed took the balance from exactly 0.50 to 0.49.
   expect(rows[0]).toMatchObject({ threshold_nanos: usd('0.50'), balance_after_nanos: usd('0.49') });
-  let state = await workflowCrossings('cus_tc_thr', 1);
-  expect(state.last_crossing).toMatchObject({ threshold_usd: '0.500000000', balance_usd: '0.490000000' });
+  // The burst also took the balance to zero: one `depleted` crossing, however many holds raced there.
+  const depleted = await crossingsOfKind('cus_tc_thr', 'depleted');
+  expect(depleted).toHaveLength(1);
+  expect(depleted[0]).toMatchObject({ threshold_nanos: 0n, balance_after_nanos: 0n });
+  let state = await workflowCrossings('cus_tc_thr', 2);
+  expect(state.last_crossing).toMatchObject({ kind: 'depleted', balance_usd: '0.000000000' });
   rows = await eventually(
     () => crossings('cus_tc_thr'),
     (r) => r.every((c) => c.signaled_at !== null),
@@ -127,17 +136,19 @@ test('100 concurrent debits across the threshold record exactly one crossing; ba
   rows = await crossings('cus_tc_thr');
   expect(rows).toHaveLength(2);
   expect(rows[1]).toMatchObject({ threshold_nanos: usd('0.50'), balance_after_nanos: usd('0.49') });
-  state = await workflowCrossings('cus_tc_thr', 2);
+  // 0.40 is left this time: not depleted again.
+  expect(await crossingsOfKind('cus_tc_thr', 'depleted')).toHaveLength(1);
+  state = await workflowCrossings('cus_tc_thr', 3);
   expect(state.last_crossing?.crossing_id).toBe(String(rows[1]!.id));
-  // A redelivery of both (as after a deliverer died between signalling and marking) does not count again: once the
-  // sweep has delivered them a second time, the workflow still counts 2.
+  // A redelivery of all three (as after a deliverer died between signalling and marking) does not count again: once
+  // the sweep has delivered them a second time, the workflow still counts 3.
   await h.db('threshold_crossings').where({ customer_id: 'cus_tc_thr' }).update({ signaled_at: null });
   rows = await eventually(
     () => crossings('cus_tc_thr'),
     (r) => r.every((c) => c.signaled_at !== null),
   );
   expect(rows.every((c) => c.signaled_at !== null)).toBe(true);
-  expect((await accountState('cus_tc_thr')).threshold_crossings).toBe(2);
+  expect((await accountState('cus_tc_thr')).threshold_crossings).toBe(3);
 });
 
 test('landing exactly on the threshold is not a crossing; the next nano below is', async () => {
