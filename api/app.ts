@@ -18,6 +18,7 @@ import { Metrics } from './metrics';
 import { ContentionError, type HotPath } from '../db/hot-path';
 import type { PriceBook } from '../billing/price-book';
 import { operationRoutes } from './routes/operations';
+import { webhookRoutes } from './routes/webhooks';
 
 export interface AppDeps {
   db: Db;
@@ -75,6 +76,7 @@ export function createApp(deps: AppDeps): Api {
   });
   customerRoutes(routes, { db: deps.db, accounts, gateway: deps.gateway });
   creditRoutes(routes, { db: deps.db, accounts, limits: deps.limits });
+  webhookRoutes(routes, { db: deps.db });
   operationRoutes(publicRoutes, {
     db: deps.db,
     temporal: deps.temporal,

@@ -1,6 +1,8 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
+import { EVENT_TYPES } from '../billing/events';
 import { formatCents, formatUsd, parseUsd } from '../billing/money';
+import { ALL_EVENTS } from '../billing/webhooks';
 import { IMAGE_QUALITY, IMAGE_SIZE } from '../billing/price-book';
 import { MAX_IMAGE_ENTRIES, parseStorageGbDays } from '../billing/rating';
 
@@ -541,3 +543,101 @@ export const UsageQuery = z
       .optional(),
   })
   .strict();
+
+// ---- Webhooks ----
+
+/**
+ * An endpoint's URL: http or https, at most 2048 characters, no spaces or control characters (the pattern, also
+ * published), and one that parses as a URL with a host.
+ */
+const WEBHOOK_URL_PATTERN = '^https?://[^\\u0000-\\u0020\\u007f-\\u009f]+$';
+const WebhookUrl = z
+  .string({ error: 'must be an http:// or https:// URL' })
+  .max(2048, 'must be at most 2048 characters')
+  .regex(
+    new RegExp(WEBHOOK_URL_PATTERN),
+    'must be an http:// or https:// URL (no spaces or control characters)',
+  )
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+    } catch {
+      return false;
+    }
+  }, 'must be an http:// or https:// URL with a host')
+  .openapi({ example: 'https://example.com/billing-webhooks', description: 'Where deliveries are POSTed.' });
+
+const SubscribableEvent = z
+  .enum([...EVENT_TYPES, ALL_EVENTS], {
+    error: `must be one of ${EVENT_TYPES.join(', ')}, or "${ALL_EVENTS}" for every type`,
+  })
+  .openapi('WebhookEventType');
+
+export const WebhookEndpointCreate = z
+  .object({
+    url: WebhookUrl,
+    events: z
+      .array(SubscribableEvent)
+      .min(1, 'subscribe to at least one event type (or "*" for all)')
+      .max(50, 'at most 50 entries')
+      .refine(
+        (events) => !events.includes(ALL_EVENTS) || events.every((e) => e === ALL_EVENTS),
+        `"${ALL_EVENTS}" already means every type: send it alone`,
+      )
+      .openapi({
+        description: `Event types to receive, each once or more (kept once); or ["${ALL_EVENTS}"] for every type, also types added later.`,
+      }),
+  })
+  .strict();
+
+/** A body that must be empty (or `{}`): the action is in the path. */
+export const NoBody = z.object({}).strict();
+
+export const WebhookEndpoint = z
+  .object({
+    id: z.string(),
+    object: z.literal('webhook_endpoint'),
+    url: z.string(),
+    events: z.array(z.string()),
+    status: z.enum(['enabled', 'disabled']),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  })
+  .openapi('WebhookEndpoint');
+
+export const WebhookEndpointCreated = WebhookEndpoint.extend({
+  secret: z.string().openapi({
+    description:
+      'The Standard Webhooks signing secret (whsec_ and base64). Shown only in this response: store it.',
+  }),
+}).openapi('WebhookEndpointCreated');
+
+export const WebhookEndpointDeleted = z
+  .object({ id: z.string(), object: z.literal('webhook_endpoint'), deleted: z.literal(true) })
+  .openapi('WebhookEndpointDeleted');
+
+export const WebhookDelivery = z
+  .object({
+    id: z.string(),
+    object: z.literal('webhook_delivery'),
+    endpoint_id: z.string(),
+    event_id: z.string().openapi({ description: 'Also the webhook-id header of every attempt.' }),
+    event_type: z.string(),
+    status: z.enum(['pending', 'delivered', 'failed', 'canceled']),
+    attempt_count: z.number().int(),
+    next_attempt_at: Timestamp.nullable(),
+    created_at: Timestamp,
+    completed_at: Timestamp.nullable(),
+    attempts: z.array(
+      z.object({
+        attempt: z.number().int().openapi({ description: '1 for the first request, in order.' }),
+        attempted_at: Timestamp,
+        duration_ms: z.number().int(),
+        status_code: z.number().int().nullable().openapi({ description: 'null when no answer came' }),
+        error: z.string().nullable().openapi({ description: 'why no 2xx came: network error, timeout' }),
+        response_body: z.string().nullable().openapi({ description: 'the first 4 KB of the answer' }),
+      }),
+    ),
+  })
+  .openapi('WebhookDelivery');

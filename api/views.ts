@@ -4,7 +4,8 @@ import type { BalanceView } from '../db/balance';
 import type { CustomerRow } from '../db/customers';
 import type { LedgerEntryRow } from '../db/ledger';
 import type { TopUpRow } from '../db/top-ups';
-import type { Balance, Customer, LedgerEntry, TopUp } from './schemas';
+import type { DeliveryRow, WebhookEndpointRow } from '../db/webhooks';
+import type { Balance, Customer, LedgerEntry, TopUp, WebhookDelivery, WebhookEndpoint } from './schemas';
 
 // Rows to API shapes: the one place where bigint nanos become decimal strings and ids get their prefixes.
 
@@ -69,5 +70,40 @@ export function ledgerEntryView(row: LedgerEntryRow): z.infer<typeof LedgerEntry
     balance_after_usd: row.balance_after_nanos === null ? null : formatUsd(row.balance_after_nanos),
     created_at: row.created_at.toISOString(),
     ref: row.ref,
+  };
+}
+
+export function webhookEndpointView(row: WebhookEndpointRow): z.infer<typeof WebhookEndpoint> {
+  return {
+    id: row.id,
+    object: 'webhook_endpoint',
+    url: row.url,
+    events: row.events,
+    status: row.status,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+export function webhookDeliveryView(row: DeliveryRow): z.infer<typeof WebhookDelivery> {
+  return {
+    id: row.id,
+    object: 'webhook_delivery',
+    endpoint_id: row.endpoint_id,
+    event_id: row.event_id,
+    event_type: row.event_type,
+    status: row.status,
+    attempt_count: row.attempt_count,
+    next_attempt_at: row.next_attempt_at?.toISOString() ?? null,
+    created_at: row.created_at.toISOString(),
+    completed_at: row.completed_at?.toISOString() ?? null,
+    attempts: row.attempts.map((a, index) => ({
+      attempt: index + 1,
+      attempted_at: a.attempted_at.toISOString(),
+      duration_ms: a.duration_ms,
+      status_code: a.status_code,
+      error: a.error,
+      response_body: a.response_body,
+    })),
   };
 }

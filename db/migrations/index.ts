@@ -6,6 +6,7 @@ import * as accountRequests from './20261130160000_account_requests';
 import * as walletFloor from './20261130170000_wallet_floor';
 import * as walletFloorDebitsOnly from './20261130180000_wallet_floor_debits_only';
 import * as lifecycle from './20261130190000_lifecycle';
+import * as webhooks from './20261130190200_webhooks';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -19,6 +20,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261130170000_wallet_floor': walletFloor,
   '20261130180000_wallet_floor_debits_only': walletFloorDebitsOnly,
   '20261130190000_lifecycle': lifecycle,
+  '20261130190200_webhooks': webhooks,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
