@@ -9,6 +9,7 @@ import { AccountWorkflows } from './accounts';
 import { ApiError } from './errors';
 import { refuseMethod, requireJsonBody, RouteTable } from './http';
 import { openApiDocument, registerReferencedSchemas } from './openapi';
+import { budgetRoutes } from './routes/budget';
 import { creditRoutes, type CreditLimits } from './routes/credits';
 import { customerRoutes } from './routes/customers';
 import { meteringRoutes } from './routes/metering';
@@ -76,6 +77,7 @@ export function createApp(deps: AppDeps): Api {
   });
   customerRoutes(routes, { db: deps.db, accounts, gateway: deps.gateway });
   creditRoutes(routes, { db: deps.db, accounts, limits: deps.limits });
+  budgetRoutes(routes, { db: deps.db });
   webhookRoutes(routes, { db: deps.db });
   operationRoutes(publicRoutes, {
     db: deps.db,
@@ -190,6 +192,7 @@ function errorHandler(logger: Logger) {
     const apiError = toApiError(error);
     if (apiError.status >= 500) logger.error({ err: error, path: req.path }, 'request failed');
     if (apiError.type === 'unavailable') res.setHeader('Retry-After', '1');
+    for (const [name, value] of Object.entries(apiError.options.headers ?? {})) res.setHeader(name, value);
     res.status(apiError.status).json(apiError.toBody());
   };
 }

@@ -59,7 +59,13 @@ export class ApiError extends Error {
   constructor(
     readonly type: ErrorType,
     message: string,
-    readonly options: { code?: string; param?: string; extra?: Record<string, unknown> } = {},
+    readonly options: {
+      code?: string;
+      param?: string;
+      extra?: Record<string, unknown>;
+      /** Response headers the answer needs (`Retry-After` of a 429). */
+      headers?: Record<string, string>;
+    } = {},
   ) {
     super(message);
     this.status = STATUS_BY_TYPE[type];

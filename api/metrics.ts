@@ -18,7 +18,12 @@ const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 /** The label of requests that matched no route (404s, and refusals before routing such as a 401). */
 const UNMATCHED_ROUTE = 'unmatched';
 
-export type AuthorizationRefusal = 'insufficient_balance' | 'unknown_customer';
+export type AuthorizationRefusal =
+  | 'insufficient_balance'
+  | 'budget_limit_reached'
+  | 'usage_limit_reached'
+  | 'rate_limit_exceeded'
+  | 'unknown_customer';
 export type UsageEventStatus = 'accepted' | 'duplicate' | 'rejected';
 
 export interface MetricSources {
@@ -55,7 +60,7 @@ export class Metrics {
   });
   private readonly authorizationRefusals = new Counter({
     name: 'billing_authorization_refusals_total',
-    help: 'Authorizations the hot path refused, by reason (insufficient_balance, unknown_customer).',
+    help: 'Authorizations the hot path refused, by reason (insufficient_balance, budget_limit_reached, usage_limit_reached, rate_limit_exceeded, unknown_customer).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

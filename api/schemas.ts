@@ -253,6 +253,40 @@ export const Balance = z
   })
   .openapi('Balance');
 
+export const CustomerBudget = z
+  .object({
+    monthly_alert_usd: MoneyOutput.nullable(),
+    monthly_limit_usd: MoneyOutput.nullable(),
+    spent_this_month_usd: MoneyOutput,
+  })
+  .openapi('CustomerBudget');
+
+/** The largest budget: 1e9 USD, far from the bigint limit whatever is added to it. */
+const BUDGET_MAX_NANOS = 1_000_000_000n * 1_000_000_000n;
+const BudgetAmount = MoneyInput.refine((v) => {
+  const parsed = parseUsd(v);
+  return !parsed.ok || (parsed.nanos > 0n && parsed.nanos <= BUDGET_MAX_NANOS);
+}, 'must be more than 0 and at most 1000000000.00');
+
+export const BudgetPut = z
+  .object({
+    monthly_alert_usd: BudgetAmount.nullable().optional(),
+    monthly_limit_usd: BudgetAmount.nullable().optional(),
+  })
+  .strict();
+
+export const Budget = CustomerBudget.extend({
+  object: z.literal('budget'),
+  customer_id: z.string(),
+  held_usd: MoneyOutput.openapi({
+    description: 'Open holds, which count against the limit as they are made.',
+  }),
+  month: z.string().openapi({ example: '2026-11', description: 'The UTC calendar month the spend is of.' }),
+  resets_at: Timestamp.openapi({
+    description: 'When the next UTC month starts and the spend starts again at zero.',
+  }),
+}).openapi('Budget');
+
 export const Customer = z
   .object({
     id: z.string(),
@@ -266,7 +300,7 @@ export const Customer = z
     tier: z.string().nullable(),
     subscription: z.null(),
     auto_recharge: z.null(),
-    budget: z.null(),
+    budget: CustomerBudget,
     created_at: Timestamp,
   })
   .openapi('Customer');

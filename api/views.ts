@@ -5,7 +5,15 @@ import type { CustomerRow } from '../db/customers';
 import type { LedgerEntryRow } from '../db/ledger';
 import type { TopUpRow } from '../db/top-ups';
 import type { DeliveryRow, WebhookEndpointRow } from '../db/webhooks';
-import type { Balance, Customer, LedgerEntry, TopUp, WebhookDelivery, WebhookEndpoint } from './schemas';
+import type {
+  Balance,
+  Customer,
+  CustomerBudget,
+  LedgerEntry,
+  TopUp,
+  WebhookDelivery,
+  WebhookEndpoint,
+} from './schemas';
 
 // Rows to API shapes: the one place where bigint nanos become decimal strings and ids get their prefixes.
 
@@ -24,8 +32,22 @@ export function customerView(row: CustomerRow): z.infer<typeof Customer> {
     tier: null,
     subscription: null,
     auto_recharge: null,
-    budget: null,
+    budget: budgetView(row),
     created_at: row.created_at.toISOString(),
+  };
+}
+
+/** A budget as the API shows it: the limits (null: none) and this UTC month's spend, which is what they cap. */
+export function budgetView(row: {
+  budget_alert_nanos: bigint | null;
+  budget_limit_nanos: bigint | null;
+  spent_this_month_nanos: bigint;
+}): z.infer<typeof CustomerBudget> {
+  const usdOrNull = (nanos: bigint | null) => (nanos === null ? null : formatUsd(nanos));
+  return {
+    monthly_alert_usd: usdOrNull(row.budget_alert_nanos),
+    monthly_limit_usd: usdOrNull(row.budget_limit_nanos),
+    spent_this_month_usd: formatUsd(row.spent_this_month_nanos),
   };
 }
 

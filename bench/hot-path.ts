@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { rate, usageLines } from '../billing/metering';
+import { estimatedTokens, rate, usageLines } from '../billing/metering';
 import type { RatedUsage } from '../billing/rating';
 import { createDb, type Db } from '../db/connection';
 import { createCustomer } from '../db/customers';
@@ -497,6 +497,7 @@ function rawOps(hot: HotPath, w: Workload) {
       authorization_id: id,
       model: w.hold.model,
       hold_nanos: w.hold.cost_nanos,
+      estimated_tokens: estimatedTokens(w.hold),
       created_at: new Date(),
       expires_at: new Date(Date.now() + HOLD_TTL_MS),
     });

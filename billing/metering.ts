@@ -104,3 +104,10 @@ export const MAX_EVENT_CLOCK_SKEW_MS = 5 * 60_000;
 export function holdExpiry(now: Date, ttl_seconds: number): Date {
   return new Date(now.getTime() + ttl_seconds * 1000);
 }
+
+/** The tokens of a rated usage (every token dimension), which the tokens-per-minute limit counts. */
+export function estimatedTokens(rated: RatedUsage): bigint {
+  let tokens = 0n;
+  for (const line of rated.lines) if (line.kind === 'tokens') tokens += BigInt(line.quantity);
+  return tokens;
+}

@@ -1,5 +1,6 @@
 import { type Db, execute, queryRows } from './connection';
 import { PermanentError } from './errors';
+import { MONTH_SPEND_SQL } from './postings';
 
 export interface CustomerRow {
   id: string;
@@ -11,10 +12,15 @@ export interface CustomerRow {
   created_at: Date;
   available_nanos: bigint;
   held_nanos: bigint;
+  budget_alert_nanos: bigint | null;
+  budget_limit_nanos: bigint | null;
+  spent_this_month_nanos: bigint;
 }
 
 const SELECT_CUSTOMER = `SELECT c.id, c.email, c.name, c.metadata, c.payment_method, c.status, c.created_at,
-  w.available_nanos, w.held_nanos FROM customers c JOIN wallets w ON w.customer_id = c.id`;
+  w.available_nanos, w.held_nanos, w.budget_alert_nanos, w.budget_limit_nanos,
+  ${MONTH_SPEND_SQL.replace(/(spend_month|month_spend_nanos)/g, 'w.$1')} AS spent_this_month_nanos
+  FROM customers c JOIN wallets w ON w.customer_id = c.id`;
 
 /**
  * Creates the customer and its wallet in one transaction. Re-creating an existing id returns the stored

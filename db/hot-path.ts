@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { Pool, type PoolClient, type QueryConfig, type QueryResult, type QueryResultRow } from 'pg';
 import type { UsageLines } from '../billing/metering';
 import './connection'; // registers the int8 -> bigint parser before any query runs
-import { MOVEMENTS, movementSql, WALLET_FLOOR_SQLSTATE } from './postings';
+import { MONTH_SPEND_SQL, MOVEMENTS, movementSql, WALLET_FLOOR_SQLSTATE } from './postings';
 
 /**
  * The hot path: authorize, capture, void and ingest. Each operation is one SQL statement (ingestion: one short
@@ -56,20 +56,86 @@ function coalesceWrites(client: PoolClient): void {
 }
 
 /**
- * Authorize: the hold is taken only if the available balance is positive and covers it, checked and applied in the
- * wallet update itself, so no interleaving can overdraw.
+ * What an authorization must fit under besides the balance, as SQL over the wallet row before the statement (see the
+ * lifecycle migration and db/limits.ts). `$4` is the hold, `$7` the call's estimated tokens.
+ *
+ * - Budget and usage limit: this month's spend plus every open hold plus this hold must not pass the customer's
+ *   budget limit, nor the usage limit in effect (the operator's override, else the tier's). Holds count as they
+ *   count against the balance, so concurrent authorizations can never reserve past a limit.
+ * - Rate limits: two token buckets on the row, requests per minute and tokens per minute (the override, else the
+ *   tier's; null: unlimited). Each refills continuously at its per-minute rate up to one minute's worth; a call
+ *   takes one request and its estimated tokens (all of a bucket at most, so a call larger than the TPM still runs
+ *   once the bucket is full). The buckets are doubles (rates, not money); `RATE_EPSILON` absorbs their rounding so
+ *   that a bucket refilled for exactly the advertised Retry-After is never a hair short.
+ */
+const RATE_EPSILON = 1e-6;
+const USAGE_LIMIT = `COALESCE(override_usage_limit_nanos, tier_usage_limit_nanos)`;
+const RPM = `COALESCE(override_rpm, tier_rpm)`;
+const TPM = `COALESCE(override_tpm, tier_tpm)`;
+const ELAPSED_S = `GREATEST(extract(epoch FROM now() - rate_refilled_at)::float8, 0)`;
+const bucketNow = (left: string, perMinute: string) =>
+  `LEAST(${perMinute}::float8, COALESCE(${left} + ${perMinute} * ${ELAPSED_S} / 60.0, ${perMinute}::float8))`;
+const REQUESTS_NOW = bucketNow('rate_requests', RPM);
+const TOKENS_NOW = bucketNow('rate_tokens', TPM);
+
+/** The checks of one authorization as SQL, given the SQL of its hold and its estimated tokens. */
+function authorizationChecks(hold: string, tokens: string) {
+  const spendWithHold = `(${MONTH_SPEND_SQL} + held_nanos + ${hold})`;
+  const tokensNeeded = `LEAST(${tokens}, ${TPM})::float8`;
+  // Seconds until both buckets hold what this call needs (0: they do now).
+  const rateWait_s = `GREATEST(
+    CASE WHEN ${RPM} IS NULL OR ${REQUESTS_NOW} >= 1 - ${RATE_EPSILON} THEN 0
+         ELSE (1 - ${REQUESTS_NOW}) * 60.0 / ${RPM} END,
+    CASE WHEN ${TPM} IS NULL OR ${TOKENS_NOW} >= ${tokensNeeded} - ${RATE_EPSILON} THEN 0
+         ELSE (${tokensNeeded} - ${TOKENS_NOW}) * 60.0 / ${TPM} END)`;
+  return {
+    balance: `available_nanos > 0 AND available_nanos >= ${hold}`,
+    budget: `(budget_limit_nanos IS NULL OR ${spendWithHold} <= budget_limit_nanos)`,
+    usageLimit: `(${USAGE_LIMIT} IS NULL OR ${spendWithHold} <= ${USAGE_LIMIT})`,
+    rateWait_s,
+    rate: `(${RPM} IS NULL AND ${TPM} IS NULL OR ${rateWait_s} = 0)`,
+    /** The buckets after this call took its share (run only when `rate` held). */
+    takeFromBuckets: [
+      `rate_requests = CASE WHEN ${RPM} IS NULL THEN NULL ELSE ${REQUESTS_NOW} - 1 END`,
+      `rate_tokens = CASE WHEN ${TPM} IS NULL THEN NULL ELSE GREATEST(${TOKENS_NOW} - ${tokensNeeded}, 0) END`,
+      `rate_refilled_at = CASE WHEN ${RPM} IS NULL AND ${TPM} IS NULL THEN NULL
+         ELSE GREATEST(COALESCE(rate_refilled_at, now()), now()) END`,
+    ],
+  };
+}
+
+const AUTHORIZE_CHECKS = authorizationChecks('$4::bigint', '$7::bigint');
+
+/**
+ * Authorize: the hold is taken only if the available balance is positive and covers it, this month's spend and open
+ * holds stay within the budget and the usage limit, and the rate buckets hold the call, all checked and applied in
+ * the wallet update itself, so no interleaving can overdraw, overspend or outrun a limit.
  */
 const AUTHORIZE_SQL = `
 WITH ${movementSql({
   definition: MOVEMENTS.hold,
   ref: '$2::text',
   amounts: { hold: '$4::bigint' },
-  where: 'customer_id = $1 AND available_nanos > 0 AND available_nanos >= $4::bigint',
+  where: `customer_id = $1 AND ${AUTHORIZE_CHECKS.balance} AND ${AUTHORIZE_CHECKS.budget}
+    AND ${AUTHORIZE_CHECKS.usageLimit} AND ${AUTHORIZE_CHECKS.rate}`,
+  extraSet: AUTHORIZE_CHECKS.takeFromBuckets,
 })}, a AS (
   INSERT INTO authorizations (id, customer_id, model, hold_nanos, status, created_at, expires_at)
   SELECT $2, $1, $3, $4::bigint, 'held', $6::timestamptz, $5::timestamptz FROM w
 )
 SELECT w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM w`;
+
+/**
+ * Why an authorization was refused, read only on the refusal path with the same expressions as AUTHORIZE_SQL (a
+ * retried request whose hold was taken the first time is refused by the checks but is not a refusal).
+ */
+const REFUSAL_CHECKS = authorizationChecks('$3::bigint', '$4::bigint');
+const AUTHORIZE_REFUSAL_SQL = `
+SELECT available_nanos, EXISTS (SELECT 1 FROM authorizations WHERE id = $2) AS held_already,
+  ${REFUSAL_CHECKS.balance} AS balance_ok, ${REFUSAL_CHECKS.budget} AS budget_ok,
+  ${REFUSAL_CHECKS.usageLimit} AS usage_limit_ok, ceil(${REFUSAL_CHECKS.rateWait_s})::int AS rate_wait_s,
+  ${MONTH_SPEND_SQL} + held_nanos AS committed_nanos, budget_limit_nanos, ${USAGE_LIMIT} AS usage_limit_nanos
+FROM wallets WHERE customer_id = $1`;
 
 /**
  * Capture locks in the same order as ingestion: the authorization, then the usage event's key (`ev`), then the
@@ -178,6 +244,8 @@ export interface AuthorizeInput {
   authorization_id: string;
   model: string;
   hold_nanos: bigint;
+  /** The call's estimated tokens, taken from the tokens-per-minute bucket (absent: none, only a request is counted). */
+  estimated_tokens?: bigint;
   /** When the API accepted the call: stored as is, so the response and later reads agree to the millisecond. */
   created_at: Date;
   expires_at: Date;
@@ -186,6 +254,15 @@ export interface AuthorizeInput {
 export type AuthorizeOutcome =
   | { ok: true; available_nanos: bigint; crossed: boolean }
   | { ok: false; code: 'insufficient_balance'; available_nanos: bigint }
+  /** This month's spend plus open holds would pass the budget limit / the usage limit in effect. */
+  | {
+      ok: false;
+      code: 'budget_limit_reached' | 'usage_limit_reached';
+      committed_nanos: bigint;
+      limit_nanos: bigint;
+    }
+  /** The requests-per-minute or tokens-per-minute bucket is short; it holds the call in `retry_after_s`. */
+  | { ok: false; code: 'rate_limit_exceeded'; retry_after_s: number }
   | { ok: false; code: 'unknown_customer' }
   /** An authorization with this id exists already (a retried request): nothing was held again. */
   | { ok: false; code: 'exists' };
@@ -321,6 +398,7 @@ export class HotPath {
           input.hold_nanos,
           input.expires_at,
           input.created_at,
+          input.estimated_tokens ?? 0n,
         ],
       });
     } catch (error) {
@@ -329,18 +407,45 @@ export class HotPath {
     }
     const row = result.rows[0];
     if (row) return { ok: true, available_nanos: row.available_nanos, crossed: row.crossings > 0 };
-    // Refused: only now find out why (the refusal path may cost a second query; the success path never does). A
-    // retried request whose hold was taken the first time is refused by the balance check but is not a refusal.
-    const wallet = await this.pool.query<{ available_nanos: bigint; held_already: boolean }>({
-      name: 'wallet_available',
-      text: `SELECT available_nanos, EXISTS (SELECT 1 FROM authorizations WHERE id = $2) AS held_already
-             FROM wallets WHERE customer_id = $1`,
-      values: [input.customer_id, input.authorization_id],
+    // Refused: only now find out why (the refusal path may cost a second query; the success path never does).
+    const refusal = await this.pool.query<{
+      available_nanos: bigint;
+      held_already: boolean;
+      balance_ok: boolean;
+      budget_ok: boolean;
+      usage_limit_ok: boolean;
+      rate_wait_s: number;
+      committed_nanos: bigint;
+      budget_limit_nanos: bigint | null;
+      usage_limit_nanos: bigint | null;
+    }>({
+      name: 'authorize_refusal',
+      text: AUTHORIZE_REFUSAL_SQL,
+      values: [input.customer_id, input.authorization_id, input.hold_nanos, input.estimated_tokens ?? 0n],
     });
-    if (wallet.rows[0]?.held_already) return { ok: false, code: 'exists' };
-    const found = wallet.rows[0];
+    const found = refusal.rows[0];
+    if (found?.held_already) return { ok: false, code: 'exists' };
     if (!found) return { ok: false, code: 'unknown_customer' };
-    return { ok: false, code: 'insufficient_balance', available_nanos: found.available_nanos };
+    // Limits before the balance: a refusal that waiting or topping up cannot lift comes first.
+    const committed_nanos = found.committed_nanos + input.hold_nanos;
+    if (!found.budget_ok)
+      return {
+        ok: false,
+        code: 'budget_limit_reached',
+        committed_nanos,
+        limit_nanos: found.budget_limit_nanos!,
+      };
+    if (!found.usage_limit_ok)
+      return {
+        ok: false,
+        code: 'usage_limit_reached',
+        committed_nanos,
+        limit_nanos: found.usage_limit_nanos!,
+      };
+    if (!found.balance_ok)
+      return { ok: false, code: 'insufficient_balance', available_nanos: found.available_nanos };
+    // Refused by the rate buckets; a wait of 0 here means they refilled in between: a second is always enough.
+    return { ok: false, code: 'rate_limit_exceeded', retry_after_s: Math.max(1, found.rate_wait_s) };
   }
 
   async getAuthorization(id: string): Promise<AuthorizationRow | undefined> {

@@ -65,12 +65,13 @@ test('after traffic, /metrics counts requests by route template and status, and 
   expect(unauthenticated.status).toBe(401);
   expect((await h.call('GET', '/v1/no-such-route')).status).toBe(404);
 
-  // The crossing (0.02 -> 0.01 below 0.015) reaches the workflow; the notifier counts it once delivered.
+  // The crossings (0.02 -> 0.01 below 0.015, then 0.01 -> 0.00: depleted) reach the workflow; the notifier counts
+  // each once delivered.
   const text = await eventually(
     async () => (await scrape()).text,
-    (scraped) => sample(scraped, 'billing_threshold_crossings_delivered_total') === 1,
+    (scraped) => sample(scraped, 'billing_threshold_crossings_delivered_total') === 2,
   );
-  expect(sample(text, 'billing_threshold_crossings_delivered_total')).toBe(1);
+  expect(sample(text, 'billing_threshold_crossings_delivered_total')).toBe(2);
   expect(sample(text, 'billing_threshold_crossings_pending')).toBe(0);
 
   // HTTP series by route template, never the id in the path.

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
+  estimatedTokens,
   holdExpiry,
   MAX_EVENT_CLOCK_SKEW_MS,
   rate,
@@ -88,7 +89,8 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
     method: 'post',
     path: '/v1/authorizations',
     tag: 'Metering',
-    summary: 'Holds the estimated cost of a call if the available balance covers it; 402 otherwise.',
+    summary:
+      'Holds the estimated cost of a call if the balance covers it and the budget, usage limit and rate limits allow it; 402 or 429 otherwise.',
     body: AuthorizationCreate,
     responses: { 201: { description: 'Held', schema: Authorization } },
     handler: async ({ body, principal, idempotencyKey }) => {
@@ -101,23 +103,55 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
         authorization_id: id,
         model: rated.model,
         hold_nanos: rated.cost_nanos,
+        estimated_tokens: estimatedTokens(rated),
         created_at: now,
         expires_at,
       });
       if (!outcome.ok) {
         if (outcome.code !== 'exists') deps.metrics.authorizationRefused(outcome.code);
-        if (outcome.code === 'unknown_customer') throw notFound('customer', body.customer_id, 'customer_id');
-        if (outcome.code === 'exists') return { status: 201, body: authorizationView(await mustGet(id)) };
-        throw new ApiError(
-          'insufficient_balance',
-          'the available balance does not cover the estimated cost',
-          {
-            extra: {
-              available_usd: formatUsd(outcome.available_nanos),
-              required_usd: formatUsd(rated.cost_nanos),
-            },
-          },
-        );
+        switch (outcome.code) {
+          case 'unknown_customer':
+            throw notFound('customer', body.customer_id, 'customer_id');
+          case 'exists':
+            return { status: 201, body: authorizationView(await mustGet(id)) };
+          case 'insufficient_balance':
+            throw new ApiError(
+              'insufficient_balance',
+              'the available balance does not cover the estimated cost',
+              {
+                extra: {
+                  available_usd: formatUsd(outcome.available_nanos),
+                  required_usd: formatUsd(rated.cost_nanos),
+                },
+              },
+            );
+          case 'budget_limit_reached':
+          case 'usage_limit_reached':
+            // Both are monthly caps (the customer's budget, the tier's or the operator's usage limit): the same type,
+            // told apart by the code.
+            throw new ApiError(
+              'budget_limit_reached',
+              outcome.code === 'budget_limit_reached'
+                ? "this month's spend and open holds would pass the monthly budget limit"
+                : "this month's spend and open holds would pass the monthly usage limit",
+              {
+                code: outcome.code,
+                extra: {
+                  limit_usd: formatUsd(outcome.limit_nanos),
+                  would_commit_usd: formatUsd(outcome.committed_nanos),
+                },
+              },
+            );
+          case 'rate_limit_exceeded':
+            throw new ApiError(
+              'rate_limit_exceeded',
+              `the customer's requests or tokens per minute are used up; retry in ${outcome.retry_after_s} s`,
+              {
+                headers: { 'Retry-After': String(outcome.retry_after_s) },
+                extra: { retry_after_s: outcome.retry_after_s },
+              },
+            );
+        }
       }
       if (outcome.crossed) deps.notifier.kick();
       deps.metrics.authorized();
