@@ -12,6 +12,7 @@ import { createDb, type Db } from '../db/connection';
 import { createCustomer } from '../db/customers';
 import { createHotPathPool, HotPath, type IngestRow } from '../db/hot-path';
 import { grantCredit } from '../db/ledger';
+import { setBudget, setLimitOverrides } from '../db/limits';
 import { checkLedger } from '../db/ledger-check';
 import { EMBEDDED_POSTGRES_DATABASE, EMBEDDED_POSTGRES_PASSWORD } from '../dev/embedded-postgres';
 import { loadPriceBook } from '../wiring/runtime';
@@ -381,6 +382,9 @@ function makeWorkload(): Workload {
   };
 }
 
+/** A limit no bench run comes near: 10^12 (requests, tokens per minute, nanos). */
+const UNREACHED_LIMIT = 1_000_000_000_000n;
+
 async function setup(db: Db, w: Workload): Promise<void> {
   const all = [w.hot, ...w.customers];
   const started = performance.now();
@@ -396,6 +400,14 @@ async function setup(db: Db, w: Workload): Promise<void> {
       kind: 'credit_grant',
       ref: `grant_${id}`,
       funded_by: 'promotions',
+    });
+    // Every limit the authorization statement checks is set (none binds), so each call pays for all the checks:
+    // budget, usage limit, and both rate buckets.
+    await setBudget(db, id, { monthly_alert_nanos: UNREACHED_LIMIT, monthly_limit_nanos: UNREACHED_LIMIT });
+    await setLimitOverrides(db, id, {
+      rpm: UNREACHED_LIMIT,
+      tpm: UNREACHED_LIMIT,
+      monthly_usage_limit_nanos: UNREACHED_LIMIT,
     });
   });
   log(
