@@ -3,6 +3,7 @@ import type { Db } from '../db/connection';
 import type { HotPath } from '../db/hot-path';
 import type { PaymentGateway } from '../payments/payment-gateway';
 import { accountStateActivities } from './account-state';
+import { webhookDeliveryActivities } from './deliver-webhook';
 import { expireCreditActivities } from './expire-credit';
 import { withPermanentFailures } from './failures';
 import { grantCreditActivities } from './grant-credit';
@@ -30,6 +31,7 @@ export function createActivities(deps: ActivityDeps) {
     ...expireCreditActivities(deps),
     ...releaseExpiredHoldsActivities(deps),
     ...accountStateActivities(deps),
+    ...webhookDeliveryActivities(deps),
   });
 }
 

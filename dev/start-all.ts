@@ -15,6 +15,7 @@ import { ensureSchedules } from '../worker/schedules';
 import { ensureSearchAttributes } from '../worker/search-attributes';
 import { DEFAULT_TOOLS_DIR, findTemporalCli } from './temporal-cli';
 import { startTemporalDevServer } from './temporal-dev-server';
+import { webhookDispatcherFrom } from '../worker/webhook-dispatcher';
 import { createBillingWorker } from '../worker/worker';
 
 /** Time left after the grace period for the worker, the dev servers and the pools to stop. */
@@ -127,6 +128,9 @@ async function main(): Promise<void> {
       task_queue: config.TEMPORAL_TASK_QUEUE,
       hold_sweep_interval_ms: config.HOLD_SWEEP_INTERVAL_MS,
     });
+    const dispatcher = webhookDispatcherFrom(config, { db, temporal, logger });
+    dispatcher.start();
+    stops.push(() => dispatcher.stop());
     const api = createApp(apiDeps(config, { db, hotPath, temporal, logger, gateway }));
     stops.push(() => api.close());
     const server = await listen(api.app, config.PORT);

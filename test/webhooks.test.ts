@@ -1,11 +1,33 @@
-import { EVENT_TYPES } from '../billing/events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { EVENT_TYPES, type EventType } from '../billing/events';
+import { recordEvent } from '../db/events';
 import { useHarness } from './support/harness';
+import { eventually, waitFor } from './support/eventually';
+import { type Child, startWorker } from './support/processes';
 
 /**
  * Outbound webhooks on real PostgreSQL and Temporal: endpoints (the secret shown once, list, disable, delete) and
- * their bad input.
+ * their bad input; deliveries to a real HTTP server in this process, signed so that the `standardwebhooks`
+ * package's verifier accepts them, retried on a short schedule (0, 200, 400 ms) with every attempt listed; and
+ * across a worker killed mid-delivery, every event delivered with one delivery row per (event, endpoint), the
+ * receiver seeing a repeat only as a redelivery of the same webhook-id.
  */
-const h = useHarness();
+const h = useHarness({ webhook_retry_schedule_ms: [0, 200, 400], webhook_timeout_ms: 1_000 });
+
+/** Deletes every endpoint, so that one test's endpoints do not receive the next test's events. */
+async function deleteAllEndpoints(): Promise<void> {
+  for (;;) {
+    const page = await h.call('GET', '/v1/webhook-endpoints?limit=100');
+    for (const endpoint of page.body.data as { id: string }[]) {
+      await h.call('DELETE', `/v1/webhook-endpoints/${endpoint.id}`);
+    }
+    if (!page.body.has_more) return;
+  }
+}
+
+afterEach(deleteAllEndpoints);
 
 describe('webhook endpoints', () => {
   test('creating one answers its whsec_ secret once; reads, lists and deletes never show it again', async () => {
@@ -127,5 +149,361 @@ describe('webhook endpoints', () => {
     });
     expect(created.status).toBe(201);
     expect(created.body.events).toEqual([...EVENT_TYPES].sort());
+  });
+});
+
+// ---- Deliveries ----
+
+interface Received {
+  headers: Record<string, string>;
+  body: string;
+  at_ms: number;
+}
+
+interface Receiver {
+  url: string;
+  received: Received[];
+  close(): Promise<void>;
+}
+
+/**
+ * A real HTTP endpoint on 127.0.0.1. `answer` decides each response from the request and how many came before
+ * (it may also hold the response open by never calling `res.end`).
+ */
+async function receiver(
+  answer: (request: Received, index: number, res: ServerResponse) => void | Promise<void>,
+): Promise<Receiver> {
+  const received: Received[] = [];
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const request = {
+        headers: Object.fromEntries(
+          Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : (v ?? '')]),
+        ),
+        body: Buffer.concat(chunks).toString('utf8'),
+        at_ms: Date.now(),
+      };
+      received.push(request);
+      void Promise.resolve(answer(request, received.length - 1, res)).catch(() => res.destroy());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/hooks`,
+    received,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const reply = (res: ServerResponse, status: number, body = '') => {
+  res.statusCode = status;
+  res.end(body);
+};
+
+async function createEndpoint(url: string, events: string[]): Promise<{ id: string; secret: string }> {
+  const created = await h.call('POST', '/v1/webhook-endpoints', { url, events });
+  expect(created.status).toBe(201);
+  return { id: created.body.id as string, secret: created.body.secret as string };
+}
+
+let occurrence = 0;
+/** Records an event in the outbox, as the emitters do, and returns its id. */
+async function record(customer_id: string, type: EventType, data: Record<string, unknown>): Promise<string> {
+  const { id } = await recordEvent(h.db, {
+    customer_id,
+    type,
+    data,
+    occurrence_key: `test:webhooks:${customer_id}:${++occurrence}`,
+  });
+  return id;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- API bodies
+async function deliveriesOf(endpoint_id: string): Promise<any[]> {
+  const page = await h.call('GET', `/v1/webhook-endpoints/${endpoint_id}/deliveries?limit=100`);
+  expect(page.status).toBe(200);
+  return page.body.data;
+}
+
+/** Waits until the event was fanned out (its deliveries, if any, exist). */
+async function waitFannedOut(event_id: string): Promise<void> {
+  await waitFor(`event ${event_id} fanned out`, async () => {
+    const [row] = await h.db('events').where({ id: event_id }).select('fanned_out_at');
+    return row?.fanned_out_at != null;
+  });
+}
+
+describe('webhook deliveries', () => {
+  const receivers: Receiver[] = [];
+  afterAll(() => Promise.all(receivers.map((r) => r.close())));
+  const open = async (answer: Parameters<typeof receiver>[0]) => {
+    const r = await receiver(answer);
+    receivers.push(r);
+    return r;
+  };
+
+  beforeAll(async () => {
+    for (const id of ['cus_wh_sig', 'cus_wh_retry', 'cus_wh_fail', 'cus_wh_stop', 'cus_wh_kill']) {
+      await h.customer(id);
+    }
+  });
+
+  test('a delivery is signed per Standard Webhooks: standardwebhooks verifies it with the secret from creation', async () => {
+    const endpoint_receiver = await open((_request, _index, res) => reply(res, 200, 'ok'));
+    const endpoint = await createEndpoint(endpoint_receiver.url, ['credit.granted']);
+    const event_id = await record('cus_wh_sig', 'credit.granted', {
+      grant_id: 'gr_1',
+      amount_usd: '5.000000000',
+    });
+    const other_type = await record('cus_wh_sig', 'tier.promoted', { tier: 'tier_1' });
+
+    await waitFor('the delivery', () => endpoint_receiver.received.length >= 1);
+    const [request] = endpoint_receiver.received;
+    expect(request!.headers['webhook-id']).toBe(event_id);
+    expect(request!.headers['content-type']).toMatch(/^application\/json/);
+    expect(request!.headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
+    const payload = new Webhook(endpoint.secret).verify(request!.body, request!.headers);
+    const [event] = await h.db('events').where({ id: event_id });
+    expect(payload).toEqual({
+      type: 'credit.granted',
+      timestamp: (event.created_at as Date).toISOString(),
+      data: { customer_id: 'cus_wh_sig', grant_id: 'gr_1', amount_usd: '5.000000000' },
+    });
+    // The signature covers the body and the key: a changed body, or another endpoint's secret, fails.
+    expect(() =>
+      new Webhook(endpoint.secret).verify(
+        request!.body.replace('5.000000000', '50.000000000'),
+        request!.headers,
+      ),
+    ).toThrow();
+    const other = await createEndpoint('https://example.com/other', ['budget.alert']);
+    expect(() => new Webhook(other.secret).verify(request!.body, request!.headers)).toThrow();
+
+    const deliveries = await eventually(
+      () => deliveriesOf(endpoint.id),
+      (d) => d[0]?.status === 'delivered',
+    );
+    expect(deliveries).toHaveLength(1);
+    expect(deliveries[0]).toMatchObject({
+      object: 'webhook_delivery',
+      endpoint_id: endpoint.id,
+      event_id,
+      event_type: 'credit.granted',
+      status: 'delivered',
+      attempt_count: 1,
+      next_attempt_at: null,
+      completed_at: expect.any(String),
+      attempts: [{ attempt: 1, status_code: 200, error: null, response_body: 'ok' }],
+    });
+    // An event type the endpoint did not subscribe to is not delivered to it.
+    await waitFannedOut(other_type);
+    expect(
+      await h.db('webhook_deliveries').where({ event_id: other_type, endpoint_id: endpoint.id }),
+    ).toEqual([]);
+    expect(endpoint_receiver.received).toHaveLength(1);
+  });
+
+  test('an endpoint answering 500 twice is retried on the schedule and then delivered, every attempt listed', async () => {
+    const big = 'x'.repeat(10_000);
+    const flaky = await open((_request, index, res) => (index < 2 ? reply(res, 500, big) : reply(res, 204)));
+    const endpoint = await createEndpoint(flaky.url, ['top_up.failed']);
+    const event_id = await record('cus_wh_retry', 'top_up.failed', {
+      top_up_id: 'tu_1',
+      reason: 'card_declined',
+    });
+
+    const [delivery] = await eventually(
+      () => deliveriesOf(endpoint.id),
+      (d) => d[0]?.status === 'delivered',
+    );
+    expect(delivery).toMatchObject({ event_id, status: 'delivered', attempt_count: 3 });
+    const attempts = delivery.attempts as {
+      status_code: number;
+      attempted_at: string;
+      duration_ms: number;
+      response_body: string;
+    }[];
+    expect(attempts.map((a) => a.status_code)).toEqual([500, 500, 204]);
+    for (const attempt of attempts) expect(attempt.duration_ms).toEqual(expect.any(Number));
+    // At most 4 KB of an answer is kept.
+    expect(attempts[0]!.response_body).toBe(big.slice(0, 4096));
+    expect(attempts[2]!.response_body).toBe('');
+    // The schedule's delays separate the attempts (200 ms, then 400 ms), measured at the receiver.
+    const at = flaky.received.map((r) => r.at_ms);
+    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(190);
+    expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(390);
+    // Every attempt carries the same webhook-id and body, each signed at its own time, each verifiable.
+    expect(new Set(flaky.received.map((r) => r.headers['webhook-id']))).toEqual(new Set([event_id]));
+    expect(new Set(flaky.received.map((r) => r.body)).size).toBe(1);
+    for (const r of flaky.received)
+      expect(() => new Webhook(endpoint.secret).verify(r.body, r.headers)).not.toThrow();
+  });
+
+  test('an endpoint that never answers 2xx fails after the last attempt: refused connections, redirects, timeouts', async () => {
+    const closed = await open(() => undefined);
+    await closed.close(); // nothing listens on its port any more
+    const redirecting = await open((_request, _index, res) => {
+      res.setHeader('Location', 'https://example.com/elsewhere');
+      reply(res, 302);
+    });
+    const silent = await open(() => undefined); // never answers: each attempt times out (1 s in this file)
+    const endpoints = await Promise.all(
+      [closed, redirecting, silent].map((r) => createEndpoint(r.url, ['credit.depleted'])),
+    );
+    const event_id = await record('cus_wh_fail', 'credit.depleted', { balance_usd: '0.000000000' });
+
+    const settled = await Promise.all(
+      endpoints.map((e) =>
+        eventually(
+          () => deliveriesOf(e.id),
+          (d) => d[0]?.status === 'failed',
+          30_000,
+        ),
+      ),
+    );
+    const [refused, redirected, timedOut] = settled.map((d) => d[0]);
+    for (const delivery of [refused, redirected, timedOut]) {
+      expect(delivery).toMatchObject({ event_id, status: 'failed', attempt_count: 3, next_attempt_at: null });
+      expect(delivery.completed_at).toEqual(expect.any(String));
+    }
+    for (const attempt of refused.attempts) {
+      expect(attempt).toMatchObject({ status_code: null, error: expect.stringMatching(/ECONNREFUSED/) });
+    }
+    // A redirect is an answer that is not 2xx: recorded, never followed.
+    expect(redirected.attempts.map((a: { status_code: number }) => a.status_code)).toEqual([302, 302, 302]);
+    expect(redirecting.received).toHaveLength(3);
+    for (const attempt of timedOut.attempts) {
+      expect(attempt).toMatchObject({ status_code: null, error: expect.stringMatching(/^timeout/) });
+      expect(attempt.duration_ms).toBeGreaterThanOrEqual(990);
+    }
+  });
+
+  test.each(['disable', 'delete'])(
+    'an endpoint that is %sd stops receiving: its pending delivery is canceled at the next attempt',
+    async (action) => {
+      let endpoint_id = '';
+      const stopping = await open(async (_request, index, res) => {
+        // The endpoint's owner turns it off while the first attempt is in flight, then that attempt fails.
+        if (index === 0) {
+          const answer =
+            action === 'disable'
+              ? await h.call('POST', `/v1/webhook-endpoints/${endpoint_id}/disable`)
+              : await h.call('DELETE', `/v1/webhook-endpoints/${endpoint_id}`);
+          expect(answer.status).toBe(200);
+        }
+        reply(res, 503);
+      });
+      endpoint_id = (await createEndpoint(stopping.url, ['budget.alert'])).id;
+      const event_id = await record('cus_wh_stop', 'budget.alert', { month: '2026-11' });
+
+      const canceled = await eventually(
+        () => h.db('webhook_deliveries').where({ event_id, endpoint_id }),
+        (rows) => rows[0]?.status === 'canceled',
+      );
+      expect(canceled).toMatchObject([{ status: 'canceled', attempt_count: 1, next_attempt_at: null }]);
+      expect(stopping.received).toHaveLength(1);
+
+      // Events recorded while it is off are not fanned out to it.
+      const while_off = await record('cus_wh_stop', 'budget.alert', { month: '2026-12' });
+      await waitFannedOut(while_off);
+      expect(await h.db('webhook_deliveries').where({ event_id: while_off, endpoint_id })).toEqual([]);
+
+      if (action === 'disable') {
+        const deliveries = await deliveriesOf(endpoint_id);
+        expect(deliveries.map((d: { status: string }) => d.status)).toEqual(['canceled']);
+        // Enabled again, it receives the events recorded from then on.
+        expect((await h.call('POST', `/v1/webhook-endpoints/${endpoint_id}/enable`)).status).toBe(200);
+        const after = await record('cus_wh_stop', 'budget.alert', { month: '2027-01' });
+        await waitFor('the delivery after enabling', () =>
+          stopping.received.some((r) => r.headers['webhook-id'] === after),
+        );
+      } else {
+        expect((await h.call('GET', `/v1/webhook-endpoints/${endpoint_id}/deliveries`)).status).toBe(404);
+      }
+    },
+  );
+
+  describe('a worker killed mid-delivery', () => {
+    const children: Child[] = [];
+    afterAll(async () => {
+      for (const child of children) if (child.process.exitCode === null) child.process.kill('SIGKILL');
+      await Promise.all(children.map((c) => c.exited));
+    });
+
+    test('every event reaches the endpoint once per delivery row, repeats only as redeliveries of one webhook-id', async () => {
+      // Real `npm run worker` processes from here on, with this file's short schedule.
+      await h.stopWorker();
+      const env = {
+        WEBHOOK_RETRY_SCHEDULE: 'PT0S,PT0.2S,PT0.4S',
+        WEBHOOK_TIMEOUT_MS: '1000',
+        WEBHOOK_SWEEP_INTERVAL_MS: '500',
+      };
+      let held: Received | undefined;
+      const sink = await open((request, _index, res) => {
+        // The first request is never answered: the worker sending it is killed while it waits.
+        if (!held) {
+          held = request;
+          return;
+        }
+        reply(res, 200);
+      });
+      const endpoint = await createEndpoint(sink.url, ['auto_recharge.succeeded']);
+
+      const first = await startWorker(h, env);
+      children.push(first);
+      const events: string[] = [];
+      for (let n = 0; n < 10; n++) {
+        events.push(
+          await record('cus_wh_kill', 'auto_recharge.succeeded', { n, amount_usd: '10.000000000' }),
+        );
+      }
+      await waitFor('the first delivery to reach the endpoint', () => held !== undefined);
+      first.process.kill('SIGKILL');
+      await first.exited;
+      // More events while no worker runs: the next ones fan them out.
+      for (let n = 10; n < 20; n++) {
+        events.push(
+          await record('cus_wh_kill', 'auto_recharge.succeeded', { n, amount_usd: '10.000000000' }),
+        );
+      }
+      // Two workers from here on, whose dispatchers fan out and start deliveries at the same time.
+      children.push(...(await Promise.all([startWorker(h, env), startWorker(h, env)])));
+
+      await waitFor(
+        'every delivery delivered',
+        async () => {
+          const rows = await h
+            .db('webhook_deliveries')
+            .where({ endpoint_id: endpoint.id, status: 'delivered' });
+          return rows.length === events.length;
+        },
+        90_000,
+      );
+      // Exactly one delivery row per (event, endpoint).
+      const rows = await h.db('webhook_deliveries').where({ endpoint_id: endpoint.id });
+      expect(rows.map((r) => r.event_id as string).sort()).toEqual([...events].sort());
+      // Every event reached the endpoint; every request verifies and carries its own event's body, so a repeat
+      // is a redelivery of the same webhook-id with the same body, never a second event.
+      const ids = sink.received.map((r) => r.headers['webhook-id']!);
+      expect(new Set(ids)).toEqual(new Set(events));
+      const bodyOf = new Map<string, string>();
+      for (const r of sink.received) {
+        const payload = new Webhook(endpoint.secret).verify(r.body, r.headers) as { data: { n: number } };
+        expect(events[payload.data.n]).toBe(r.headers['webhook-id']);
+        const seen = bodyOf.get(r.headers['webhook-id']!);
+        if (seen !== undefined) expect(r.body).toBe(seen);
+        bodyOf.set(r.headers['webhook-id']!, r.body);
+      }
+      // The request the dead worker never heard back from was sent again, under the same webhook-id.
+      expect(ids.filter((id) => id === held!.headers['webhook-id']).length).toBeGreaterThanOrEqual(2);
+      expect(events.slice(0, 10)).toContain(held!.headers['webhook-id']);
+    }, 240_000);
   });
 });

@@ -115,6 +115,10 @@ const configSchema = z.object({
   WEBHOOK_RETRY_SCHEDULE: durationList
     .pipe(z.array(z.number()).min(1).max(20, 'at most 20 attempts'))
     .default([0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]),
+  // How long one webhook attempt may take (connect, send, answer) before it counts as failed.
+  WEBHOOK_TIMEOUT_MS: integer(100, 60_000).default(10_000),
+  // How often the worker's webhook dispatcher sweeps the events outbox (it is also woken at once by a notification).
+  WEBHOOK_SWEEP_INTERVAL_MS: integer(100, 3_600_000).default(2_000),
   // How long bought credit (top-ups, auto-recharges) stays spendable: an ISO-8601 duration, or `none`.
   TOP_UP_CREDIT_VALIDITY: z
     .string()

@@ -1,9 +1,11 @@
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../wiring/config';
 import { accountSettingsFrom, connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
+import { createLogger } from '../wiring/logger';
 import { stopOnSignals } from '../wiring/shutdown';
 import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes } from './search-attributes';
+import { webhookDispatcherFrom } from './webhook-dispatcher';
 import { createBillingWorker } from './worker';
 
 /** Time left after the worker's grace period for it to stop and for connections to close. */
@@ -28,7 +30,6 @@ async function main(): Promise<void> {
     task_queue: config.TEMPORAL_TASK_QUEUE,
     hold_sweep_interval_ms: config.HOLD_SWEEP_INTERVAL_MS,
   });
-  await client.connection.close();
   const worker = await createBillingWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -38,14 +39,18 @@ async function main(): Promise<void> {
     overrides: { shutdownGraceTime: config.SHUTDOWN_GRACE_MS },
   });
   const running = worker.run();
+  // Outbound webhooks: fans the events outbox out into delivery workflows (kept on the same client).
+  const dispatcher = webhookDispatcherFrom(config, { db, temporal: client, logger: createLogger(config) });
+  dispatcher.start();
   console.log(`worker polling ${config.TEMPORAL_TASK_QUEUE} on ${config.TEMPORAL_ADDRESS}`);
   stopOnSignals({
     limit_ms: config.SHUTDOWN_GRACE_MS + CLOSE_MARGIN_MS,
     log: (line) => console.log(line),
     stop: async () => {
+      await dispatcher.stop();
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
-      await connection.close();
+      await Promise.all([connection.close(), client.connection.close()]);
       await Promise.all([db.destroy(), hotPath.pool.end()]);
       console.log('worker stopped');
     },

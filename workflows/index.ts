@@ -1,3 +1,4 @@
 // The workflow bundle's entry point: every workflow the worker runs is exported from here.
 export { accountWorkflow } from './account-workflow';
 export { releaseExpiredHoldsWorkflow } from './release-expired-holds-workflow';
+export { webhookDeliveryWorkflow } from './webhook-delivery-workflow';

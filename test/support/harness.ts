@@ -13,6 +13,7 @@ import { loadDefaultPriceBook } from '../../billing/price-book';
 import { createHotPathPool, HotPath } from '../../db/hot-path';
 import type { Db } from '../../db/connection';
 import { checkLedger, type Violation } from '../../db/ledger-check';
+import { WebhookDispatcher } from '../../worker/webhook-dispatcher';
 import { createBillingWorker } from '../../worker/worker';
 import { createTestDatabase } from './database';
 
@@ -27,6 +28,12 @@ export interface HarnessOptions {
   body_limit_bytes?: number;
   /** The hot path's wallet floor (`WALLET_FLOOR_USD`; default the configuration's default). */
   wallet_floor_usd?: string;
+  /**
+   * The webhook dispatcher's retry schedule (`WEBHOOK_RETRY_SCHEDULE` in ms; default [0, 500, 1000]) and attempt
+   * timeout (`WEBHOOK_TIMEOUT_MS`; default 2000). The dispatcher runs with the in-process worker.
+   */
+  webhook_retry_schedule_ms?: number[];
+  webhook_timeout_ms?: number;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
@@ -82,6 +89,7 @@ export function testAppDeps(input: {
 export class Harness {
   private worker?: Worker;
   private workerRun?: Promise<void>;
+  private dispatcher?: WebhookDispatcher;
 
   private constructor(
     readonly db: Db,
@@ -95,6 +103,7 @@ export class Harness {
     readonly baseUrl: string,
     readonly hotPath: HotPath,
     private readonly api: Api,
+    private readonly options: HarnessOptions,
   ) {}
 
   static async start(options: HarnessOptions = {}): Promise<Harness> {
@@ -141,6 +150,7 @@ export class Harness {
       `http://127.0.0.1:${port}`,
       hotPath,
       api,
+      options,
     );
     if (options.worker !== false) await harness.startWorker();
     return harness;
@@ -159,9 +169,21 @@ export class Harness {
       workflow_bundle_path: process.env.TEST_WORKFLOW_BUNDLE,
     });
     this.workerRun = this.worker.run();
+    this.dispatcher = new WebhookDispatcher({
+      db: this.db,
+      temporal: this.temporal,
+      task_queue: this.taskQueue,
+      schedule_ms: this.options.webhook_retry_schedule_ms ?? [0, 500, 1000],
+      timeout_ms: this.options.webhook_timeout_ms ?? 2_000,
+      sweep_interval_ms: 500,
+      logger: pino({ level: 'silent' }),
+    });
+    this.dispatcher.start();
   }
 
   async stopWorker(): Promise<void> {
+    await this.dispatcher?.stop();
+    this.dispatcher = undefined;
     if (!this.worker) return;
     this.worker.shutdown();
     await this.workerRun;
