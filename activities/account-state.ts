@@ -5,12 +5,25 @@ import type {
   PendingRequests,
   RefusalCode,
 } from '../billing/account';
-import { QUEUE_LIMIT } from '../billing/account';
+import { QUEUE_LIMIT, type ThresholdCrossing } from '../billing/account';
+import { type AutoRechargeState, settingsOf, utcMonthOf } from '../billing/auto-recharge';
+import { startOfUtcMonth } from '../billing/durations';
 import { formatUsd } from '../billing/money';
-import { loadAccountFacts } from '../db/account-snapshot';
+import { loadAccountFacts, unhandledCrossings } from '../db/account-snapshot';
+import {
+  getAutoRechargeConfig,
+  lastRecharge,
+  rechargeCounts,
+  rechargedSinceNanos,
+  settleRecharge,
+} from '../db/auto-recharge';
 import type { Db } from '../db/connection';
 import { pendingGrantRequests, settleGrantRequest, type GrantRequestRow } from '../db/credit-grant-requests';
 import { pendingTopUps, settleTopUp, type TopUpRow } from '../db/top-ups';
+import { resultFrom } from './recharge-credits';
+
+/** How many of an account's latest delivered crossings a rebuilt run looks through for ones it never acted on. */
+const UNHANDLED_CROSSINGS_WINDOW = 20;
 
 /**
  * The account workflow's reads of the database (its state is a cache of what PostgreSQL stores) and the record of
@@ -55,6 +68,17 @@ export function accountStateActivities(deps: { db: Db; settings?: AccountSetting
         },
         threshold_crossings: facts.threshold_crossings,
         pending: pendingOf(facts.pending_top_ups, facts.pending_grants, QUEUE_LIMIT),
+        auto_recharge: await autoRechargeStateOf(deps.db, input.customer_id),
+        unhandled_crossings: (
+          await unhandledCrossings(deps.db, input.customer_id, UNHANDLED_CROSSINGS_WINDOW)
+        ).map((c): ThresholdCrossing => ({
+          crossing_id: c.id.toString(),
+          kind: c.kind,
+          threshold_usd: formatUsd(c.threshold_nanos),
+          balance_usd: formatUsd(c.balance_after_nanos),
+          ...(c.month_spend_nanos === null ? {} : { month_spend_usd: formatUsd(c.month_spend_nanos) }),
+          crossed_at: c.crossed_at.toISOString(),
+        })),
       };
     },
 
@@ -79,7 +103,19 @@ export function accountStateActivities(deps: { db: Db; settings?: AccountSetting
       /** Set when the card was charged before the refusal, so the charge can be found and refunded. */
       payment_id?: string | null;
     }): Promise<void> {
-      if (input.command_kind === 'top_up') {
+      if (input.command_kind === 'auto_recharge') {
+        // A recharge the account could not run (no card by the time it charged, a step that can never succeed).
+        await settleRecharge(deps.db, input.id, {
+          status: 'failed',
+          payment_id: input.payment_id ?? null,
+          failure_code: input.code,
+          decline_code: null,
+          failure_message: input.message,
+        }).catch((error: unknown) => {
+          // Refused before its first step recorded it: there is no row to settle.
+          if (!(error instanceof Error && /does not exist/.test(error.message))) throw error;
+        });
+      } else if (input.command_kind === 'top_up') {
         await settleTopUp(deps.db, input.id, {
           status: 'failed',
           payment_id: input.payment_id ?? null,
@@ -129,4 +165,24 @@ function pendingOf(topUps: TopUpRow[], grants: GrantRequestRow[], limit: number)
   commands.sort((a, b) => a.at_ms - b.at_ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const more = topUps.length >= limit || grants.length >= limit || commands.length > limit;
   return { commands: commands.slice(0, limit).map((c) => c.command), more };
+}
+
+/** The auto-recharge part of a rebuilt state: settings, this UTC month's total and the latest settled recharge. */
+async function autoRechargeStateOf(db: Db, customer_id: string): Promise<AutoRechargeState | null> {
+  const config = await getAutoRechargeConfig(db, customer_id);
+  if (!config) return null;
+  const now = new Date();
+  const [recharged_nanos, counts, last] = await Promise.all([
+    rechargedSinceNanos(db, customer_id, startOfUtcMonth(now)),
+    rechargeCounts(db, customer_id),
+    lastRecharge(db, customer_id),
+  ]);
+  return {
+    settings: settingsOf(config),
+    month: utcMonthOf(now.getTime()),
+    recharged_this_month_usd: formatUsd(recharged_nanos),
+    recharges_succeeded: counts.succeeded,
+    recharges_failed: counts.failed,
+    last_recharge: last && last.status !== 'pending' ? resultFrom(last) : null,
+  };
 }

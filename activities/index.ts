@@ -1,4 +1,5 @@
 import type { AccountSettings } from '../billing/account';
+import type { ChargeLimits } from '../billing/auto-recharge';
 import type { Db } from '../db/connection';
 import type { HotPath } from '../db/hot-path';
 import type { PaymentGateway } from '../payments/payment-gateway';
@@ -8,6 +9,8 @@ import { expireCreditActivities } from './expire-credit';
 import { withPermanentFailures } from './failures';
 import { grantCreditActivities } from './grant-credit';
 import { releaseExpiredHoldsActivities } from './release-expired-holds';
+import { crossingEventActivities } from './record-crossing-events';
+import { autoRechargeActivities } from './recharge-credits';
 import { paymentMethodActivities } from './save-payment-method';
 import { topUpActivities } from './top-up-credits';
 
@@ -17,6 +20,8 @@ export interface ActivityDeps {
   hotPath: HotPath;
   /** The worker's account settings, read by every account run at its start (absent: the start input's are kept). */
   settings?: AccountSettings;
+  /** TOP_UP_MIN_USD..TOP_UP_MAX_USD: the range of an auto-recharge's charge (absent: the configuration's defaults). */
+  charge_limits?: ChargeLimits;
 }
 
 /**
@@ -32,6 +37,8 @@ export function createActivities(deps: ActivityDeps) {
     ...releaseExpiredHoldsActivities(deps),
     ...accountStateActivities(deps),
     ...webhookDeliveryActivities(deps),
+    ...autoRechargeActivities(deps),
+    ...crossingEventActivities(deps),
   });
 }
 

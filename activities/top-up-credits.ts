@@ -2,12 +2,10 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { formatUsd, usd } from '../billing/money';
 import type { TopUpResult } from '../billing/account';
 import type { Db } from '../db/connection';
-import { getCustomer } from '../db/customers';
-import { PermanentError } from '../db/errors';
 import { grantCredit } from '../db/ledger';
-import { findPayment, type PaymentRecord, recordPayment } from '../db/payments';
 import { getTopUp, recordTopUp, settleTopUp, type TopUpRow } from '../db/top-ups';
 import type { PaymentGateway } from '../payments/payment-gateway';
+import { type CardChargeResult, chargeCardOnce } from './charge-card';
 
 /**
  * A top-up is three idempotent steps, each keyed by the top-up id (never the workflow run id, which changes at
@@ -23,16 +21,9 @@ export interface TopUpInput {
 }
 
 export type ChargeResult =
-  | { status: 'succeeded'; payment_id: string }
+  | CardChargeResult
   /** The top-up was settled before this call (a redelivered request): nothing was charged now. */
-  | { status: 'settled'; result: TopUpResult }
-  | {
-      status: 'failed';
-      payment_id: string;
-      failure_code: string;
-      decline_code: string | null;
-      message: string;
-    };
+  | { status: 'settled'; result: TopUpResult };
 
 /** Ids derived from the top-up id, so every retry names the same payment and grant. */
 const paymentIdFor = (top_up_id: string): string => `pay_${top_up_id}`;
@@ -69,39 +60,14 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
         });
         if (row.status !== 'pending') return { status: 'settled', result: resultFrom(row) };
       }
-      const idempotency_key = `top_up:${input.top_up_id}`;
-      const payment_id = paymentIdFor(input.top_up_id);
-      // A charge already recorded is never made again: the gateway's own idempotency key may have expired (Stripe
-      // keeps keys about 24 h) by the time a stopped run resumes, so our record, not the gateway's, decides.
-      const recorded = await findPayment(deps.db, idempotency_key);
-      if (recorded) return chargeResultOf(recorded);
-      const payment_method = input.payment_method ?? (await cardOnFile(deps.db, input.customer_id));
-      const outcome = await deps.gateway.charge({
-        idempotency_key,
+      return chargeCardOnce(deps, {
+        idempotency_key: `top_up:${input.top_up_id}`,
+        payment_id: paymentIdFor(input.top_up_id),
         customer_id: input.customer_id,
-        payment_method,
         amount_nanos,
         description: `Credit top-up ${input.top_up_id}`,
+        ...(input.payment_method === undefined ? {} : { payment_method: input.payment_method }),
       });
-      await recordPayment(deps.db, {
-        id: payment_id,
-        customer_id: input.customer_id,
-        gateway: deps.gateway.name,
-        idempotency_key,
-        gateway_charge_id: outcome.charge_id,
-        payment_method,
-        amount_nanos,
-        status: outcome.status,
-        failure_code: outcome.status === 'failed' ? outcome.failure_code : null,
-      });
-      if (outcome.status === 'succeeded') return { status: 'succeeded', payment_id };
-      return {
-        status: 'failed',
-        payment_id,
-        failure_code: outcome.failure_code,
-        decline_code: outcome.decline_code,
-        message: outcome.message,
-      };
     },
 
     /** Grants the paid credit and marks the top-up succeeded, in one transaction. */
@@ -153,28 +119,6 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
       return resultOf(deps.db, input.top_up_id);
     },
   };
-}
-
-/** A recorded charge attempt as this step's result (the gateway's decline details are not stored, only its code). */
-function chargeResultOf(payment: PaymentRecord): ChargeResult {
-  if (payment.status === 'succeeded') return { status: 'succeeded', payment_id: payment.id };
-  const failure_code = payment.failure_code ?? 'processing_error';
-  return {
-    status: 'failed',
-    payment_id: payment.id,
-    failure_code,
-    decline_code: null,
-    message: `the charge failed (${failure_code})`,
-  };
-}
-
-async function cardOnFile(db: Db, customer_id: string): Promise<string> {
-  const customer = await getCustomer(db, customer_id);
-  if (!customer) throw new PermanentError('not_found', `customer ${customer_id} does not exist`);
-  if (customer.payment_method === null) {
-    throw new PermanentError('no_payment_method', 'the customer has no payment method on file');
-  }
-  return customer.payment_method;
 }
 
 /** The top-up's outcome as stored: the database, not the caller, is the authority on what happened. */

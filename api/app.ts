@@ -75,7 +75,7 @@ export function createApp(deps: AppDeps): Api {
     metrics,
     hold_ttl_seconds: deps.hold_ttl_seconds,
   });
-  customerRoutes(routes, { db: deps.db, accounts, gateway: deps.gateway });
+  customerRoutes(routes, { db: deps.db, accounts, gateway: deps.gateway, limits: deps.limits });
   creditRoutes(routes, { db: deps.db, accounts, limits: deps.limits });
   budgetRoutes(routes, { db: deps.db });
   webhookRoutes(routes, { db: deps.db });

@@ -1,7 +1,7 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { EVENT_TYPES } from '../billing/events';
-import { formatCents, formatUsd, parseUsd } from '../billing/money';
+import { formatCents, formatUsd, NANOS_PER_CENT, parseUsd } from '../billing/money';
 import { ALL_EVENTS } from '../billing/webhooks';
 import { IMAGE_QUALITY, IMAGE_SIZE } from '../billing/price-book';
 import { MAX_IMAGE_ENTRIES, parseStorageGbDays } from '../billing/rating';
@@ -233,6 +233,77 @@ export const creditGrantCreate = (limits: { credit_grant_max_nanos: bigint }) =>
     })
     .strict();
 
+/** The largest target balance or monthly recharge limit accepted: far below the ledger's bigint limit. */
+const AUTO_RECHARGE_MAX_NANOS = 1_000_000_000n * 1_000_000_000n;
+
+/**
+ * Auto-recharge settings: a threshold (exact USD), and exactly one of a fixed `amount_usd` per recharge (whole cents
+ * within TOP_UP_MIN_USD..TOP_UP_MAX_USD) or a `target_balance_usd` above the threshold (whole cents; each charge is
+ * the shortfall, kept within the same range); an optional monthly cap (whole cents, null or absent: none) that is
+ * at least one charge.
+ */
+export const autoRechargePut = (limits: { top_up_min_nanos: bigint; top_up_max_nanos: bigint }) => {
+  const cents = (min_nanos: bigint, max_nanos: bigint) =>
+    boundedMoneyInput({ min_nanos, max_nanos, cents: true });
+  return z
+    .object({
+      enabled: z.boolean().openapi({ description: 'false keeps the settings and stops recharging.' }),
+      threshold_usd: MoneyInput.openapi({
+        description: 'Recharge when a debit takes the available balance below this (USD decimal string).',
+      }),
+      amount_usd: cents(limits.top_up_min_nanos, limits.top_up_max_nanos).optional(),
+      target_balance_usd: cents(NANOS_PER_CENT, AUTO_RECHARGE_MAX_NANOS).optional(),
+      monthly_limit_usd: cents(NANOS_PER_CENT, AUTO_RECHARGE_MAX_NANOS).nullable().optional(),
+    })
+    .strict()
+    .superRefine((body, ctx) => {
+      if ((body.amount_usd === undefined) === (body.target_balance_usd === undefined)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [body.amount_usd === undefined ? 'amount_usd' : 'target_balance_usd'],
+          message: 'give exactly one of amount_usd (a fixed charge) and target_balance_usd (refill up to it)',
+        });
+        return;
+      }
+      const threshold = parseUsd(body.threshold_usd);
+      const target = body.target_balance_usd === undefined ? undefined : parseUsd(body.target_balance_usd);
+      if (threshold.ok && target?.ok && target.nanos <= threshold.nanos) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['target_balance_usd'],
+          message: 'must be greater than threshold_usd',
+        });
+      }
+      const amount = body.amount_usd === undefined ? undefined : parseUsd(body.amount_usd);
+      const limit = body.monthly_limit_usd == null ? undefined : parseUsd(body.monthly_limit_usd);
+      const smallest_charge_nanos = amount?.ok ? amount.nanos : limits.top_up_min_nanos;
+      if (limit?.ok && limit.nanos < smallest_charge_nanos) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['monthly_limit_usd'],
+          message: `must be at least one recharge (${formatCents(smallest_charge_nanos)} USD), or null for no limit`,
+        });
+      }
+    });
+};
+
+export const AutoRecharge = z
+  .object({
+    enabled: z.boolean(),
+    threshold_usd: MoneyOutput,
+    amount_usd: MoneyOutput.nullable(),
+    target_balance_usd: MoneyOutput.nullable(),
+    monthly_limit_usd: MoneyOutput.nullable(),
+    recharged_this_month_usd: MoneyOutput.openapi({
+      description: 'Succeeded recharges in the current UTC calendar month.',
+    }),
+    disabled_reason: z.string().nullable().openapi({
+      description:
+        'Why auto-recharge switched itself off (e.g. "card_declined: generic_decline"); null otherwise.',
+    }),
+  })
+  .openapi('AutoRecharge');
+
 export const Balance = z
   .object({
     customer_id: z.string(),
@@ -299,7 +370,7 @@ export const Customer = z
     balance: z.object({ available_usd: MoneyOutput, held_usd: MoneyOutput }),
     tier: z.string().nullable(),
     subscription: z.null(),
-    auto_recharge: z.null(),
+    auto_recharge: AutoRecharge.nullable(),
     budget: CustomerBudget,
     created_at: Timestamp,
   })

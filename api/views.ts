@@ -1,11 +1,13 @@
 import type { z } from 'zod';
 import { formatUsd } from '../billing/money';
+import type { AutoRechargeSummary } from '../db/auto-recharge';
 import type { BalanceView } from '../db/balance';
 import type { CustomerRow } from '../db/customers';
 import type { LedgerEntryRow } from '../db/ledger';
 import type { TopUpRow } from '../db/top-ups';
 import type { DeliveryRow, WebhookEndpointRow } from '../db/webhooks';
 import type {
+  AutoRecharge,
   Balance,
   Customer,
   CustomerBudget,
@@ -19,7 +21,11 @@ import type {
 
 export const LEDGER_ENTRY_PREFIX = 'le_';
 
-export function customerView(row: CustomerRow): z.infer<typeof Customer> {
+/** A customer with what is loaded beside its row (each absent part shows as null). */
+export function customerView(
+  row: CustomerRow,
+  extras: { auto_recharge?: AutoRechargeSummary } = {},
+): z.infer<typeof Customer> {
   return {
     id: row.id,
     object: 'customer',
@@ -31,7 +37,7 @@ export function customerView(row: CustomerRow): z.infer<typeof Customer> {
     balance: { available_usd: formatUsd(row.available_nanos), held_usd: formatUsd(row.held_nanos) },
     tier: null,
     subscription: null,
-    auto_recharge: null,
+    auto_recharge: extras.auto_recharge ? autoRechargeView(extras.auto_recharge) : null,
     budget: budgetView(row),
     created_at: row.created_at.toISOString(),
   };
@@ -127,5 +133,19 @@ export function webhookDeliveryView(row: DeliveryRow): z.infer<typeof WebhookDel
       error: a.error,
       response_body: a.response_body,
     })),
+  };
+}
+
+export function autoRechargeView(summary: AutoRechargeSummary): z.infer<typeof AutoRecharge> {
+  const { config } = summary;
+  const usdOrNull = (nanos: bigint | null) => (nanos === null ? null : formatUsd(nanos));
+  return {
+    enabled: config.enabled,
+    threshold_usd: formatUsd(config.threshold_nanos),
+    amount_usd: usdOrNull(config.amount_nanos),
+    target_balance_usd: usdOrNull(config.target_balance_nanos),
+    monthly_limit_usd: usdOrNull(config.monthly_limit_nanos),
+    recharged_this_month_usd: formatUsd(summary.recharged_this_month_nanos),
+    disabled_reason: config.disabled_reason,
   };
 }

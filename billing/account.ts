@@ -1,3 +1,9 @@
+import {
+  type AutoRechargeResult,
+  type AutoRechargeState,
+  applyRechargeResult,
+  rechargeIdFor,
+} from './auto-recharge';
 import { decodeUsd, formatUsd, isWholeCents, parseUsd } from './money';
 
 /**
@@ -101,12 +107,15 @@ export type Command =
       request: CreditGrantRequest;
       /** When the account accepted the grant (ISO-8601); absent in state carried from older runs. */
       accepted_at?: string;
-    };
+    }
+  /** Charge the card once for a `recharge` crossing (id `ar_<crossing_id>`, see billing/auto-recharge.ts). */
+  | { kind: 'auto_recharge'; id: string; crossing: ThresholdCrossing };
 
 export type CommandResult =
   /** `already_settled`: the database had its outcome before this run ran it (a redelivery); counted already. */
   | { kind: 'top_up'; result: TopUpResult; already_settled?: boolean }
   | { kind: 'grant_credit'; result: CreditGrantResult }
+  | { kind: 'auto_recharge'; result: AutoRechargeResult }
   /** The account refused the command: it was invalid, or a step failed in a way no retry can fix. */
   | { kind: 'refused'; id: string; command_kind: Command['kind']; refusal: Refusal };
 
@@ -145,6 +154,10 @@ export interface AccountState {
    * once the queue drains, the workflow reads the next pending requests from the database.
    */
   backlog?: boolean;
+  /** Auto-recharge settings (cached from PostgreSQL), this month's recharges and the last one. Absent in older runs. */
+  auto_recharge?: AutoRechargeState | null;
+  /** Crossings received whose event (`credit.balance_low`, `credit.depleted`, `budget.*`) is not recorded yet. */
+  crossing_events?: ThresholdCrossing[];
 }
 
 /** What queries return and the payment-method update answers: the state minus internal bookkeeping. */
@@ -277,6 +290,15 @@ export function completeCommand(state: AccountState, outcome: CommandResult): Ac
       refusals: (state.refusals ?? 0) + 1,
     };
   }
+  if (outcome.kind === 'auto_recharge') {
+    const { result } = outcome;
+    next = { ...next, auto_recharge: applyRechargeResult(state.auto_recharge, result) };
+    if (result.grant_id !== null && result.grant_expires_at !== null) {
+      const expiry = { grant_id: result.grant_id, expires_at: result.grant_expires_at };
+      next = { ...next, grant_expiries: [...next.grant_expiries, expiry] };
+    }
+    return next;
+  }
   if (outcome.kind === 'top_up' && outcome.already_settled !== true) {
     const succeeded = outcome.result.status === 'succeeded';
     const paid_nanos = decodeUsd(outcome.result.amount_usd);
@@ -302,6 +324,7 @@ export function completeCommand(state: AccountState, outcome: CommandResult): Ac
 
 function outcomeId(outcome: CommandResult): string {
   if (outcome.kind === 'refused') return outcome.id;
+  if (outcome.kind === 'auto_recharge') return outcome.result.recharge_id;
   return outcome.kind === 'top_up' ? outcome.result.top_up_id : outcome.result.grant_id;
 }
 
@@ -335,6 +358,8 @@ export function noteRefusal(
  * without a card on file is left to the charge step, which reads the card from PostgreSQL, the authority on it.
  */
 export function checkCommand(command: Command): Refusal | null {
+  // Sized and checked by its own first step, against the settings and balance in PostgreSQL when it runs.
+  if (command.kind === 'auto_recharge') return null;
   if (command.kind === 'top_up') {
     const amount = parseUsd(command.request.amount_usd);
     if (!amount.ok || amount.nanos <= 0n || !isWholeCents(amount.nanos)) {
@@ -392,6 +417,13 @@ export interface AccountSnapshot {
   last_crossing: ThresholdCrossing | null;
   threshold_crossings: number;
   pending: PendingRequests;
+  /** Absent in snapshots recorded before auto-recharge. */
+  auto_recharge?: AutoRechargeState | null;
+  /**
+   * Delivered crossings the account has not acted on (a run terminated between receiving and acting): a `recharge`
+   * crossing without its recharge row, another kind without its event. Oldest first; absent in older snapshots.
+   */
+  unhandled_crossings?: ThresholdCrossing[];
 }
 
 /**
@@ -417,6 +449,7 @@ export function rebuildState(state: AccountState, snapshot: AccountSnapshot): Ac
     top_ups_failed: snapshot.top_ups_failed,
     last_crossing: newerCrossing ? state.last_crossing : snapshot.last_crossing,
     threshold_crossings: Math.max(snapshot.threshold_crossings, state.threshold_crossings ?? 0),
+    ...(snapshot.auto_recharge === undefined ? {} : { auto_recharge: snapshot.auto_recharge }),
   };
 }
 
@@ -435,11 +468,40 @@ export function clearDueExpiries(state: AccountState, now_ms: number): AccountSt
   return { ...state, grant_expiries: state.grant_expiries.filter((e) => Date.parse(e.expires_at) > now_ms) };
 }
 
+/**
+ * Whether the account has not seen this crossing yet. Crossing ids increase across all kinds (one outbox), and the
+ * outbox delivers a customer's crossings in id order, so "above the last id seen" is right whatever the kinds: the
+ * `low_balance` and `recharge` crossings of one debit are two rows with two ids, each acted on once.
+ */
+export function isNewCrossing(state: AccountState, crossing: ThresholdCrossing): boolean {
+  const last = state.last_crossing;
+  return !last || BigInt(crossing.crossing_id) > BigInt(last.crossing_id);
+}
+
 /** Records a crossing once: a redelivered or older crossing id leaves the state unchanged. */
 export function recordThresholdCrossing(state: AccountState, crossing: ThresholdCrossing): AccountState {
-  const last = state.last_crossing;
-  if (last && BigInt(crossing.crossing_id) <= BigInt(last.crossing_id)) return state;
+  if (!isNewCrossing(state, crossing)) return state;
   return { ...state, last_crossing: crossing, threshold_crossings: (state.threshold_crossings ?? 0) + 1 };
+}
+
+/**
+ * Turns a new crossing into work: a `recharge` crossing queues one recharge command for its id (not bounded by the
+ * queue limit: crossings are few, at most one per kind per debit, and dropping one would lose a recharge); any
+ * other kind waits to have its event recorded. A crossing already queued or answered changes nothing.
+ */
+export function actOnCrossing(state: AccountState, crossing: ThresholdCrossing): AccountState {
+  if ((crossing.kind ?? 'low_balance') === 'recharge') {
+    return enqueue(state, { kind: 'auto_recharge', id: rechargeIdFor(crossing.crossing_id), crossing });
+  }
+  const waiting = state.crossing_events ?? [];
+  if (waiting.some((c) => c.crossing_id === crossing.crossing_id)) return state;
+  return { ...state, crossing_events: [...waiting, crossing] };
+}
+
+/** Forgets crossing events once they are recorded in the outbox. */
+export function clearCrossingEvents(state: AccountState, crossing_ids: readonly string[]): AccountState {
+  const done = new Set(crossing_ids);
+  return { ...state, crossing_events: (state.crossing_events ?? []).filter((c) => !done.has(c.crossing_id)) };
 }
 
 /** The state a new run starts from after continue-as-new. */

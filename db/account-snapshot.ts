@@ -1,3 +1,4 @@
+import type { CrossingKind } from '../billing/account';
 import { queryRows, type Db } from './connection';
 import { pendingGrantRequests, type GrantRequestRow } from './credit-grant-requests';
 import { pendingTopUps, topUpTotals, type TopUpRow, type TopUpTotals } from './top-ups';
@@ -73,4 +74,39 @@ export async function loadAccountFacts(
       : null,
     threshold_crossings: last?.delivered ?? 0,
   };
+}
+
+/** A delivered crossing the account has not acted on yet (see `unhandledCrossings`). */
+export interface UnhandledCrossing {
+  id: bigint;
+  kind: CrossingKind;
+  threshold_nanos: bigint;
+  balance_after_nanos: bigint;
+  month_spend_nanos: bigint | null;
+  crossed_at: Date;
+}
+
+/**
+ * Among the customer's `window` latest delivered crossings, those the account has not acted on, oldest first: a
+ * `recharge` crossing whose recharge is not settled (no row, or one still pending: its charge step may not have run),
+ * any other kind without its event (`crossing:<id>`). A run that
+ * starts without carried state (after a terminate) acts on them, so a crossing signalled to a run that ended before
+ * acting is not lost. The window bounds the work (and how far back a rebuilt account reaches).
+ */
+export async function unhandledCrossings(
+  db: Db,
+  customer_id: string,
+  window: number,
+): Promise<UnhandledCrossing[]> {
+  return queryRows<UnhandledCrossing>(
+    db,
+    `SELECT c.id, c.kind, c.threshold_nanos, c.balance_after_nanos, c.month_spend_nanos, c.crossed_at
+     FROM (SELECT * FROM threshold_crossings WHERE customer_id = ? AND signaled_at IS NOT NULL
+           ORDER BY id DESC LIMIT ?) c
+     WHERE CASE WHEN c.kind = 'recharge'
+                THEN NOT EXISTS (SELECT 1 FROM auto_recharges r WHERE r.crossing_id = c.id AND r.status <> 'pending')
+                ELSE NOT EXISTS (SELECT 1 FROM events e WHERE e.occurrence_key = 'crossing:' || c.id) END -- billing/crossing-events.ts
+     ORDER BY c.id`,
+    [customer_id, window],
+  );
 }

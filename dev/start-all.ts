@@ -10,7 +10,14 @@ import { startEmbeddedPostgres } from './embedded-postgres';
 import { apiDeps } from '../api/deps';
 import { createLogger } from '../wiring/logger';
 import { drainHttpServer, stopOnSignals } from '../wiring/shutdown';
-import { accountSettingsFrom, connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
+import {
+  accountSettingsFrom,
+  chargeLimitsFrom,
+  connectTemporal,
+  createGateway,
+  openDb,
+  openHotPath,
+} from '../wiring/runtime';
 import { ensureSchedules } from '../worker/schedules';
 import { ensureSearchAttributes } from '../worker/search-attributes';
 import { DEFAULT_TOOLS_DIR, findTemporalCli } from './temporal-cli';
@@ -109,7 +116,13 @@ async function main(): Promise<void> {
       connection: nativeConnection,
       namespace: config.TEMPORAL_NAMESPACE,
       task_queue: config.TEMPORAL_TASK_QUEUE,
-      deps: { db, gateway, hotPath, settings: accountSettingsFrom(config) },
+      deps: {
+        db,
+        gateway,
+        hotPath,
+        settings: accountSettingsFrom(config),
+        charge_limits: chargeLimitsFrom(config),
+      },
       overrides: { shutdownGraceTime: config.SHUTDOWN_GRACE_MS },
     });
     const workerRun = worker.run();

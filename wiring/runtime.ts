@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { PaymentGateway } from '../payments/payment-gateway';
 import { SimulatedGateway } from '../payments/simulated-gateway';
 import type { AccountSettings } from '../billing/account';
+import type { ChargeLimits } from '../billing/auto-recharge';
 import { usd } from '../billing/money';
 import { createDb, type Db } from '../db/connection';
 import { createHotPathPool, HotPath } from '../db/hot-path';
@@ -46,6 +47,11 @@ export function accountSettingsFrom(
     top_up_credit_validity: config.TOP_UP_CREDIT_VALIDITY,
     continue_as_new_after_events: null,
   };
+}
+
+/** The range of one card charge the workers make on their own (an auto-recharge): TOP_UP_MIN_USD..TOP_UP_MAX_USD. */
+export function chargeLimitsFrom(config: Pick<Config, 'TOP_UP_MIN_USD' | 'TOP_UP_MAX_USD'>): ChargeLimits {
+  return { min_nanos: usd(config.TOP_UP_MIN_USD), max_nanos: usd(config.TOP_UP_MAX_USD) };
 }
 
 /** The hot path's own `pg` pool: prepared statements straight through the driver, no query builder. */

@@ -1,6 +1,13 @@
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../wiring/config';
-import { accountSettingsFrom, connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
+import {
+  accountSettingsFrom,
+  chargeLimitsFrom,
+  connectTemporal,
+  createGateway,
+  openDb,
+  openHotPath,
+} from '../wiring/runtime';
 import { createLogger } from '../wiring/logger';
 import { stopOnSignals } from '../wiring/shutdown';
 import { ensureSchedules } from './schedules';
@@ -34,7 +41,13 @@ async function main(): Promise<void> {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     task_queue: config.TEMPORAL_TASK_QUEUE,
-    deps: { db, gateway: createGateway(db), hotPath, settings: accountSettingsFrom(config) },
+    deps: {
+      db,
+      gateway: createGateway(db),
+      hotPath,
+      settings: accountSettingsFrom(config),
+      charge_limits: chargeLimitsFrom(config),
+    },
     // In-flight activities get the grace period to finish, then are cancelled (and retried elsewhere).
     overrides: { shutdownGraceTime: config.SHUTDOWN_GRACE_MS },
   });

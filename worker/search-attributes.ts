@@ -4,6 +4,7 @@ import { SEARCH_ATTRIBUTES } from '../workflows/messages';
 
 const INDEXED_TYPES = {
   Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+  Bool: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
 } as const;
 
 /**

@@ -21,7 +21,9 @@ import {
   type CommandResult,
   type Refusal,
   acceptRequest,
+  actOnCrossing,
   checkCommand,
+  clearCrossingEvents,
   clearDueExpiries,
   completeCommand,
   DEFAULT_PAYMENT_ACTIVITY_TIMEOUT_MS,
@@ -29,6 +31,7 @@ import {
   enqueuePending,
   findResult,
   initialAccountState,
+  isNewCrossing,
   msUntilNextExpiry,
   nextRunState,
   noteRefusal,
@@ -40,9 +43,12 @@ import {
   validateCreditGrant,
   validateTopUp,
 } from '../billing/account';
+import { applyRechargeSettings } from '../billing/auto-recharge';
 import {
   accountStateQuery,
   accountStatusSearchAttribute,
+  autoRechargeChangedSignal,
+  autoRechargeSearchAttribute,
   balanceThresholdCrossedSignal,
   creditGrantRequestedSignal,
   customerIdSearchAttribute,
@@ -76,6 +82,15 @@ const RUN_START_PATCH = 'account-run-start-reads-database';
 const RUN_START_BACKLOG_PATCH = 'account-run-start-reads-backlog';
 
 /**
+ * Crossings are acted on: a `recharge` crossing queues its auto-recharge, the other kinds have their event recorded.
+ * Histories recorded before only noted each crossing in state; they replay that way.
+ */
+const CROSSING_ACTIONS_PATCH = 'account-acts-on-crossings';
+
+/** Validity of bought credit when the run's settings predate TOP_UP_CREDIT_VALIDITY (its default). */
+const DEFAULT_TOP_UP_CREDIT_VALIDITY = 'P1Y';
+
+/**
  * One long-lived workflow per customer (`account:<customer_id>`) that owns the account's lifecycle. It is a
  * thin shell over billing/account.ts: messages go through pure functions, accepted work is queued in state and
  * run one command at a time as activities, so the account's money operations never interleave.
@@ -89,6 +104,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   let settings = input.settings;
   let acts = activitiesFor(settings);
   let expiryRequested = false;
+  /** The value of BillingAutoRecharge this run last upserted (undefined: none yet). */
+  let shownAutoRecharge: boolean | undefined;
 
   upsertSearchAttributes([
     { key: customerIdSearchAttribute, value: state.customer_id },
@@ -154,7 +171,15 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   });
 
   setHandler(balanceThresholdCrossedSignal, (crossing) => {
+    const fresh = isNewCrossing(state, crossing);
     state = recordThresholdCrossing(state, crossing);
+    // Only a crossing not seen before becomes work, so a redelivery does nothing.
+    if (fresh && patched(CROSSING_ACTIONS_PATCH)) state = actOnCrossing(state, crossing);
+  });
+
+  setHandler(autoRechargeChangedSignal, (settings) => {
+    state = { ...state, auto_recharge: applyRechargeSettings(state.auto_recharge, settings) };
+    showAutoRecharge();
   });
 
   setHandler(expireCreditSignal, () => {
@@ -191,12 +216,24 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     if (!input.state) {
       const snapshot = await attempt(() => acts.db.loadAccountSnapshot({ customer_id: state.customer_id }));
       if (snapshot) state = rebuildState(state, snapshot);
+      // Crossings a terminated run received but never acted on (snapshots from before this patch list none).
+      const unhandled = snapshot?.unhandled_crossings ?? [];
+      if (unhandled.length > 0 && patched(CROSSING_ACTIONS_PATCH)) {
+        for (const crossing of unhandled) state = actOnCrossing(state, crossing);
+      }
     } else if (patched(RUN_START_BACKLOG_PATCH)) {
       state = { ...state, backlog: true };
     }
   }
 
-  const hasWork = () => state.queue.length > 0 || expiryRequested || state.backlog === true;
+  // A run carrying auto-recharge settings (continued, or rebuilt) shows them; older runs carry none.
+  if (state.auto_recharge?.settings) showAutoRecharge();
+
+  const hasWork = () =>
+    state.queue.length > 0 ||
+    expiryRequested ||
+    state.backlog === true ||
+    (state.crossing_events?.length ?? 0) > 0;
   for (;;) {
     const expiry_ms = msUntilNextExpiry(state, Date.now());
     const woke = await condition(
@@ -211,6 +248,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
       await attempt(() => acts.db.expireCredit({ customer_id: state.customer_id, now: now.toISOString() }));
       state = clearDueExpiries(state, now.getTime());
     }
+    if ((state.crossing_events?.length ?? 0) > 0) await recordCrossingEvents();
     while (state.queue.length > 0) await runHead(state.queue[0]!);
     if (state.backlog === true) {
       const pending = await attempt(() => acts.db.pendingAccountRequests({ customer_id: state.customer_id }));
@@ -250,6 +288,29 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     }
     state = completeCommand(state, outcome);
     if (outcome.kind === 'refused') await recordRefusal(command, outcome.refusal, charged.payment_id);
+    // A declined card (or no card) switches auto-recharge off.
+    if (command.kind === 'auto_recharge') showAutoRecharge();
+  }
+
+  /**
+   * Records the events of the crossings received (once per crossing: the activity is keyed by crossing id). One
+   * that can never be recorded is logged and dropped, so it cannot hold up the account.
+   */
+  async function recordCrossingEvents(): Promise<void> {
+    const crossings = state.crossing_events ?? [];
+    await attempt(() => acts.db.recordCrossingEvents({ customer_id: state.customer_id, crossings }));
+    state = clearCrossingEvents(
+      state,
+      crossings.map((c) => c.crossing_id),
+    );
+  }
+
+  /** Upserts BillingAutoRecharge when it differs from what this run last showed. */
+  function showAutoRecharge(): void {
+    const enabled = state.auto_recharge?.settings?.enabled ?? false;
+    if (shownAutoRecharge === enabled) return;
+    shownAutoRecharge = enabled;
+    upsertSearchAttributes([{ key: autoRechargeSearchAttribute, value: enabled }]);
   }
 
   async function run(command: Command, charged: { payment_id: string | null }): Promise<CommandResult> {
@@ -286,6 +347,27 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
           granted_at: command.accepted_at ?? null,
         });
         return { kind: 'grant_credit', result };
+      }
+      case 'auto_recharge': {
+        // Decide (or find the decision), charge the decided amount once, then grant or record the decline: each
+        // step keyed by the crossing, so a retry, a redelivery or a resumed run never charges twice.
+        const base = { customer_id: state.customer_id, crossing_id: command.crossing.crossing_id };
+        const started = await acts.db.startAutoRecharge(base);
+        if (started.status === 'settled') return { kind: 'auto_recharge', result: started.result };
+        const charge = await acts.payment.chargeAutoRecharge({ ...base, amount_usd: started.amount_usd });
+        if (charge.status === 'succeeded') charged.payment_id = charge.payment_id;
+        const result =
+          charge.status === 'succeeded'
+            ? await acts.money.completeAutoRecharge({
+                ...base,
+                payment_id: charge.payment_id,
+                credit_validity:
+                  settings.top_up_credit_validity === undefined
+                    ? DEFAULT_TOP_UP_CREDIT_VALIDITY
+                    : settings.top_up_credit_validity,
+              })
+            : await acts.db.failAutoRecharge({ ...base, ...charge });
+        return { kind: 'auto_recharge', result };
       }
     }
   }

@@ -9,6 +9,7 @@ import type {
   TopUpRequest,
   TopUpResult,
 } from '../billing/account';
+import type { AutoRechargeSettings } from '../billing/auto-recharge';
 
 /**
  * Every name that crosses between the API, the worker and the account workflow: one module, imported by all.
@@ -34,6 +35,8 @@ export const creditGrantRequestedSignal =
   defineSignal<[CreditGrantRequest & { accepted_at: string }]>('creditGrantRequested');
 /** The API saved a new payment method in PostgreSQL (the authority on it); the workflow refreshes its copy. */
 export const paymentMethodChangedSignal = defineSignal<[PaymentMethodRequest]>('paymentMethodChanged');
+/** The API saved the auto-recharge settings in PostgreSQL; the workflow refreshes its copy and search attribute. */
+export const autoRechargeChangedSignal = defineSignal<[AutoRechargeSettings]>('autoRechargeChanged');
 /** Asks the workflow to write off expired credit now (operators, tests); the workflow also does it on a timer. */
 export const expireCreditSignal = defineSignal('expireCredit');
 
@@ -46,7 +49,13 @@ export const accountStatusSearchAttribute = defineSearchAttributeKey(
   'BillingStatus',
   SearchAttributeType.KEYWORD,
 );
+/** Whether auto-recharge is on (`BillingAutoRecharge = true`), upserted when the setting changes. */
+export const autoRechargeSearchAttribute = defineSearchAttributeKey(
+  'BillingAutoRecharge',
+  SearchAttributeType.BOOL,
+);
 export const SEARCH_ATTRIBUTES = {
   [customerIdSearchAttribute.name]: 'Keyword',
   [accountStatusSearchAttribute.name]: 'Keyword',
+  [autoRechargeSearchAttribute.name]: 'Bool',
 } as const;

@@ -1,18 +1,47 @@
 import type { PaymentGateway } from '../../payments/payment-gateway';
+import { settingsOf } from '../../billing/auto-recharge';
+import { startOfUtcMonth } from '../../billing/durations';
+import { usd } from '../../billing/money';
+import { autoRechargeSummaries, saveAutoRechargeSettings } from '../../db/auto-recharge';
 import type { Db } from '../../db/connection';
-import { createCustomer, getCustomer, listCustomers, savePaymentMethod } from '../../db/customers';
-import { paymentMethodChangedSignal } from '../../workflows/messages';
+import {
+  createCustomer,
+  type CustomerRow,
+  getCustomer,
+  listCustomers,
+  savePaymentMethod,
+} from '../../db/customers';
+import { autoRechargeChangedSignal, paymentMethodChangedSignal } from '../../workflows/messages';
 import type { AccountWorkflows } from '../accounts';
 import { invalid, notFound } from '../errors';
 import type { RouteTable } from '../http';
 import { derivedId } from '../idempotency';
-import { Customer, CustomerCreate, listOf, ListQuery, PaymentMethodPut } from '../schemas';
-import { customerView } from '../views';
+import {
+  AutoRecharge,
+  autoRechargePut,
+  Customer,
+  CustomerCreate,
+  listOf,
+  ListQuery,
+  PaymentMethodPut,
+} from '../schemas';
+import { autoRechargeView, customerView } from '../views';
+import type { CreditLimits } from './credits';
 
 export function customerRoutes(
   routes: RouteTable,
-  deps: { db: Db; accounts: AccountWorkflows; gateway: PaymentGateway },
+  deps: { db: Db; accounts: AccountWorkflows; gateway: PaymentGateway; limits: CreditLimits },
 ): void {
+  /** Customers as the API shows them, with their auto-recharge settings (one statement for a whole page). */
+  async function viewsOf(rows: CustomerRow[]) {
+    const summaries = await autoRechargeSummaries(
+      deps.db,
+      rows.map((r) => r.id),
+      startOfUtcMonth(new Date()),
+    );
+    return rows.map((row) => customerView(row, { auto_recharge: summaries.get(row.id) }));
+  }
+
   routes.add({
     method: 'post',
     path: '/v1/customers',
@@ -33,7 +62,8 @@ export function customerRoutes(
       });
       // Also for an existing customer: a workflow that failed to start the first time starts now.
       await deps.accounts.ensureStarted(id);
-      return { status: created ? 201 : 200, body: customerView(customer) };
+      const [view] = await viewsOf([customer]);
+      return { status: created ? 201 : 200, body: view! };
     },
   });
 
@@ -49,7 +79,7 @@ export function customerRoutes(
         limit: query.limit ?? 20,
         starting_after: query.starting_after,
       });
-      return { status: 200, body: { data: page.data.map(customerView), has_more: page.has_more } };
+      return { status: 200, body: { data: await viewsOf(page.data), has_more: page.has_more } };
     },
   });
 
@@ -62,7 +92,8 @@ export function customerRoutes(
     handler: async ({ params }) => {
       const customer = await getCustomer(deps.db, params.id!);
       if (!customer) throw notFound('customer', params.id!);
-      return { status: 200, body: customerView(customer) };
+      const [view] = await viewsOf([customer]);
+      return { status: 200, body: view! };
     },
   });
 
@@ -89,7 +120,53 @@ export function customerRoutes(
       await savePaymentMethod(deps.db, id, body.payment_method);
       await deps.accounts.signal(id, paymentMethodChangedSignal, body);
       const customer = await getCustomer(deps.db, id);
-      return { status: 200, body: customerView(customer!) };
+      const [view] = await viewsOf([customer!]);
+      return { status: 200, body: view! };
+    },
+  });
+
+  routes.add({
+    method: 'put',
+    path: '/v1/customers/:id/auto-recharge',
+    tag: 'Customers',
+    summary:
+      'Set auto-recharge: when a debit takes the available balance below threshold_usd, charge the saved card once ' +
+      'for that crossing (a fixed amount_usd, or the shortfall to target_balance_usd) and grant the credit, at ' +
+      'most monthly_limit_usd per UTC month. A declined card switches it off (disabled_reason says why).',
+    body: autoRechargePut(deps.limits),
+    responses: { 200: { description: 'The settings as saved', schema: AutoRecharge } },
+    handler: async ({ params, body }) => {
+      const id = params.id!;
+      const nanosOrNull = (text: string | null | undefined) => (text == null ? null : usd(text));
+      // PostgreSQL is the authority (a recharge decides from the settings stored there, and the wallet's recharge
+      // threshold is set in the same transaction); the account workflow is told so that its copy and the
+      // BillingAutoRecharge search attribute follow. A PUT is idempotent: after a 503 the retry tells it again.
+      const saved = await saveAutoRechargeSettings(deps.db, id, {
+        enabled: body.enabled,
+        threshold_nanos: usd(body.threshold_usd),
+        amount_nanos: nanosOrNull(body.amount_usd),
+        target_balance_nanos: nanosOrNull(body.target_balance_usd),
+        monthly_limit_nanos: nanosOrNull(body.monthly_limit_usd),
+      });
+      if (!saved) throw notFound('customer', id);
+      const summary = (await autoRechargeSummaries(deps.db, [id], startOfUtcMonth(new Date()))).get(id)!;
+      await deps.accounts.signal(id, autoRechargeChangedSignal, settingsOf(summary.config));
+      return { status: 200, body: autoRechargeView(summary) };
+    },
+  });
+
+  routes.add({
+    method: 'get',
+    path: '/v1/customers/:id/auto-recharge',
+    tag: 'Customers',
+    summary: "The auto-recharge settings, this UTC month's recharges, and why it switched off if it did.",
+    responses: { 200: { description: 'The settings', schema: AutoRecharge } },
+    handler: async ({ params }) => {
+      const id = params.id!;
+      if (!(await getCustomer(deps.db, id))) throw notFound('customer', id);
+      const summary = (await autoRechargeSummaries(deps.db, [id], startOfUtcMonth(new Date()))).get(id);
+      if (!summary) throw notFound('auto_recharge', id);
+      return { status: 200, body: autoRechargeView(summary) };
     },
   });
 }

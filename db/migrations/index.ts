@@ -7,6 +7,7 @@ import * as walletFloor from './20261130170000_wallet_floor';
 import * as walletFloorDebitsOnly from './20261130180000_wallet_floor_debits_only';
 import * as lifecycle from './20261130190000_lifecycle';
 import * as webhooks from './20261130190200_webhooks';
+import * as autoRecharge from './20261130190300_auto_recharge';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -21,6 +22,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261130180000_wallet_floor_debits_only': walletFloorDebitsOnly,
   '20261130190000_lifecycle': lifecycle,
   '20261130190200_webhooks': webhooks,
+  '20261130190300_auto_recharge': autoRecharge,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

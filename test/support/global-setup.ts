@@ -4,7 +4,11 @@ import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { Client } from 'pg';
-import { customerIdSearchAttribute, accountStatusSearchAttribute } from '../../workflows/messages';
+import {
+  accountStatusSearchAttribute,
+  autoRechargeSearchAttribute,
+  customerIdSearchAttribute,
+} from '../../workflows/messages';
 import { DEFAULT_TOOLS_DIR, findTemporalCli } from '../../dev/temporal-cli';
 import { adminDatabaseUrl } from './database';
 
@@ -34,7 +38,11 @@ export default async function globalSetup(): Promise<void> {
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: cliPath },
-      searchAttributes: [customerIdSearchAttribute, accountStatusSearchAttribute],
+      searchAttributes: [
+        customerIdSearchAttribute,
+        accountStatusSearchAttribute,
+        autoRechargeSearchAttribute,
+      ],
       extraArgs: ['--log-level', 'error'],
     },
   });
