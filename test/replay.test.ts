@@ -25,7 +25,8 @@ test('there are saved histories to replay, including a timer, a signal and a con
           e.workflowExecutionSignaledEventAttributes.signalName,
       ),
   );
-  // Histories from before money requests were signalled (Updates), and after (signals, the run-start patch).
+  // Histories from before money requests were signalled (Updates), and after (signals, the run-start patch), and
+  // with auto-recharge (its settings signal, crossings acted on behind their patch).
   expect(new Set(signals)).toEqual(
     new Set([
       'expireCredit',
@@ -33,6 +34,7 @@ test('there are saved histories to replay, including a timer, a signal and a con
       'paymentMethodChanged',
       'topUpRequested',
       'creditGrantRequested',
+      'autoRechargeChanged',
     ]),
   );
   for (const type of [

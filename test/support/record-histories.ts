@@ -76,6 +76,37 @@ async function main(): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 1_500)); // the crossing is delivered
       await save(h, c, `${stamp}-threshold-crossing`);
     }
+
+    // 4. Auto-recharge: a debit crosses the low-balance and recharge thresholds (an event, one recharge), then a
+    //    declined card switches auto-recharge off at the next crossing.
+    if (wanted('auto-recharge')) {
+      const d = `cus_hist_d_${Date.now()}`;
+      await h.customer(d, 'pm_card_visa');
+      await expectStatus(h.call('POST', `/v1/customers/${d}/top-ups`, { amount_usd: '10.00' }), 201);
+      await expectStatus(
+        h.call('PUT', `/v1/customers/${d}/balance-threshold`, { threshold_usd: '9.80' }),
+        200,
+      );
+      await expectStatus(
+        h.call('PUT', `/v1/customers/${d}/auto-recharge`, {
+          enabled: true,
+          threshold_usd: '9.50',
+          amount_usd: '5.00',
+        }),
+        200,
+      );
+      const event = { customer_id: d, model: 'gpt-5.4', output_tokens: 40_000 }; // $0.60
+      await expectStatus(h.call('POST', '/v1/usage-events', { events: [{ event_id: 'e1', ...event }] }), 200);
+      await new Promise((resolve) => setTimeout(resolve, 2_000)); // delivered, recharged: 9.40 + 5.00
+      await expectStatus(
+        h.call('PUT', `/v1/customers/${d}/payment-method`, { payment_method: 'pm_card_chargeDeclined' }),
+        200,
+      );
+      const big = { customer_id: d, model: 'gpt-5.4', output_tokens: 400_000 }; // $6.00: 14.40 -> 8.40
+      await expectStatus(h.call('POST', '/v1/usage-events', { events: [{ event_id: 'e2', ...big }] }), 200);
+      await new Promise((resolve) => setTimeout(resolve, 2_000)); // declined, switched off
+      await save(h, d, `${stamp}-auto-recharge`);
+    }
   } finally {
     await h.stop();
     await globalTeardown();
