@@ -10,6 +10,7 @@ import { createBillingWorker } from '../../worker/worker';
  * top-up, to prove that another worker finishes the job with exactly one charge and one grant.
  * CRASH_AT=after_charge: the card is charged, then the process dies before the activity reports back.
  * CRASH_AT=before_grant: the charge activity completed; the process dies as the grant activity starts.
+ * CRASH_AT=recharge_after_charge / recharge_before_grant: the same two points of an auto-recharge.
  */
 async function main(): Promise<void> {
   const crashAt = process.env.CRASH_AT;
@@ -29,6 +30,13 @@ async function main(): Promise<void> {
       return result;
     },
     completeTopUp: async (input) => (crashAt === 'before_grant' ? die() : real.completeTopUp(input)),
+    chargeAutoRecharge: async (input) => {
+      const result = await real.chargeAutoRecharge(input);
+      if (crashAt === 'recharge_after_charge') die();
+      return result;
+    },
+    completeAutoRecharge: async (input) =>
+      crashAt === 'recharge_before_grant' ? die() : real.completeAutoRecharge(input),
   };
   const connection = await NativeConnection.connect({ address: process.env.TEST_TEMPORAL_ADDRESS! });
   const worker = await createBillingWorker({
