@@ -4,6 +4,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Logger } from 'pino';
 import type { Db } from '../db/connection';
 import { countPendingCrossings } from '../db/crossings';
+import { webhookBacklog } from '../db/webhooks';
 
 /**
  * Prometheus metrics of one API instance, served at `GET /metrics`. One registry per instance (tests run several
@@ -109,6 +110,23 @@ export class Metrics {
           return pending;
         });
         this.set(pending);
+      },
+    });
+    let backlog = { pending_deliveries: 0, unfanned_events: 0 };
+    new Gauge({
+      name: 'billing_webhook_backlog',
+      help:
+        'Webhook work waiting, all processes (read at scrape): deliveries_pending (not yet delivered, failed or ' +
+        'canceled), events_unfanned (events no worker has turned into deliveries yet).',
+      labelNames: ['kind'] as const,
+      registers: [this.registry],
+      async collect() {
+        backlog = await webhookBacklog(db).catch((error: unknown) => {
+          logger.warn({ err: error }, 'metrics: could not count the webhook backlog');
+          return backlog;
+        });
+        this.set({ kind: 'deliveries_pending' }, backlog.pending_deliveries);
+        this.set({ kind: 'events_unfanned' }, backlog.unfanned_events);
       },
     });
     const pools = () => [

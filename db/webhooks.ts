@@ -372,13 +372,19 @@ export async function listDeliveries(
   };
 }
 
-/** Deliveries still pending (all endpoints), through the partial index: cheap at every metrics scrape. */
-export async function countPendingDeliveries(db: Db): Promise<number> {
-  const [row] = await queryRows<{ n: number }>(
+/**
+ * The webhook backlog of all processes, through partial indexes, so cheap at every metrics scrape: deliveries still
+ * pending (waiting for an attempt or between attempts), and events not yet fanned out (a dispatcher behind or down).
+ */
+export async function webhookBacklog(
+  db: Db,
+): Promise<{ pending_deliveries: number; unfanned_events: number }> {
+  const [row] = await queryRows<{ pending_deliveries: number; unfanned_events: number }>(
     db,
-    `SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`,
+    `SELECT (SELECT count(*)::int FROM webhook_deliveries WHERE status = 'pending') AS pending_deliveries,
+            (SELECT count(*)::int FROM events WHERE fanned_out_at IS NULL) AS unfanned_events`,
   );
-  return row?.n ?? 0;
+  return row ?? { pending_deliveries: 0, unfanned_events: 0 };
 }
 
 /** The `seq` of a cursor id in `table` (null without a cursor, undefined when the id is unknown). */

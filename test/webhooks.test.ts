@@ -142,6 +142,37 @@ describe('webhook endpoints', () => {
     expect(after).toEqual(before);
   });
 
+  test('/metrics counts pending deliveries and events not yet fanned out, from the database', async () => {
+    const backlog = async () => {
+      const text = await fetch(`${h.baseUrl}/metrics`).then((r) => r.text());
+      const value = (kind: string) =>
+        Number(new RegExp(`^billing_webhook_backlog\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+      return { deliveries_pending: value('deliveries_pending'), events_unfanned: value('events_unfanned') };
+    };
+    // No delivery exists yet in this file: a pending one is inserted as if its workflow ran (so none sends it).
+    const { id: event_id } = await recordEvent(h.db, {
+      customer_id: null,
+      type: 'tier.promoted',
+      data: {},
+      occurrence_key: 'test:webhooks:metrics',
+    });
+    await waitFannedOut(event_id);
+    const { body: endpoint } = await h.call('POST', '/v1/webhook-endpoints', {
+      url: 'https://example.com/metrics',
+      events: ['tier.promoted'],
+    });
+    expect(await backlog()).toEqual({ deliveries_pending: 0, events_unfanned: 0 });
+    await h.db('webhook_deliveries').insert({
+      id: 'whd_metrics',
+      event_id,
+      endpoint_id: endpoint.id,
+      workflow_started_at: new Date(),
+    });
+    expect((await backlog()).deliveries_pending).toBe(1);
+    await h.db('webhook_deliveries').where({ id: 'whd_metrics' }).update({ status: 'canceled' });
+    expect((await backlog()).deliveries_pending).toBe(0);
+  });
+
   test('every known event type can be subscribed to', async () => {
     const created = await h.call('POST', '/v1/webhook-endpoints', {
       url: 'https://example.com/all-listed',
