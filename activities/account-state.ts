@@ -5,7 +5,7 @@ import type {
   PendingRequests,
   RefusalCode,
 } from '../billing/account';
-import { QUEUE_LIMIT, type ThresholdCrossing } from '../billing/account';
+import { type BudgetState, QUEUE_LIMIT, type ThresholdCrossing } from '../billing/account';
 import { type AutoRechargeState, settingsOf, utcMonthOf } from '../billing/auto-recharge';
 import { startOfUtcMonth } from '../billing/durations';
 import { formatUsd } from '../billing/money';
@@ -18,6 +18,7 @@ import {
   settleRecharge,
 } from '../db/auto-recharge';
 import type { Db } from '../db/connection';
+import { readWalletLimits } from '../db/limits';
 import { pendingGrantRequests, settleGrantRequest, type GrantRequestRow } from '../db/credit-grant-requests';
 import { pendingTopUps, settleTopUp, type TopUpRow } from '../db/top-ups';
 import { resultFrom } from './recharge-credits';
@@ -69,6 +70,7 @@ export function accountStateActivities(deps: { db: Db; settings?: AccountSetting
         threshold_crossings: facts.threshold_crossings,
         pending: pendingOf(facts.pending_top_ups, facts.pending_grants, QUEUE_LIMIT),
         auto_recharge: await autoRechargeStateOf(deps.db, input.customer_id),
+        budget: await budgetStateOf(deps.db, input.customer_id),
         unhandled_crossings: (
           await unhandledCrossings(deps.db, input.customer_id, UNHANDLED_CROSSINGS_WINDOW)
         ).map((c): ThresholdCrossing => ({
@@ -184,5 +186,17 @@ async function autoRechargeStateOf(db: Db, customer_id: string): Promise<AutoRec
     recharges_succeeded: counts.succeeded,
     recharges_failed: counts.failed,
     last_recharge: last && last.status !== 'pending' ? resultFrom(last) : null,
+  };
+}
+
+/** The budget as the wallet row holds it (null for an unknown customer). */
+async function budgetStateOf(db: Db, customer_id: string): Promise<BudgetState | null> {
+  const limits = await readWalletLimits(db, customer_id);
+  if (!limits) return null;
+  const usdOrNull = (nanos: bigint | null) => (nanos === null ? null : formatUsd(nanos));
+  return {
+    monthly_alert_usd: usdOrNull(limits.budget.monthly_alert_nanos),
+    monthly_limit_usd: usdOrNull(limits.budget.monthly_limit_nanos),
+    ...limits.budget_months,
   };
 }

@@ -77,7 +77,7 @@ export function createApp(deps: AppDeps): Api {
   });
   customerRoutes(routes, { db: deps.db, accounts, gateway: deps.gateway, limits: deps.limits });
   creditRoutes(routes, { db: deps.db, accounts, limits: deps.limits });
-  budgetRoutes(routes, { db: deps.db });
+  budgetRoutes(routes, { db: deps.db, accounts });
   webhookRoutes(routes, { db: deps.db });
   operationRoutes(publicRoutes, {
     db: deps.db,

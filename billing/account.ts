@@ -158,6 +158,48 @@ export interface AccountState {
   auto_recharge?: AutoRechargeState | null;
   /** Crossings received whose event (`credit.balance_low`, `credit.depleted`, `budget.*`) is not recorded yet. */
   crossing_events?: ThresholdCrossing[];
+  /** The monthly budget (cached from PostgreSQL, where the hot path enforces it). Absent in older runs' state. */
+  budget?: BudgetState | null;
+}
+
+/** The customer's monthly budget as `PUT .../budget` saved it: USD strings, null for none. */
+export interface BudgetSettings {
+  monthly_alert_usd: string | null;
+  monthly_limit_usd: string | null;
+}
+
+/** The budget and the UTC months (`YYYY-MM`) in which its alert and its limit last fired, for operators. */
+export interface BudgetState extends BudgetSettings {
+  alert_fired_month: string | null;
+  limit_reached_month: string | null;
+}
+
+/** Takes new budget settings; the months it fired in stay (the database decides whether a raised one fires again). */
+export function applyBudgetSettings(state: AccountState, settings: BudgetSettings): AccountState {
+  const fired = state.budget ?? { alert_fired_month: null, limit_reached_month: null };
+  return {
+    ...state,
+    budget: {
+      ...settings,
+      alert_fired_month: fired.alert_fired_month,
+      limit_reached_month: fired.limit_reached_month,
+    },
+  };
+}
+
+/** Notes the month a budget crossing fired in; crossings of other kinds leave the budget as it is. */
+function noteBudgetCrossing(budget: BudgetState | null | undefined, crossing: ThresholdCrossing) {
+  if (crossing.kind !== 'budget_alert' && crossing.kind !== 'budget_limit') return budget;
+  const month = crossing.crossed_at.slice(0, 7);
+  const base: BudgetState = budget ?? {
+    monthly_alert_usd: crossing.kind === 'budget_alert' ? crossing.threshold_usd : null,
+    monthly_limit_usd: crossing.kind === 'budget_limit' ? crossing.threshold_usd : null,
+    alert_fired_month: null,
+    limit_reached_month: null,
+  };
+  return crossing.kind === 'budget_alert'
+    ? { ...base, alert_fired_month: month }
+    : { ...base, limit_reached_month: month };
 }
 
 /** What queries return and the payment-method update answers: the state minus internal bookkeeping. */
@@ -424,6 +466,8 @@ export interface AccountSnapshot {
    * crossing without its recharge row, another kind without its event. Oldest first; absent in older snapshots.
    */
   unhandled_crossings?: ThresholdCrossing[];
+  /** Absent in snapshots recorded before budgets. */
+  budget?: BudgetState | null;
 }
 
 /**
@@ -450,6 +494,7 @@ export function rebuildState(state: AccountState, snapshot: AccountSnapshot): Ac
     last_crossing: newerCrossing ? state.last_crossing : snapshot.last_crossing,
     threshold_crossings: Math.max(snapshot.threshold_crossings, state.threshold_crossings ?? 0),
     ...(snapshot.auto_recharge === undefined ? {} : { auto_recharge: snapshot.auto_recharge }),
+    ...(snapshot.budget === undefined ? {} : { budget: snapshot.budget }),
   };
 }
 
@@ -481,7 +526,13 @@ export function isNewCrossing(state: AccountState, crossing: ThresholdCrossing):
 /** Records a crossing once: a redelivered or older crossing id leaves the state unchanged. */
 export function recordThresholdCrossing(state: AccountState, crossing: ThresholdCrossing): AccountState {
   if (!isNewCrossing(state, crossing)) return state;
-  return { ...state, last_crossing: crossing, threshold_crossings: (state.threshold_crossings ?? 0) + 1 };
+  const budget = noteBudgetCrossing(state.budget, crossing);
+  return {
+    ...state,
+    last_crossing: crossing,
+    threshold_crossings: (state.threshold_crossings ?? 0) + 1,
+    ...(budget === undefined ? {} : { budget }),
+  };
 }
 
 /**

@@ -22,10 +22,17 @@ export interface Budget {
   monthly_limit_nanos: bigint | null;
 }
 
+/** The UTC months (`YYYY-MM`) in which the budget's alert and its limit last fired. */
+export interface BudgetMonths {
+  alert_fired_month: string | null;
+  limit_reached_month: string | null;
+}
+
 export interface WalletLimits {
   tier: Limits;
   override: Limits;
   budget: Budget;
+  budget_months: BudgetMonths;
   /** Spend (captures and usage) in the current UTC month, as of the wallet's last movement. */
   spent_this_month_nanos: bigint;
   /** Holds open now; they count against the budget too. */
@@ -136,12 +143,16 @@ export async function readWalletLimits(db: Db, customer_id: string): Promise<Wal
     override_usage_limit_nanos: bigint | null;
     budget_alert_nanos: bigint | null;
     budget_limit_nanos: bigint | null;
+    alert_fired_month: string | null;
+    limit_reached_month: string | null;
     spent_this_month_nanos: bigint;
     held_nanos: bigint;
   }>(
     db,
     `SELECT tier_rpm, tier_tpm, tier_usage_limit_nanos, override_rpm, override_tpm, override_usage_limit_nanos,
        budget_alert_nanos, budget_limit_nanos, held_nanos,
+       to_char(budget_alert_month, 'YYYY-MM') AS alert_fired_month,
+       to_char(budget_limit_month, 'YYYY-MM') AS limit_reached_month,
        ${MONTH_SPEND_SQL} AS spent_this_month_nanos
      FROM wallets WHERE customer_id = ?`,
     [customer_id],
@@ -155,6 +166,7 @@ export async function readWalletLimits(db: Db, customer_id: string): Promise<Wal
       monthly_usage_limit_nanos: row.override_usage_limit_nanos,
     },
     budget: { monthly_alert_nanos: row.budget_alert_nanos, monthly_limit_nanos: row.budget_limit_nanos },
+    budget_months: { alert_fired_month: row.alert_fired_month, limit_reached_month: row.limit_reached_month },
     spent_this_month_nanos: row.spent_this_month_nanos,
     held_nanos: row.held_nanos,
   };

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { usd } from '../billing/money';
 import { setLimitOverrides } from '../db/limits';
+import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
 import { eventually } from './support/eventually';
 import { useHarness } from './support/harness';
 
@@ -254,4 +255,31 @@ test('tokens per minute: a call needing more tokens than are left is told how lo
   // Limits lifted: the bucket no longer applies.
   await setLimitOverrides(h.db, 'cus_bu_tpm', { tpm: null });
   expect((await authorize('cus_bu_tpm')).status).toBe(201);
+});
+
+test('the account workflow shows the budget and the month its limit fired, also after a terminate rebuilds it', async () => {
+  await h.customer('cus_bu_state');
+  await h.fund('cus_bu_state', '10.00');
+  await putBudget('cus_bu_state', { monthly_alert_usd: '0.01', monthly_limit_usd: '0.02' });
+  await use('cus_bu_state', 10_000); // 0.025: past both
+  const month = new Date().toISOString().slice(0, 7);
+  const expected = {
+    monthly_alert_usd: '0.010000000',
+    monthly_limit_usd: '0.020000000',
+    alert_fired_month: month,
+    limit_reached_month: month,
+  };
+  const handle = h.temporal.workflow.getHandle(accountWorkflowId('cus_bu_state'));
+  const state = await eventually(
+    () => handle.query(accountStateQuery),
+    (s) => s.budget?.limit_reached_month === month && s.budget?.alert_fired_month === month,
+  );
+  expect(state.budget).toEqual(expected);
+  await handle.terminate('operator test');
+  await putBudget('cus_bu_state', { monthly_alert_usd: '0.01' }); // starts a new run, which rebuilds from the database
+  const rebuilt = await eventually(
+    () => h.temporal.workflow.getHandle(accountWorkflowId('cus_bu_state')).query(accountStateQuery),
+    (s) => s.budget?.limit_reached_month === month,
+  );
+  expect(rebuilt.budget).toEqual(expected);
 });

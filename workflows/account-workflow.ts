@@ -21,6 +21,7 @@ import {
   type CommandResult,
   type Refusal,
   acceptRequest,
+  applyBudgetSettings,
   actOnCrossing,
   checkCommand,
   clearCrossingEvents,
@@ -49,6 +50,7 @@ import {
   accountStatusSearchAttribute,
   autoRechargeChangedSignal,
   autoRechargeSearchAttribute,
+  budgetChangedSignal,
   balanceThresholdCrossedSignal,
   creditGrantRequestedSignal,
   customerIdSearchAttribute,
@@ -175,6 +177,10 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     state = recordThresholdCrossing(state, crossing);
     // Only a crossing not seen before becomes work, so a redelivery does nothing.
     if (fresh && patched(CROSSING_ACTIONS_PATCH)) state = actOnCrossing(state, crossing);
+  });
+
+  setHandler(budgetChangedSignal, (settings) => {
+    state = applyBudgetSettings(state, settings);
   });
 
   setHandler(autoRechargeChangedSignal, (settings) => {

@@ -1,6 +1,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type {
+  BudgetSettings,
   AccountView,
   CreditGrantRequest,
   CreditGrantResult,
@@ -37,6 +38,8 @@ export const creditGrantRequestedSignal =
 export const paymentMethodChangedSignal = defineSignal<[PaymentMethodRequest]>('paymentMethodChanged');
 /** The API saved the auto-recharge settings in PostgreSQL; the workflow refreshes its copy and search attribute. */
 export const autoRechargeChangedSignal = defineSignal<[AutoRechargeSettings]>('autoRechargeChanged');
+/** The API saved the customer's budget in PostgreSQL (the hot path enforces it); the workflow refreshes its copy. */
+export const budgetChangedSignal = defineSignal<[BudgetSettings]>('budgetChanged');
 /** Asks the workflow to write off expired credit now (operators, tests); the workflow also does it on a timer. */
 export const expireCreditSignal = defineSignal('expireCredit');
 

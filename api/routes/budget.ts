@@ -2,6 +2,8 @@ import { startOfNextUtcMonth, startOfUtcMonth } from '../../billing/durations';
 import { formatUsd, usd } from '../../billing/money';
 import type { Db } from '../../db/connection';
 import { readWalletLimits, setBudget } from '../../db/limits';
+import { budgetChangedSignal } from '../../workflows/messages';
+import type { AccountWorkflows } from '../accounts';
 import { notFound } from '../errors';
 import type { RouteTable } from '../http';
 import { Budget, BudgetPut } from '../schemas';
@@ -12,7 +14,7 @@ import { budgetView } from '../views';
  * statement enforces with open holds counted (402 `budget_limit_reached` until the UTC month rolls over or the limit
  * is raised). Both cap this UTC month's spend (captures and usage), which the wallet row keeps.
  */
-export function budgetRoutes(routes: RouteTable, deps: { db: Db }): void {
+export function budgetRoutes(routes: RouteTable, deps: { db: Db; accounts: AccountWorkflows }): void {
   routes.add({
     method: 'get',
     path: '/v1/customers/:id/budget',
@@ -39,7 +41,13 @@ export function budgetRoutes(routes: RouteTable, deps: { db: Db }): void {
         monthly_limit_nanos: nanosOf(body.monthly_limit_usd),
       });
       if (!saved) throw notFound('customer', params.id!);
-      return { status: 200, body: await budgetOf(deps.db, params.id!) };
+      const budget = await budgetOf(deps.db, params.id!);
+      // The account's copy, for operators (its state query); the hot path reads the wallet row, saved above.
+      await deps.accounts.signal(params.id!, budgetChangedSignal, {
+        monthly_alert_usd: budget.monthly_alert_usd,
+        monthly_limit_usd: budget.monthly_limit_usd,
+      });
+      return { status: 200, body: budget };
     },
   });
 }
