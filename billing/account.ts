@@ -232,6 +232,8 @@ export function initialAccountState(customer_id: string): AccountState {
     refusals: 0,
     last_refusal: null,
     backlog: false,
+    auto_recharge: null,
+    crossing_events: [],
   };
 }
 

@@ -1,14 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { usd } from '../billing/money';
-import { accountWorkflowId } from '../workflows/messages';
+import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
 import { waitFor } from './support/eventually';
 import { useHarness } from './support/harness';
 
 /**
  * Crash safety of auto-recharge: a worker process is SIGKILLed between charging the card for a crossing and granting
  * the credit, and a second worker finishes it; and a run terminated before it acted on a delivered crossing is
- * rebuilt from PostgreSQL and recharges then. Either way: exactly one charge and one grant for the crossing.
+ * rebuilt from PostgreSQL and recharges then; and recharges that span continue-as-new runs, with every crossing
+ * delivered again afterwards. Every way: exactly one charge and one grant per crossing.
  */
 const h = useHarness({
   worker: false,
@@ -123,4 +124,55 @@ test('a run terminated before acting on a delivered crossing is rebuilt and rech
   });
   expect(put.status).toBe(200);
   await expectOneRecharge(id);
+});
+
+test('recharges across continue-as-new: one per crossing, and redelivered crossings charge nothing in later runs', async () => {
+  const id = 'cus_ar_crash_can';
+  await h.startWorker({ ...h.settings, continue_as_new_after_events: 25 });
+  await h.customer(id, 'pm_card_visa');
+  const granted = await h.call('POST', `/v1/customers/${id}/credit-grants`, {
+    amount_usd: '30.00',
+    reason: 'test funds',
+  });
+  expect(granted.status).toBe(201);
+  const put = await h.call('PUT', `/v1/customers/${id}/auto-recharge`, {
+    enabled: true,
+    threshold_usd: '29.50',
+    amount_usd: '1.00',
+  });
+  expect(put.status).toBe(200);
+  // Five rounds: 1.00 of usage crosses 29.50, the 1.00 recharge brings the balance back to 30.00 and re-arms it.
+  for (let round = 1; round <= 5; round++) {
+    const response = await h.call('POST', '/v1/usage-events', {
+      events: [
+        { event_id: `can-${round}`, customer_id: id, model: 'gpt-5.4-nano', tool_calls: { web_search: 100 } },
+      ],
+    });
+    expect(response.status).toBe(200);
+    await waitFor(`recharge ${round}`, async () => {
+      const rows = await h.db('auto_recharges').where({ customer_id: id, status: 'succeeded' });
+      return rows.length === round;
+    });
+  }
+  const handle = h.temporal.workflow.getHandle(accountWorkflowId(id));
+  const state = await handle.query(accountStateQuery);
+  expect(state.run_number).toBeGreaterThan(1);
+
+  // Every crossing delivered again, to the latest run: nothing new is charged.
+  await h.db('threshold_crossings').where({ customer_id: id }).update({ signaled_at: null });
+  await waitFor('the crossings to be delivered again', async () => {
+    const rows = await h.db('threshold_crossings').where({ customer_id: id }).whereNull('signaled_at');
+    return rows.length === 0;
+  });
+  await waitFor(
+    'the account to be idle',
+    async () => (await handle.query(accountStateQuery)).queue.length === 0,
+  );
+  expect(await h.db('threshold_crossings').where({ customer_id: id, kind: 'recharge' })).toHaveLength(5);
+  expect(await h.db('auto_recharges').where({ customer_id: id })).toHaveLength(5);
+  expect(await h.db('simulated_charges').where({ customer_ref: id })).toHaveLength(5);
+  expect(await h.db('credit_grants').where({ customer_id: id, source: 'auto_recharge' })).toHaveLength(5);
+  const [wallet] = await h.db('wallets').where({ customer_id: id });
+  expect(wallet.available_nanos).toBe(usd('30.00'));
+  await h.stopWorker();
 });

@@ -121,6 +121,8 @@ describe('initialAccountState', () => {
       refusals: 0,
       last_refusal: null,
       backlog: false,
+      auto_recharge: null,
+      crossing_events: [],
     });
   });
 

@@ -397,7 +397,7 @@ describe('crossings become work once each, whatever their kind', () => {
       pending: { commands: [], more: false },
     };
     const ar = applyRechargeSettings(null, settingsOf(config()));
-    expect(rebuildState(initialAccountState('cus_u'), snapshot).auto_recharge).toBeUndefined();
+    expect(rebuildState(initialAccountState('cus_u'), snapshot).auto_recharge).toBeNull();
     expect(
       rebuildState(initialAccountState('cus_u'), { ...snapshot, auto_recharge: ar }).auto_recharge,
     ).toEqual(ar);
