@@ -1,5 +1,6 @@
 import type { AccountSettings } from '../billing/account';
 import type { ChargeLimits } from '../billing/auto-recharge';
+import type { TierTable } from '../billing/tiers';
 import type { Db } from '../db/connection';
 import type { HotPath } from '../db/hot-path';
 import type { PaymentGateway } from '../payments/payment-gateway';
@@ -11,6 +12,7 @@ import { grantCreditActivities } from './grant-credit';
 import { releaseExpiredHoldsActivities } from './release-expired-holds';
 import { crossingEventActivities } from './record-crossing-events';
 import { autoRechargeActivities } from './recharge-credits';
+import { reviewTierActivities } from './review-tier';
 import { paymentMethodActivities } from './save-payment-method';
 import { topUpActivities } from './top-up-credits';
 
@@ -22,6 +24,8 @@ export interface ActivityDeps {
   settings?: AccountSettings;
   /** TOP_UP_MIN_USD..TOP_UP_MAX_USD: the range of an auto-recharge's charge (absent: the configuration's defaults). */
   charge_limits?: ChargeLimits;
+  /** The spend-tier table (`TIERS_PATH`); absent: the bundled OpenAI table. */
+  tiers?: TierTable;
 }
 
 /**
@@ -39,6 +43,7 @@ export function createActivities(deps: ActivityDeps) {
     ...webhookDeliveryActivities(deps),
     ...autoRechargeActivities(deps),
     ...crossingEventActivities(deps),
+    ...reviewTierActivities(deps),
   });
 }
 

@@ -18,6 +18,7 @@ import { IdempotencyKeys } from './idempotency';
 import { Metrics } from './metrics';
 import { ContentionError, type HotPath } from '../db/hot-path';
 import type { PriceBook } from '../billing/price-book';
+import type { TierTable } from '../billing/tiers';
 import { operationRoutes } from './routes/operations';
 import { webhookRoutes } from './routes/webhooks';
 
@@ -32,6 +33,8 @@ export interface AppDeps {
   limits: CreditLimits;
   hotPath: HotPath;
   priceBook: PriceBook;
+  /** The spend-tier table (`TIERS_PATH`): new customers start on its first tier; `GET .../tier` explains it. */
+  tiers: TierTable;
   hold_ttl_seconds: number;
   crossing_sweep_interval_ms: number;
 }
@@ -75,7 +78,14 @@ export function createApp(deps: AppDeps): Api {
     metrics,
     hold_ttl_seconds: deps.hold_ttl_seconds,
   });
-  customerRoutes(routes, { db: deps.db, accounts, gateway: deps.gateway, limits: deps.limits });
+  customerRoutes(routes, {
+    db: deps.db,
+    accounts,
+    gateway: deps.gateway,
+    limits: deps.limits,
+    tiers: deps.tiers,
+    billing_day_ms: deps.accounts.settings.billing_day_ms,
+  });
   creditRoutes(routes, { db: deps.db, accounts, limits: deps.limits });
   budgetRoutes(routes, { db: deps.db, accounts });
   webhookRoutes(routes, { db: deps.db });

@@ -4,14 +4,22 @@ import type { Db } from '../db/connection';
 import type { HotPath } from '../db/hot-path';
 import type { PaymentGateway } from '../payments/payment-gateway';
 import type { Config } from '../wiring/config';
+import type { TierTable } from '../billing/tiers';
 import { accountSettingsFrom, loadPriceBook } from '../wiring/runtime';
 import type { AppDeps } from './app';
 import { limitsFrom } from './routes/credits';
 
-/** Everything the API needs, from the configuration and the already-open connections. */
+/** Everything the API needs, from the configuration, the already-open connections and the tier table loaded at startup. */
 export function apiDeps(
   config: Config,
-  parts: { db: Db; hotPath: HotPath; temporal: Client; logger: Logger; gateway: PaymentGateway },
+  parts: {
+    db: Db;
+    hotPath: HotPath;
+    temporal: Client;
+    logger: Logger;
+    gateway: PaymentGateway;
+    tiers: TierTable;
+  },
 ): AppDeps {
   return {
     ...parts,

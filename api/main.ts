@@ -1,6 +1,6 @@
 import { loadConfig } from '../wiring/config';
 import { createLogger } from '../wiring/logger';
-import { connectTemporal, createGateway, openDb, openHotPath } from '../wiring/runtime';
+import { connectTemporal, createGateway, loadTierTable, openDb, openHotPath } from '../wiring/runtime';
 import { drainHttpServer, stopOnSignals } from '../wiring/shutdown';
 import { apiDeps } from './deps';
 import { createApp } from './app';
@@ -12,6 +12,8 @@ const CLOSE_MARGIN_MS = 10_000;
 /** `npm run api`: the HTTP API alone, for production (DATABASE_URL and TEMPORAL_ADDRESS required). */
 async function main(): Promise<void> {
   const config = loadConfig();
+  // A bad tier table stops startup before any connection opens.
+  const tiers = loadTierTable(config);
   if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
     throw new Error(
       'npm run api needs DATABASE_URL and TEMPORAL_ADDRESS (npm start runs everything embedded)',
@@ -21,7 +23,9 @@ async function main(): Promise<void> {
   const hotPath = openHotPath(config, config.DATABASE_URL);
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const logger = createLogger(config);
-  const api = createApp(apiDeps(config, { db, hotPath, temporal, logger, gateway: createGateway(db) }));
+  const api = createApp(
+    apiDeps(config, { db, hotPath, temporal, logger, gateway: createGateway(db), tiers }),
+  );
   const server = await listen(api.app, config.PORT);
   logger.info(`API listening on :${config.PORT}`);
   // Once, whatever the number of signals: stop taking requests, let those in flight finish within the grace

@@ -5,6 +5,7 @@ import { formatCents, formatUsd, NANOS_PER_CENT, parseUsd } from '../billing/mon
 import { ALL_EVENTS } from '../billing/webhooks';
 import { IMAGE_QUALITY, IMAGE_SIZE } from '../billing/price-book';
 import { MAX_IMAGE_ENTRIES, parseStorageGbDays } from '../billing/rating';
+import { MAX_LIMIT_NANOS, MAX_RATE_PER_MINUTE } from '../billing/tiers';
 
 // Every request and response shape of the API: validation at the edge and the OpenAPI document both come from
 // these schemas, so the document cannot drift from what the server accepts.
@@ -375,6 +376,67 @@ export const Customer = z
     created_at: Timestamp,
   })
   .openapi('Customer');
+
+/** Rates per minute up to 10^12; null means no limit. */
+const RateLimit = z.number().int().min(1).nullable();
+const LimitsOutput = z.object({
+  rpm: RateLimit.openapi({ description: 'Requests per minute; null is no limit.' }),
+  tpm: RateLimit.openapi({ description: 'Estimated tokens per minute; null is no limit.' }),
+  monthly_usage_limit_usd: MoneyOutput.nullable().openapi({
+    description: 'Usage per UTC calendar month, enforced like a budget; null is no limit.',
+  }),
+});
+
+/** A customer's spend tier, what it has paid, the limits in effect and what the next tier requires. */
+export const CustomerTier = z
+  .object({
+    object: z.literal('customer_tier'),
+    customer_id: z.string(),
+    tier: z
+      .string()
+      .nullable()
+      .openapi({
+        description: 'null only for a customer created before tiers, until its account reviews it.',
+      }),
+    tier_name: z.string().nullable(),
+    tier_since: Timestamp.nullable(),
+    lifetime_paid_usd: MoneyOutput,
+    first_payment_at: Timestamp.nullable(),
+    limits: LimitsOutput.openapi({ description: "In effect: each operator override, else the tier's." }),
+    tier_limits: LimitsOutput.openapi({ description: "The tier's, as the account last wrote them." }),
+    overrides: LimitsOutput.openapi({
+      description: "The operator's (PUT .../limits); null falls back to the tier's.",
+    }),
+    model_limits: z.record(z.string(), z.object({ rpm: RateLimit, tpm: RateLimit })).openapi({
+      description:
+        'Per-model rate limits the tier table states for this tier. Informational: the engine enforces the customer-wide limits.',
+    }),
+    next_tier: z
+      .object({
+        tier: z.string(),
+        tier_name: z.string(),
+        requires: z.object({
+          lifetime_paid_usd: MoneyOutput,
+          days_since_first_payment: z.number().int(),
+        }),
+        lifetime_paid_missing_usd: MoneyOutput,
+        days_rule_met_at: Timestamp.nullable().openapi({
+          description:
+            'When the days rule is (or was) met, counted in BILLING_DAY from the first payment; null when the tier has no days rule or nothing was paid yet.',
+        }),
+      })
+      .nullable(),
+  })
+  .openapi('CustomerTier');
+
+/** An operator's per-customer limits: a value overrides the tier's, null goes back to the tier's, absent is unchanged. */
+export const LimitsPut = z
+  .object({
+    rpm: z.number().int().min(1).max(MAX_RATE_PER_MINUTE).nullable().optional(),
+    tpm: z.number().int().min(1).max(MAX_RATE_PER_MINUTE).nullable().optional(),
+    monthly_usage_limit_usd: boundedMoneyInput({ max_nanos: MAX_LIMIT_NANOS }).nullable().optional(),
+  })
+  .strict();
 
 export const TopUp = z
   .object({

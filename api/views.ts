@@ -1,6 +1,9 @@
 import type { z } from 'zod';
 import { formatUsd } from '../billing/money';
 import type { AutoRechargeSummary } from '../db/auto-recharge';
+import { findTier, limitsView, nextTier, type TierTable } from '../billing/tiers';
+import type { WalletLimits } from '../db/limits';
+import { effectiveLimits } from '../db/limits';
 import type { BalanceView } from '../db/balance';
 import type { CustomerRow } from '../db/customers';
 import type { LedgerEntryRow } from '../db/ledger';
@@ -11,6 +14,7 @@ import type {
   Balance,
   Customer,
   CustomerBudget,
+  CustomerTier,
   LedgerEntry,
   TopUp,
   WebhookDelivery,
@@ -35,7 +39,7 @@ export function customerView(
     payment_method: row.payment_method,
     status: row.status,
     balance: { available_usd: formatUsd(row.available_nanos), held_usd: formatUsd(row.held_nanos) },
-    tier: null,
+    tier: row.tier,
     subscription: null,
     auto_recharge: extras.auto_recharge ? autoRechargeView(extras.auto_recharge) : null,
     budget: budgetView(row),
@@ -147,5 +151,58 @@ export function autoRechargeView(summary: AutoRechargeSummary): z.infer<typeof A
     monthly_limit_usd: usdOrNull(config.monthly_limit_nanos),
     recharged_this_month_usd: formatUsd(summary.recharged_this_month_nanos),
     disabled_reason: config.disabled_reason,
+  };
+}
+
+/**
+ * `GET /v1/customers/:id/tier`: the stored tier explained by the table, what was paid, the limits in effect (each
+ * override, else the tier's, as the hot path reads them from the wallet) and what the next tier requires.
+ */
+export function customerTierView(input: {
+  customer_id: string;
+  table: TierTable;
+  stored: { tier: string | null; tier_since: Date | null };
+  paid: { lifetime_paid_nanos: bigint; first_payment_at: Date | null };
+  wallet: Pick<WalletLimits, 'tier' | 'override'>;
+  billing_day_ms: number;
+}): z.infer<typeof CustomerTier> {
+  const { table, stored, paid } = input;
+  const tier = findTier(table, stored.tier);
+  const facts = {
+    lifetime_paid_nanos: paid.lifetime_paid_nanos,
+    first_payment_at_ms: paid.first_payment_at?.getTime() ?? null,
+  };
+  const next = nextTier(table, stored.tier, facts, input.billing_day_ms);
+  const met_at = next?.age_rule_met_at_ms;
+  return {
+    object: 'customer_tier',
+    customer_id: input.customer_id,
+    tier: stored.tier,
+    tier_name: tier?.name ?? null,
+    tier_since: stored.tier_since?.toISOString() ?? null,
+    lifetime_paid_usd: formatUsd(paid.lifetime_paid_nanos),
+    first_payment_at: paid.first_payment_at?.toISOString() ?? null,
+    limits: limitsView(effectiveLimits(input.wallet)),
+    tier_limits: limitsView(input.wallet.tier),
+    overrides: limitsView(input.wallet.override),
+    model_limits: Object.fromEntries(
+      Object.entries(tier?.model_limits ?? {}).map(([model, l]) => [
+        model,
+        { rpm: l.rpm === null ? null : Number(l.rpm), tpm: l.tpm === null ? null : Number(l.tpm) },
+      ]),
+    ),
+    next_tier: next && {
+      tier: next.tier.id,
+      tier_name: next.tier.name,
+      requires: {
+        lifetime_paid_usd: formatUsd(next.tier.requires.lifetime_paid_nanos),
+        days_since_first_payment: next.tier.requires.days_since_first_payment,
+      },
+      lifetime_paid_missing_usd: formatUsd(next.lifetime_paid_missing_nanos),
+      days_rule_met_at:
+        met_at === null || met_at === undefined || !Number.isFinite(met_at)
+          ? null
+          : new Date(met_at).toISOString(),
+    },
   };
 }

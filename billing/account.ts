@@ -150,6 +150,11 @@ export interface AccountState {
   refusals?: number;
   last_refusal?: RefusalRecord | null;
   /**
+   * The spend tier as the last review found it (PostgreSQL is the authority: every run without it reviews the tier
+   * first); absent in runs from before tiers.
+   */
+  tier?: AccountTier | null;
+  /**
    * Requests were recorded in PostgreSQL that the queue had no room for (or a rebuild read only the first page of):
    * once the queue drains, the workflow reads the next pending requests from the database.
    */
@@ -200,6 +205,20 @@ function noteBudgetCrossing(budget: BudgetState | null | undefined, crossing: Th
   return crossing.kind === 'budget_alert'
     ? { ...base, alert_fired_month: month }
     : { ...base, limit_reached_month: month };
+}
+
+/** A tier review's answer (activities/review-tier.ts), kept in state and shown by the query. Times ISO-8601. */
+export interface AccountTier {
+  /** The tier id (`free`, `tier_1` ...), also the `BillingTier` search attribute. */
+  tier: string;
+  /** The tier before this review (null: none stored). */
+  previous_tier: string | null;
+  /** Whether this review promoted the account (and recorded `tier.promoted`). */
+  promoted: boolean;
+  lifetime_paid_usd: string;
+  first_payment_at: string | null;
+  /** When time alone promotes next: the workflow reviews again at this instant (a durable timer); null: no timer. */
+  next_review_at: string | null;
 }
 
 /** What queries return and the payment-method update answers: the state minus internal bookkeeping. */
@@ -555,6 +574,34 @@ export function actOnCrossing(state: AccountState, crossing: ThresholdCrossing):
 export function clearCrossingEvents(state: AccountState, crossing_ids: readonly string[]): AccountState {
   const done = new Set(crossing_ids);
   return { ...state, crossing_events: (state.crossing_events ?? []).filter((c) => !done.has(c.crossing_id)) };
+}
+
+/**
+ * Whether a command's outcome may have changed what the customer paid, so its tier must be reviewed: every outcome
+ * but an operator grant (no payment) and a declined or skipped top-up or auto-recharge (no charge). A refused top-up
+ * or recharge may have been charged before its grant failed.
+ */
+export function mayChangeTier(outcome: CommandResult): boolean {
+  switch (outcome.kind) {
+    case 'grant_credit':
+      return false;
+    case 'refused':
+      return outcome.command_kind !== 'grant_credit';
+    case 'top_up':
+    case 'auto_recharge':
+      return outcome.result.status === 'succeeded';
+  }
+}
+
+/** Keeps the latest tier review (null when the customer is unknown to the database). */
+export function applyTierReview(state: AccountState, review: AccountTier | null): AccountState {
+  return { ...state, tier: review };
+}
+
+/** Milliseconds until the tier's next age rule is met (0 when due), or undefined when no review waits on time. */
+export function msUntilTierReview(state: AccountState, now_ms: number): number | undefined {
+  const at = state.tier?.next_review_at;
+  return at ? Math.max(0, Date.parse(at) - now_ms) : undefined;
 }
 
 /** The state a new run starts from after continue-as-new. */

@@ -8,7 +8,8 @@ import { usd } from '../billing/money';
 import { createDb, type Db } from '../db/connection';
 import { createHotPathPool, HotPath } from '../db/hot-path';
 import { loadDefaultPriceBook, parsePriceBook, type PriceBook } from '../billing/price-book';
-import type { Config } from './config';
+import { loadDefaultTierTable, parseTierTable, TierTableError, type TierTable } from '../billing/tiers';
+import { ConfigError, type Config } from './config';
 
 /**
  * Process composition shared by the API, the worker and the dev launcher: one way to build each dependency from
@@ -68,4 +69,26 @@ export function openHotPath(
 export function loadPriceBook(config: Pick<Config, 'PRICE_BOOK_PATH'>): PriceBook {
   if (!config.PRICE_BOOK_PATH) return loadDefaultPriceBook();
   return parsePriceBook(JSON.parse(fs.readFileSync(config.PRICE_BOOK_PATH, 'utf8')));
+}
+
+/**
+ * The spend-tier table: the bundled OpenAI tiers, or TIERS_PATH, validated. The API (new customers' first tier,
+ * `GET .../tier`) and the worker (reviews) each load it at startup; a file that is missing, not JSON or not a valid
+ * table stops startup with a ConfigError naming TIERS_PATH and each fault.
+ */
+export function loadTierTable(config: Pick<Config, 'TIERS_PATH'>): TierTable {
+  if (!config.TIERS_PATH) return loadDefaultTierTable();
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(config.TIERS_PATH, 'utf8'));
+  } catch (error) {
+    throw new ConfigError(`TIERS_PATH ${config.TIERS_PATH}: ${(error as Error).message}`);
+  }
+  try {
+    return parseTierTable(json);
+  } catch (error) {
+    if (error instanceof TierTableError)
+      throw new ConfigError(`TIERS_PATH ${config.TIERS_PATH}: ${error.message}`);
+    throw error;
+  }
 }

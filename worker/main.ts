@@ -5,6 +5,7 @@ import {
   chargeLimitsFrom,
   connectTemporal,
   createGateway,
+  loadTierTable,
   openDb,
   openHotPath,
 } from '../wiring/runtime';
@@ -21,6 +22,7 @@ const CLOSE_MARGIN_MS = 10_000;
 /** `npm run worker`: the worker alone, for production (DATABASE_URL and TEMPORAL_ADDRESS required). */
 async function main(): Promise<void> {
   const config = loadConfig();
+  const tiers = loadTierTable(config);
   if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
     throw new Error(
       'npm run worker needs DATABASE_URL and TEMPORAL_ADDRESS (npm start runs everything embedded)',
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
       hotPath,
       settings: accountSettingsFrom(config),
       charge_limits: chargeLimitsFrom(config),
+      tiers,
     },
     // In-flight activities get the grace period to finish, then are cancelled (and retried elsewhere).
     overrides: { shutdownGraceTime: config.SHUTDOWN_GRACE_MS },

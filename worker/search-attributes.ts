@@ -17,16 +17,18 @@ export async function ensureSearchAttributes(
   namespace: string,
   log: (line: string) => void,
 ): Promise<void> {
-  const searchAttributes = Object.fromEntries(
-    Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) => [name, INDEXED_TYPES[type]]),
-  );
-  try {
-    await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
-  } catch (error) {
-    const message = (error as Error).message ?? String(error);
-    if (/already exists/i.test(message)) return;
-    log(
-      `warning: could not register search attributes ${Object.keys(SEARCH_ATTRIBUTES).join(', ')}: ${message}`,
-    );
+  // One call per attribute: a cluster that has the older ones refuses a call naming them ("already exists"), which
+  // must not keep an attribute added later (BillingTier) from being registered.
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) {
+    try {
+      await connection.operatorService.addSearchAttributes({
+        namespace,
+        searchAttributes: { [name]: INDEXED_TYPES[type] },
+      });
+    } catch (error) {
+      const message = (error as Error).message ?? String(error);
+      if (/already exists/i.test(message)) continue;
+      log(`warning: could not register search attribute ${name}: ${message}`);
+    }
   }
 }

@@ -23,6 +23,7 @@ import {
   acceptRequest,
   applyBudgetSettings,
   actOnCrossing,
+  applyTierReview,
   checkCommand,
   clearCrossingEvents,
   clearDueExpiries,
@@ -33,7 +34,9 @@ import {
   findResult,
   initialAccountState,
   isNewCrossing,
+  mayChangeTier,
   msUntilNextExpiry,
+  msUntilTierReview,
   nextRunState,
   noteRefusal,
   rebuildState,
@@ -58,6 +61,7 @@ import {
   grantCreditUpdate,
   paymentMethodChangedSignal,
   setPaymentMethodUpdate,
+  tierSearchAttribute,
   topUpRequestedSignal,
   topUpUpdate,
 } from './messages';
@@ -93,6 +97,13 @@ const CROSSING_ACTIONS_PATCH = 'account-acts-on-crossings';
 const DEFAULT_TOP_UP_CREDIT_VALIDITY = 'P1Y';
 
 /**
+ * Runs that keep the spend tier: they review it at their start (unless they carry it), after every command that may
+ * have been paid for, and on a durable timer at the instant the next age rule is met; each review upserts the
+ * `BillingTier` search attribute when the tier changed. Runs recorded before this replay without any of it.
+ */
+const TIERS_PATCH = 'account-spend-tiers';
+
+/**
  * One long-lived workflow per customer (`account:<customer_id>`) that owns the account's lifecycle. It is a
  * thin shell over billing/account.ts: messages go through pure functions, accepted work is queued in state and
  * run one command at a time as activities, so the account's money operations never interleave.
@@ -108,6 +119,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   let expiryRequested = false;
   /** The value of BillingAutoRecharge this run last upserted (undefined: none yet). */
   let shownAutoRecharge: boolean | undefined;
+  let tiersOn = false;
 
   upsertSearchAttributes([
     { key: customerIdSearchAttribute, value: state.customer_id },
@@ -230,6 +242,12 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     } else if (patched(RUN_START_BACKLOG_PATCH)) {
       state = { ...state, backlog: true };
     }
+    if (patched(TIERS_PATCH)) {
+      tiersOn = true;
+      // A run that carries its tier shows it (search attributes are the run's own); any other asks the database.
+      if (state.tier) showTier();
+      else await reviewTier();
+    }
   }
 
   // A run carrying auto-recharge settings (continued, or rebuilt) shows them; older runs carry none.
@@ -241,12 +259,17 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     state.backlog === true ||
     (state.crossing_events?.length ?? 0) > 0;
   for (;;) {
-    const expiry_ms = msUntilNextExpiry(state, Date.now());
+    const now_ms = Date.now();
+    const expiry_ms = msUntilNextExpiry(state, now_ms);
+    const tier_ms = tiersOn ? msUntilTierReview(state, now_ms) : undefined;
+    const timeout_ms = expiry_ms === undefined ? tier_ms : Math.min(expiry_ms, tier_ms ?? expiry_ms);
     const woke = await condition(
       () => hasWork() || continueAsNewDue(settings),
-      expiry_ms === undefined ? undefined : Math.max(expiry_ms, 1),
+      timeout_ms === undefined ? undefined : Math.max(timeout_ms, 1),
     );
-    const expiryDue = patchedRun ? woke === false : !woke;
+    const timedOut = patchedRun ? woke === false : !woke;
+    // With tiers one timer serves two deadlines, so each acts only once its own instant has come.
+    const expiryDue = tiersOn ? timedOut && msUntilNextExpiry(state, Date.now()) === 0 : timedOut;
     if (expiryDue || expiryRequested) {
       expiryRequested = false;
       const now = new Date(Date.now());
@@ -255,6 +278,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
       state = clearDueExpiries(state, now.getTime());
     }
     if ((state.crossing_events?.length ?? 0) > 0) await recordCrossingEvents();
+    // The age rule's instant: a durable timer, never a poll. The review itself decides (PostgreSQL has the facts).
+    if (tiersOn && msUntilTierReview(state, Date.now()) === 0) await reviewTier();
     while (state.queue.length > 0) await runHead(state.queue[0]!);
     if (state.backlog === true) {
       const pending = await attempt(() => acts.db.pendingAccountRequests({ customer_id: state.customer_id }));
@@ -296,6 +321,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     if (outcome.kind === 'refused') await recordRefusal(command, outcome.refusal, charged.payment_id);
     // A declined card (or no card) switches auto-recharge off.
     if (command.kind === 'auto_recharge') showAutoRecharge();
+    // A payment that succeeded (a top-up, an auto-recharge) may promote at once, and starts the age rules' clock.
+    if (tiersOn && mayChangeTier(outcome)) await reviewTier();
   }
 
   /**
@@ -317,6 +344,31 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     if (shownAutoRecharge === enabled) return;
     shownAutoRecharge = enabled;
     upsertSearchAttributes([{ key: autoRechargeSearchAttribute, value: enabled }]);
+  }
+
+  /**
+   * Reviews the spend tier in PostgreSQL (promoting it if earned) and keeps the answer: the tier for the query and
+   * the search attribute, and the instant of the next age rule for the timer. Any command that may have moved money
+   * in from a card calls it after completing; a review that fails for good keeps the tier as it was.
+   */
+  async function reviewTier(): Promise<void> {
+    const review = await attempt(() =>
+      acts.db.reviewTier({
+        customer_id: state.customer_id,
+        billing_day_ms: settings.billing_day_ms,
+        // The workflow's clock: a timer that fired at the age rule's instant reviews at or after it.
+        now: new Date(Date.now()).toISOString(),
+      }),
+    );
+    if (review === undefined) return;
+    const before = state.tier?.tier;
+    state = applyTierReview(state, review);
+    if (state.tier && state.tier.tier !== before) showTier();
+  }
+
+  /** Operators filter on the tier in the Temporal UI: `BillingTier="tier_3"`. */
+  function showTier(): void {
+    if (state.tier) upsertSearchAttributes([{ key: tierSearchAttribute, value: state.tier.tier }]);
   }
 
   async function run(command: Command, charged: { payment_id: string | null }): Promise<CommandResult> {

@@ -52,6 +52,8 @@ export const accountStatusSearchAttribute = defineSearchAttributeKey(
   'BillingStatus',
   SearchAttributeType.KEYWORD,
 );
+/** The spend tier (`free`, `tier_1` ... `tier_5` in the bundled table): `temporal workflow list --query 'BillingTier="tier_3"'`. */
+export const tierSearchAttribute = defineSearchAttributeKey('BillingTier', SearchAttributeType.KEYWORD);
 /** Whether auto-recharge is on (`BillingAutoRecharge = true`), upserted when the setting changes. */
 export const autoRechargeSearchAttribute = defineSearchAttributeKey(
   'BillingAutoRecharge',
@@ -61,4 +63,5 @@ export const SEARCH_ATTRIBUTES = {
   [customerIdSearchAttribute.name]: 'Keyword',
   [accountStatusSearchAttribute.name]: 'Keyword',
   [autoRechargeSearchAttribute.name]: 'Bool',
+  [tierSearchAttribute.name]: 'Keyword',
 } as const;

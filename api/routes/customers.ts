@@ -12,6 +12,9 @@ import {
   savePaymentMethod,
 } from '../../db/customers';
 import { autoRechargeChangedSignal, paymentMethodChangedSignal } from '../../workflows/messages';
+import { firstTier, type TierTable } from '../../billing/tiers';
+import { readWalletLimits, setLimitOverrides, type Limits } from '../../db/limits';
+import { readCustomerTier, readPaymentFacts } from '../../db/tiers';
 import type { AccountWorkflows } from '../accounts';
 import { invalid, notFound } from '../errors';
 import type { RouteTable } from '../http';
@@ -21,17 +24,41 @@ import {
   autoRechargePut,
   Customer,
   CustomerCreate,
+  CustomerTier,
+  LimitsPut,
   listOf,
   ListQuery,
   PaymentMethodPut,
 } from '../schemas';
-import { autoRechargeView, customerView } from '../views';
+import { autoRechargeView, customerTierView, customerView } from '../views';
+
+/** One day, for account settings from before BILLING_DAY existed. */
+const DEFAULT_BILLING_DAY_MS = 86_400_000;
 import type { CreditLimits } from './credits';
 
 export function customerRoutes(
   routes: RouteTable,
-  deps: { db: Db; accounts: AccountWorkflows; gateway: PaymentGateway; limits: CreditLimits },
+  deps: {
+    db: Db;
+    accounts: AccountWorkflows;
+    gateway: PaymentGateway;
+    limits: CreditLimits;
+    tiers: TierTable;
+    billing_day_ms?: number;
+  },
 ): void {
+  const start = firstTier(deps.tiers);
+  const billing_day_ms = deps.billing_day_ms ?? DEFAULT_BILLING_DAY_MS;
+
+  /** The tier view of a customer; undefined for an unknown one. */
+  async function tierOf(customer_id: string) {
+    const stored = await readCustomerTier(deps.db, customer_id);
+    const wallet = await readWalletLimits(deps.db, customer_id);
+    if (!stored || !wallet) return undefined;
+    const paid = await readPaymentFacts(deps.db, customer_id);
+    return customerTierView({ customer_id, table: deps.tiers, stored, paid, wallet, billing_day_ms });
+  }
+
   /** Customers as the API shows them, with their auto-recharge settings (one statement for a whole page). */
   async function viewsOf(rows: CustomerRow[]) {
     const summaries = await autoRechargeSummaries(
@@ -59,6 +86,8 @@ export function customerRoutes(
         email: body.email ?? null,
         name: body.name ?? null,
         metadata: body.metadata ?? {},
+        // Every new customer starts on the first tier, its limits enforced from the first request.
+        tier: { id: start.id, limits: start.limits },
       });
       // Also for an existing customer: a workflow that failed to start the first time starts now.
       await deps.accounts.ensureStarted(id);
@@ -167,6 +196,45 @@ export function customerRoutes(
       const summary = (await autoRechargeSummaries(deps.db, [id], startOfUtcMonth(new Date()))).get(id);
       if (!summary) throw notFound('auto_recharge', id);
       return { status: 200, body: autoRechargeView(summary) };
+    },
+  });
+
+  routes.add({
+    method: 'get',
+    path: '/v1/customers/:id/tier',
+    tag: 'Customers',
+    summary:
+      "The spend tier: lifetime paid, first payment time, the limits in effect (overrides, else the tier's) and what the next tier requires.",
+    responses: { 200: { description: "The customer's tier", schema: CustomerTier } },
+    handler: async ({ params }) => {
+      const view = await tierOf(params.id!);
+      if (!view) throw notFound('customer', params.id!);
+      return { status: 200, body: view };
+    },
+  });
+
+  routes.add({
+    method: 'put',
+    path: '/v1/customers/:id/limits',
+    tag: 'Customers',
+    summary:
+      "Operator overrides of the tier's limits (enterprise contracts): a value replaces the tier's, null goes back to it, an absent field is unchanged.",
+    body: LimitsPut,
+    responses: {
+      200: { description: "The customer's tier with the limits now in effect", schema: CustomerTier },
+    },
+    handler: async ({ params, body }) => {
+      const overrides: Partial<Limits> = {};
+      if (body.rpm !== undefined) overrides.rpm = body.rpm === null ? null : BigInt(body.rpm);
+      if (body.tpm !== undefined) overrides.tpm = body.tpm === null ? null : BigInt(body.tpm);
+      if (body.monthly_usage_limit_usd !== undefined) {
+        const limit = body.monthly_usage_limit_usd;
+        overrides.monthly_usage_limit_nanos = limit === null ? null : usd(limit);
+      }
+      if (!(await setLimitOverrides(deps.db, params.id!, overrides))) throw notFound('customer', params.id!);
+      const view = await tierOf(params.id!);
+      if (!view) throw notFound('customer', params.id!);
+      return { status: 200, body: view };
     },
   });
 }

@@ -8,6 +8,7 @@ import * as walletFloorDebitsOnly from './20261130180000_wallet_floor_debits_onl
 import * as lifecycle from './20261130190000_lifecycle';
 import * as webhooks from './20261130190200_webhooks';
 import * as autoRecharge from './20261130190300_auto_recharge';
+import * as spendTiers from './20261130190400_spend_tiers';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -23,6 +24,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261130190000_lifecycle': lifecycle,
   '20261130190200_webhooks': webhooks,
   '20261130190300_auto_recharge': autoRecharge,
+  '20261130190400_spend_tiers': spendTiers,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -4,6 +4,7 @@ import { SimulatedGateway } from '../../payments/simulated-gateway';
 import { createDb } from '../../db/connection';
 import { createHotPathPool, HotPath } from '../../db/hot-path';
 import { createBillingWorker } from '../../worker/worker';
+import { testTierTable } from './test-tiers';
 
 /**
  * A real worker that kills its own process (SIGKILL: no cleanup, no goodbye to the server) at one point of a
@@ -17,7 +18,8 @@ async function main(): Promise<void> {
   const db = createDb({ databaseUrl: process.env.DATABASE_URL!, pool_max: 4 });
   const gateway = new SimulatedGateway(db);
   const hotPath = new HotPath(createHotPathPool({ databaseUrl: process.env.DATABASE_URL!, pool_max: 2 }));
-  const real = createActivities({ db, gateway, hotPath });
+  const tiers = testTierTable();
+  const real = createActivities({ db, gateway, hotPath, tiers });
   const die = (): never => {
     process.kill(process.pid, 'SIGKILL');
     throw new Error('unreachable');
@@ -43,7 +45,7 @@ async function main(): Promise<void> {
     connection,
     namespace: 'default',
     task_queue: process.env.TASK_QUEUE!,
-    deps: { db, gateway, hotPath },
+    deps: { db, gateway, hotPath, tiers },
     workflow_bundle_path: process.env.TEST_WORKFLOW_BUNDLE,
     // No sticky cache: after the crash, the next workflow task goes straight to the surviving worker.
     overrides: { activities, maxCachedWorkflows: 0 },

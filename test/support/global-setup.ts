@@ -8,6 +8,7 @@ import {
   accountStatusSearchAttribute,
   autoRechargeSearchAttribute,
   customerIdSearchAttribute,
+  tierSearchAttribute,
 } from '../../workflows/messages';
 import { DEFAULT_TOOLS_DIR, findTemporalCli } from '../../dev/temporal-cli';
 import { adminDatabaseUrl } from './database';
@@ -42,6 +43,7 @@ export default async function globalSetup(): Promise<void> {
         customerIdSearchAttribute,
         accountStatusSearchAttribute,
         autoRechargeSearchAttribute,
+        tierSearchAttribute,
       ],
       extraArgs: ['--log-level', 'error'],
     },

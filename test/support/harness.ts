@@ -10,12 +10,14 @@ import { usd } from '../../billing/money';
 import { type Api, type AppDeps, createApp } from '../../api/app';
 import { listen } from '../../api/server';
 import { loadDefaultPriceBook } from '../../billing/price-book';
+import { loadDefaultTierTable, type TierTable } from '../../billing/tiers';
 import { createHotPathPool, HotPath } from '../../db/hot-path';
 import type { Db } from '../../db/connection';
 import { checkLedger, type Violation } from '../../db/ledger-check';
 import { WebhookDispatcher } from '../../worker/webhook-dispatcher';
 import { createBillingWorker } from '../../worker/worker';
 import { createTestDatabase } from './database';
+import { testTierTable } from './test-tiers';
 
 export const ADMIN_KEY = 'sk_test_admin_key';
 
@@ -34,6 +36,8 @@ export interface HarnessOptions {
    */
   webhook_retry_schedule_ms?: number[];
   webhook_timeout_ms?: number;
+  /** The tier table of the API and the worker: the unlimited test table by default, `openai` for the bundled one. */
+  tiers?: TierTable | 'openai';
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
@@ -53,6 +57,7 @@ export function testAppDeps(input: {
   api_keys?: string[];
   wait_timeout_ms?: number;
   body_limit_bytes?: number;
+  tiers?: TierTable;
 }): AppDeps {
   return {
     db: input.db,
@@ -68,6 +73,7 @@ export function testAppDeps(input: {
     },
     hotPath: input.hotPath,
     priceBook: loadDefaultPriceBook(),
+    tiers: input.tiers ?? testTierTable(),
     hold_ttl_seconds: 600,
     crossing_sweep_interval_ms: 500,
     limits: {
@@ -104,6 +110,7 @@ export class Harness {
     readonly hotPath: HotPath,
     private readonly api: Api,
     private readonly options: HarnessOptions,
+    readonly tiers: TierTable,
   ) {}
 
   static async start(options: HarnessOptions = {}): Promise<Harness> {
@@ -114,6 +121,7 @@ export class Harness {
     const temporal = new Client({ connection, namespace: 'default' });
     const nativeConnection = await NativeConnection.connect({ address });
     const taskQueue = `billing-test-${randomBytes(4).toString('hex')}`;
+    const tiers = options.tiers === 'openai' ? loadDefaultTierTable() : (options.tiers ?? testTierTable());
     const settings: AccountSettings = {
       activity_timeout_ms: 10_000,
       continue_as_new_after_events: null,
@@ -134,6 +142,7 @@ export class Harness {
         settings,
         wait_timeout_ms: options.update_wait_timeout_ms,
         body_limit_bytes: options.body_limit_bytes,
+        tiers,
       }),
     );
     const server = await listen(api.app, 0, '127.0.0.1');
@@ -151,6 +160,7 @@ export class Harness {
       hotPath,
       api,
       options,
+      tiers,
     );
     if (options.worker !== false) await harness.startWorker();
     return harness;
@@ -165,7 +175,13 @@ export class Harness {
       connection: this.nativeConnection,
       namespace: 'default',
       task_queue: this.taskQueue,
-      deps: { db: this.db, gateway: new SimulatedGateway(this.db), hotPath: this.hotPath, settings },
+      deps: {
+        db: this.db,
+        gateway: new SimulatedGateway(this.db),
+        hotPath: this.hotPath,
+        settings,
+        tiers: this.tiers,
+      },
       workflow_bundle_path: process.env.TEST_WORKFLOW_BUNDLE,
     });
     this.workerRun = this.worker.run();

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { waitFor } from './eventually';
 import { ADMIN_KEY, type Harness } from './harness';
+import { TEST_TIERS_PATH } from './test-tiers';
 
 /**
  * The production entry points (`npm run api`, `npm run worker`) as real child processes started with tsx, against a
@@ -34,6 +35,8 @@ function childEnv(h: Harness, extra: Record<string, string>): NodeJS.ProcessEnv 
     DATABASE_POOL_MAX: '4',
     HOT_PATH_POOL_MAX: '4',
     LOG_LEVEL: 'info',
+    // The suite's unlimited tier table, as the in-process harness uses.
+    TIERS_PATH: TEST_TIERS_PATH,
     ...extra,
   };
 }
