@@ -392,12 +392,9 @@ export const CustomerTier = z
   .object({
     object: z.literal('customer_tier'),
     customer_id: z.string(),
-    tier: z
-      .string()
-      .nullable()
-      .openapi({
-        description: 'null only for a customer created before tiers, until its account reviews it.',
-      }),
+    tier: z.string().nullable().openapi({
+      description: 'null only for a customer created before tiers, until its account reviews it.',
+    }),
     tier_name: z.string().nullable(),
     tier_since: Timestamp.nullable(),
     lifetime_paid_usd: MoneyOutput,
