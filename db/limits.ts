@@ -91,7 +91,11 @@ export async function setLimitOverrides(
     values.push(overrides[key]);
   }
   // A full bucket under the new rates: the next request is judged by them, not by what was left under the old ones.
-  const assignments = [...sets, 'rate_refilled_at = NULL'].join(', ');
+  // The hot path reads a null bucket as full; a null refill time alone counts as no time elapsed (GREATEST skips a
+  // null), which kept the old, emptied bucket.
+  const assignments = [...sets, 'rate_requests = NULL', 'rate_tokens = NULL', 'rate_refilled_at = NULL'].join(
+    ', ',
+  );
   const rows = await queryRows<{ customer_id: string }>(
     db,
     `UPDATE wallets SET ${assignments} WHERE customer_id = ? RETURNING customer_id`,

@@ -159,6 +159,24 @@ test('$50 paid promotes to tier 2 on the account timer exactly when 7 billing da
   expect((await scheduledActivities(id)).filter((name) => name === 'reviewTier')).toHaveLength(3);
 });
 
+test("the hot path enforces the tier's limits: free allows 3 authorizations a minute, an override lifts it", async () => {
+  const id = 'cus_ti_rpm';
+  await h.customer(id);
+  await h.fund(id, '10.00');
+  const authorize = () =>
+    h.call('POST', '/v1/authorizations', {
+      customer_id: id,
+      model: 'gpt-5.4',
+      estimated_usage: { input_tokens: 100, output_tokens: 100 },
+    });
+  const answers = [];
+  for (let i = 0; i < 4; i += 1) answers.push(await authorize());
+  expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 429]);
+  expect(answers[3]!.body.error).toMatchObject({ code: 'rate_limit_exceeded' });
+  expect((await h.call('PUT', `/v1/customers/${id}/limits`, { rpm: 1000 })).body.limits.rpm).toBe(1000);
+  expect((await authorize()).status).toBe(201);
+});
+
 test('a declined card and an operator grant promote nothing', async () => {
   const id = 'cus_ti_declined';
   await h.customer(id, 'pm_card_chargeDeclined');
