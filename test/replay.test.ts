@@ -3,8 +3,8 @@ import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 
 /**
- * Replays every saved account-workflow history (test/histories, recorded by `npm run histories:record` from real
- * runs) through the current workflow code. A change that would make running workflows non-deterministic fails
+ * Replays every saved workflow history (test/histories, recorded by `npm run histories:record` from real runs:
+ * account workflows, and a webhook delivery retried on its schedule) through the current workflow code. A change that would make running workflows non-deterministic fails
  * here; guard such changes with `patched()` and record a new history.
  */
 const HISTORY_DIR = path.join(__dirname, 'histories');

@@ -461,6 +461,50 @@ describe('webhook deliveries', () => {
     },
   );
 
+  test('end to end: usage that crosses the balance threshold and then zero reaches the endpoint as signed events', async () => {
+    const customer = 'cus_wh_e2e';
+    await h.customer(customer);
+    await h.fund(customer, '1.00');
+    const threshold = await h.call('PUT', `/v1/customers/${customer}/balance-threshold`, {
+      threshold_usd: '0.50',
+    });
+    expect(threshold.status).toBe(200);
+    const sink = await open((_request, _index, res) => reply(res, 200));
+    const endpoint = await createEndpoint(sink.url, ['credit.balance_low', 'credit.depleted']);
+
+    // $0.60 of web searches takes the balance from 1.00 to 0.40 (below 0.50), then $0.50 more to -0.10.
+    for (const [event_id, calls] of [
+      ['wh-e2e-1', 60],
+      ['wh-e2e-2', 50],
+    ] as const) {
+      const usage = await h.call('POST', '/v1/usage-events', {
+        events: [
+          { event_id, customer_id: customer, model: 'gpt-5.4-nano', tool_calls: { web_search: calls } },
+        ],
+      });
+      expect(usage.body).toMatchObject({ accepted: 1 });
+    }
+
+    await waitFor('both events at the endpoint', () => sink.received.length >= 2);
+    const payloads = sink.received.map(
+      (r) =>
+        new Webhook(endpoint.secret).verify(r.body, r.headers) as {
+          type: string;
+          data: Record<string, unknown>;
+        },
+    );
+    expect(payloads.map((p) => p.type).sort()).toEqual(['credit.balance_low', 'credit.depleted']);
+    for (const payload of payloads) expect(payload.data.customer_id).toBe(customer);
+    const deliveries = await eventually(
+      () => deliveriesOf(endpoint.id),
+      (d) => d.length === 2 && d.every((x: { status: string }) => x.status === 'delivered'),
+    );
+    expect(deliveries.map((d: { event_type: string }) => d.event_type).sort()).toEqual([
+      'credit.balance_low',
+      'credit.depleted',
+    ]);
+  });
+
   describe('a worker killed mid-delivery', () => {
     const children: Child[] = [];
     afterAll(async () => {

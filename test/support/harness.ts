@@ -185,6 +185,7 @@ export class Harness {
       workflow_bundle_path: process.env.TEST_WORKFLOW_BUNDLE,
     });
     this.workerRun = this.worker.run();
+    await this.dispatcher?.stop();
     this.dispatcher = new WebhookDispatcher({
       db: this.db,
       temporal: this.temporal,

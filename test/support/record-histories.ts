@@ -1,7 +1,11 @@
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import fs from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { recordEvent } from '../../db/events';
 import { accountWorkflowId, expireCreditSignal } from '../../workflows/messages';
+import { webhookDeliveryWorkflowId } from '../../workflows/webhook-delivery-workflow';
 import globalSetup from './global-setup';
 import globalTeardown from './global-teardown';
 import { Harness } from './harness';
@@ -107,15 +111,57 @@ async function main(): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 2_000)); // declined, switched off
       await save(h, d, `${stamp}-auto-recharge`);
     }
+
+    // 5. A webhook delivery answered 500 twice, then 204: three attempts with the schedule's timers between them.
+    if (wanted('webhook-delivery')) {
+      let requests = 0;
+      const server = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          res.statusCode = ++requests <= 2 ? 500 : 204;
+          res.end();
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+        const endpoint = await h.call('POST', '/v1/webhook-endpoints', { url, events: ['tier.promoted'] });
+        const { id: event_id } = await recordEvent(h.db, {
+          customer_id: null,
+          type: 'tier.promoted',
+          data: { tier: 'tier_1' },
+          occurrence_key: `history:webhook:${Date.now()}`,
+        });
+        let delivery_id: string | undefined;
+        for (let waited_ms = 0; waited_ms < 30_000 && delivery_id === undefined; waited_ms += 100) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          const [row] = await h.db('webhook_deliveries').where({
+            event_id,
+            endpoint_id: endpoint.body.id,
+            status: 'delivered',
+          });
+          delivery_id = row?.id as string | undefined;
+        }
+        if (!delivery_id) throw new Error('the webhook delivery did not complete');
+        await saveWorkflow(h, webhookDeliveryWorkflowId(delivery_id), `webhook-delivery-${stamp}-retried`);
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
+    }
   } finally {
     await h.stop();
     await globalTeardown();
   }
 }
 
-/** Saves every run of the customer's workflow, oldest first, one file per run. */
-async function save(h: Harness, customer_id: string, name: string): Promise<void> {
-  const workflowId = accountWorkflowId(customer_id);
+/** Saves every run of the customer's account workflow, oldest first, one file per run. */
+function save(h: Harness, customer_id: string, name: string): Promise<void> {
+  return saveWorkflow(h, accountWorkflowId(customer_id), `account-${name}`);
+}
+
+/** Saves every run of a workflow, oldest first, one file per run (`<name>-run<n>.json`). */
+async function saveWorkflow(h: Harness, workflowId: string, name: string): Promise<void> {
   const runIds: string[] = [];
   for await (const execution of h.temporal.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
     runIds.unshift(execution.runId); // the visibility store lists newest first
@@ -125,7 +171,7 @@ async function save(h: Harness, customer_id: string, name: string): Promise<void
     const history = await h.temporal.workflow.getHandle(workflowId, runId).fetchHistory();
     // A run that has only just started has nothing to replay (and the replayer would wait for more events).
     if ((history.events?.length ?? 0) < 3) continue;
-    const file = path.join(OUT_DIR, `account-${name}-run${index + 1}.json`);
+    const file = path.join(OUT_DIR, `${name}-run${index + 1}.json`);
     // Canonical proto3 JSON, the same format `temporal workflow show --output json` exports.
     fs.writeFileSync(
       file,
