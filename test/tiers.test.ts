@@ -159,6 +159,45 @@ test('$50 paid promotes to tier 2 on the account timer exactly when 7 billing da
   expect((await scheduledActivities(id)).filter((name) => name === 'reviewTier')).toHaveLength(3);
 });
 
+test('a terminated account rebuilds its tier from PostgreSQL and still promotes on its timer', async () => {
+  const id = 'cus_ti_rebuild';
+  await h.customer(id, 'pm_card_visa');
+  await topUp(id, '60.00');
+  const first = await eventually(
+    () => tierOf(id),
+    (t) => t.tier === 'tier_1',
+  );
+  const due_ms = Date.parse(first.first_payment_at) + 7 * BILLING_DAY_MS;
+  const handle = h.temporal.workflow.getHandle(accountWorkflowId(id));
+  const terminatedRunId = (await handle.describe()).runId;
+  await handle.terminate('operator test: terminate');
+  // Re-creating the customer starts a fresh run, which has no carried state.
+  expect((await h.call('POST', '/v1/customers', { id })).status).toBe(200);
+  const rebuilt = await eventually(
+    async () => ({
+      runId: (await handle.describe()).runId,
+      state: await handle.query(accountStateQuery).catch(() => undefined),
+    }),
+    (r) => r.runId !== terminatedRunId && r.state?.tier?.tier === 'tier_1',
+  );
+  expect(rebuilt.state!.tier).toMatchObject({
+    tier: 'tier_1',
+    promoted: false,
+    lifetime_paid_usd: '60.000000000',
+  });
+  expect(Date.parse(rebuilt.state!.tier!.next_review_at!)).toBe(due_ms);
+  const promoted = await eventually(
+    () => tierOf(id),
+    (t) => t.tier === 'tier_2',
+    20_000,
+  );
+  expect(Date.parse(promoted.tier_since)).toBeGreaterThanOrEqual(due_ms);
+  expect((await promotions(id)).map((e) => e.occurrence_key)).toEqual([
+    `tier:${id}:tier_1`,
+    `tier:${id}:tier_2`,
+  ]);
+});
+
 test("the hot path enforces the tier's limits: free allows 3 authorizations a minute, an override lifts it", async () => {
   const id = 'cus_ti_rpm';
   await h.customer(id);

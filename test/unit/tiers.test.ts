@@ -470,7 +470,7 @@ describe('the account workflow tier rules (billing/account.ts)', () => {
     },
   });
 
-  it('reviews after a paid top-up or a refused one (it may have been charged), not after a decline or a grant', () => {
+  it('reviews after a paid top-up or auto-recharge or a refused one (it may have been charged), not after a decline, a skip or a grant', () => {
     expect(mayChangeTier(topUp('succeeded'))).toBe(true);
     expect(mayChangeTier({ ...topUp('succeeded'), already_settled: true } as CommandResult)).toBe(true);
     expect(mayChangeTier(topUp('failed'))).toBe(false);
@@ -487,6 +487,11 @@ describe('the account workflow tier rules (billing/account.ts)', () => {
       refusal: { code: 'conflict', message: 'm' },
     });
     expect(mayChangeTier(refused('top_up'))).toBe(true);
+    const recharge = (status: 'succeeded' | 'failed' | 'skipped') =>
+      ({ kind: 'auto_recharge', result: { status } }) as CommandResult;
+    expect(mayChangeTier(recharge('succeeded'))).toBe(true);
+    expect(mayChangeTier(recharge('failed'))).toBe(false);
+    expect(mayChangeTier(recharge('skipped'))).toBe(false);
     expect(mayChangeTier(refused('grant_credit'))).toBe(false);
   });
 
