@@ -1,5 +1,5 @@
 import { queryRows, type Db } from './connection';
-import { MONTH_SPEND_SQL } from './postings';
+import { MONTH_SPEND_SQL, setBalanceThreshold } from './postings';
 
 /**
  * What the authorization statement enforces besides the balance, all on the wallet row (see the lifecycle
@@ -39,24 +39,9 @@ export interface WalletLimits {
   held_nanos: bigint;
 }
 
-/**
- * Sets or clears the auto-recharge threshold, armed by the same rule as the low-balance threshold: only if the
- * balance is at or above it (setting it above the balance is not a crossing). Returns false for an unknown customer.
- */
-export async function setRechargeThreshold(
-  db: Db,
-  customer_id: string,
-  threshold_nanos: bigint | null,
-): Promise<boolean> {
-  const rows = await queryRows<{ customer_id: string }>(
-    db,
-    `UPDATE wallets SET recharge_threshold_nanos = ?::bigint,
-       recharge_armed = NOT below_threshold(?::bigint, available_nanos) WHERE customer_id = ?
-     RETURNING customer_id`,
-    [threshold_nanos, threshold_nanos, customer_id],
-  );
-  return rows.length === 1;
-}
+/** The auto-recharge threshold, armed by the same rule as the low-balance one (see `setBalanceThreshold`). */
+export const setRechargeThreshold = (db: Db, customer_id: string, threshold_nanos: bigint | null) =>
+  setBalanceThreshold(db, customer_id, 'recharge', threshold_nanos);
 
 /** The tier's limits, written by the account workflow when the tier changes. Returns false for an unknown customer. */
 export async function setTierLimits(db: Db, customer_id: string, limits: Limits): Promise<boolean> {

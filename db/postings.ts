@@ -351,24 +351,29 @@ export function movementSql<A extends string>(spec: MovementSql<A>): string {
 }
 
 /**
- * Sets or clears a wallet's low-balance threshold. A new threshold is armed only if the balance is at or above it:
- * setting it above the balance is not a crossing (nothing was debited), and the next credit that reaches it arms
- * it. Returns false when the customer does not exist.
+ * Sets or clears one of a wallet's settable balance thresholds (the low-balance alert, the auto-recharge threshold).
+ * A new threshold is armed only if the balance is at or above it: setting it above the balance is not a crossing
+ * (nothing was debited), and the next credit that reaches it arms it. Returns false when the customer does not exist.
  */
-export async function setLowBalanceThreshold(
+export async function setBalanceThreshold(
   db: Db,
   customer_id: string,
+  kind: 'low_balance' | 'recharge',
   threshold_nanos: bigint | null,
 ): Promise<boolean> {
+  const { threshold, armed } = BALANCE_THRESHOLDS.find((t) => t.kind === kind)!;
   const rows = await queryRows<{ customer_id: string }>(
     db,
-    `UPDATE wallets SET low_balance_threshold_nanos = ?::bigint,
-       threshold_armed = NOT below_threshold(?::bigint, available_nanos) WHERE customer_id = ?
-     RETURNING customer_id`,
+    `UPDATE wallets SET ${threshold} = ?::bigint, ${armed} = NOT below_threshold(?::bigint, available_nanos)
+     WHERE customer_id = ? RETURNING customer_id`,
     [threshold_nanos, threshold_nanos, customer_id],
   );
   return rows.length === 1;
 }
+
+/** The low-balance alert threshold (`PUT .../balance-threshold`); see `setBalanceThreshold`. */
+export const setLowBalanceThreshold = (db: Db, customer_id: string, threshold_nanos: bigint | null) =>
+  setBalanceThreshold(db, customer_id, 'low_balance', threshold_nanos);
 
 export interface MovementRequest<A extends string> {
   customer_id: string;
