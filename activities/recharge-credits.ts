@@ -6,7 +6,7 @@ import {
   rechargeIdempotencyKey,
   rechargeIdFor,
 } from '../billing/auto-recharge';
-import { addDuration, parseIsoDuration, startOfUtcMonth } from '../billing/durations';
+import { startOfUtcMonth } from '../billing/durations';
 import type { EventRecord } from '../billing/events';
 import { formatUsd, usd } from '../billing/money';
 import {
@@ -22,7 +22,7 @@ import {
 import type { Db } from '../db/connection';
 import { getCustomer } from '../db/customers';
 import { recordEvent } from '../db/events';
-import { grantCredit, lockWallet } from '../db/ledger';
+import { grantPaidCredit, lockWallet } from '../db/ledger';
 import type { PaymentGateway } from '../payments/payment-gateway';
 import { type CardChargeResult, chargeCardOnce } from './charge-card';
 
@@ -145,20 +145,17 @@ export function autoRechargeActivities(deps: {
         const row = await getRecharge(trx, recharge_id);
         if (!row) throw new Error(`recharge ${recharge_id} was never decided`);
         if (row.status !== 'pending') return;
-        const validity = input.credit_validity === null ? null : parseIsoDuration(input.credit_validity);
-        if (input.credit_validity !== null && validity === null) {
-          throw new Error(`credit validity ${input.credit_validity} is not an ISO-8601 duration`);
-        }
-        const grant = await grantCredit(trx, {
+        // Paid credit: expires `credit_validity` after the grant (db/ledger.ts, grantPaidCredit), which also records
+        // `credit.granted` in this transaction.
+        const grant = await grantPaidCredit(trx, {
           grant_id,
           customer_id: input.customer_id,
           source: 'auto_recharge',
           amount_nanos: row.amount_nanos,
           reason: `auto-recharge for threshold crossing ${input.crossing_id}`,
-          expires_at: validity === null ? null : addDuration(new Date(), validity),
           kind: 'auto_recharge',
           ref: recharge_id,
-          funded_by: 'payments',
+          validity: input.credit_validity,
         });
         if (grant.amount_nanos !== row.amount_nanos) {
           throw new Error(`grant ${grant.id} does not match recharge ${recharge_id}`);
@@ -179,17 +176,6 @@ export function autoRechargeActivities(deps: {
             payment_id: input.payment_id,
           },
           occurrence_key: occurrenceKey(recharge_id),
-        });
-        await recordEvent(trx, {
-          customer_id: input.customer_id,
-          type: 'credit.granted',
-          data: {
-            grant_id,
-            source: grant.source,
-            amount_usd: formatUsd(grant.amount_nanos),
-            expires_at: grant.expires_at?.toISOString() ?? null,
-          },
-          occurrence_key: `grant:${grant_id}`,
         });
       });
       return resultOf(deps.db, recharge_id);

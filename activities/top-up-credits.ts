@@ -1,8 +1,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { formatUsd, usd } from '../billing/money';
-import type { TopUpResult } from '../billing/account';
+import { paidCreditValidity, type AccountSettings, type TopUpResult } from '../billing/account';
 import type { Db } from '../db/connection';
-import { grantCredit } from '../db/ledger';
+import { getGrant, grantPaidCredit } from '../db/ledger';
 import { getTopUp, recordTopUp, settleTopUp, type TopUpRow } from '../db/top-ups';
 import type { PaymentGateway } from '../payments/payment-gateway';
 import { type CardChargeResult, chargeCardOnce } from './charge-card';
@@ -29,7 +29,7 @@ export type ChargeResult =
 const paymentIdFor = (top_up_id: string): string => `pay_${top_up_id}`;
 const grantIdFor = (top_up_id: string): string => `gr_${top_up_id}`;
 
-export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
+export function topUpActivities(deps: { db: Db; gateway: PaymentGateway; settings?: AccountSettings }) {
   return {
     /**
      * Records the top-up as pending (the API has usually done so already). Returns its outcome when it is already
@@ -41,7 +41,7 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
         customer_id: input.customer_id,
         amount_nanos: usd(input.amount_usd),
       });
-      return { settled: row.status === 'pending' ? null : resultFrom(row) };
+      return { settled: row.status === 'pending' ? null : await resultFrom(deps.db, row) };
     },
 
     /**
@@ -58,7 +58,7 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
           customer_id: input.customer_id,
           amount_nanos,
         });
-        if (row.status !== 'pending') return { status: 'settled', result: resultFrom(row) };
+        if (row.status !== 'pending') return { status: 'settled', result: await resultFrom(deps.db, row) };
       }
       return chargeCardOnce(deps, {
         idempotency_key: `top_up:${input.top_up_id}`,
@@ -70,21 +70,23 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
       });
     },
 
-    /** Grants the paid credit and marks the top-up succeeded, in one transaction. */
+    /**
+     * Grants the paid credit (expiring per `TOP_UP_CREDIT_VALIDITY`) and marks the top-up succeeded, in one
+     * transaction with their events (`credit.granted`, `top_up.succeeded`).
+     */
     async completeTopUp(input: TopUpInput & { payment_id: string }): Promise<TopUpResult> {
       const amount_nanos = usd(input.amount_usd);
       const grant_id = grantIdFor(input.top_up_id);
       await deps.db.transaction(async (trx) => {
-        const grant = await grantCredit(trx, {
+        const grant = await grantPaidCredit(trx, {
           grant_id,
           customer_id: input.customer_id,
           source: 'top_up',
           amount_nanos,
           reason: null,
-          expires_at: null,
           kind: 'top_up',
           ref: input.top_up_id,
-          funded_by: 'payments',
+          validity: paidCreditValidity(deps.settings),
         });
         if (grant.amount_nanos !== amount_nanos) {
           throw ApplicationFailure.nonRetryable(
@@ -125,10 +127,12 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway }) {
 async function resultOf(db: Db, top_up_id: string): Promise<TopUpResult> {
   const row = await getTopUp(db, top_up_id);
   if (!row || row.status === 'pending') throw new Error(`top-up ${top_up_id} is not settled`);
-  return resultFrom(row);
+  return resultFrom(db, row);
 }
 
-function resultFrom(row: TopUpRow): TopUpResult {
+/** A settled top-up as the account workflow hears it, with its grant's expiry so the account can wake for it. */
+async function resultFrom(db: Db, row: TopUpRow): Promise<TopUpResult> {
+  const grant = row.grant_id === null ? undefined : await getGrant(db, row.grant_id);
   return {
     top_up_id: row.id,
     status: row.status === 'succeeded' ? 'succeeded' : 'failed',
@@ -137,5 +141,6 @@ function resultFrom(row: TopUpRow): TopUpResult {
     failure_code: row.failure_code,
     decline_code: row.decline_code,
     failure_message: row.failure_message,
+    grant_expires_at: grant?.expires_at?.toISOString() ?? null,
   };
 }

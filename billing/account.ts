@@ -43,6 +43,13 @@ export interface TopUpResult {
   failure_code: string | null;
   decline_code: string | null;
   failure_message: string | null;
+  /** The expiry of the credit granted (ISO-8601; null: never). Absent in results recorded before paid credit expired. */
+  grant_expires_at?: string | null;
+}
+
+/** The validity of paid credit for these settings: `P1Y` when they predate the setting, null for never. */
+export function paidCreditValidity(settings: AccountSettings | undefined): string | null {
+  return settings?.top_up_credit_validity === undefined ? 'P1Y' : settings.top_up_credit_validity;
 }
 
 export type OperatorGrantSource = 'promotion' | 'goodwill';
@@ -374,15 +381,28 @@ export function completeCommand(state: AccountState, outcome: CommandResult): Ac
     };
   }
   if (outcome.kind === 'grant_credit' && outcome.result.expires_at !== null) {
-    next = {
-      ...next,
-      grant_expiries: [
-        ...next.grant_expiries,
-        { grant_id: outcome.result.grant_id, expires_at: outcome.result.expires_at },
-      ],
-    };
+    next = noteGrantExpiry(next, outcome.result.grant_id, outcome.result.expires_at);
+  }
+  if (outcome.kind === 'top_up' && outcome.result.grant_id !== null && outcome.result.grant_expires_at) {
+    // Paid credit expires too (TOP_UP_CREDIT_VALIDITY); each purchase with its own expiry.
+    next = noteGrantExpiry(next, outcome.result.grant_id, outcome.result.grant_expires_at);
   }
   return next;
+}
+
+/**
+ * Remembers when a grant needs the account's attention: its expiry, or (for a grant that expired while holds were
+ * open) when those holds settle at the latest. The workflow sleeps until the soonest; one entry per grant, the latest
+ * time given wins. For every lifecycle that grants expiring credit (top-ups, auto-recharges, operator grants).
+ */
+export function noteGrantExpiry(state: AccountState, grant_id: string, expires_at: string): AccountState {
+  return {
+    ...state,
+    grant_expiries: [
+      ...state.grant_expiries.filter((e) => e.grant_id !== grant_id),
+      { grant_id, expires_at },
+    ],
+  };
 }
 
 function outcomeId(outcome: CommandResult): string {
@@ -527,6 +547,23 @@ export function msUntilNextExpiry(state: AccountState, now_ms: number): number |
     if (soonest_ms === undefined || at_ms < soonest_ms) soonest_ms = at_ms;
   }
   return soonest_ms === undefined ? undefined : Math.max(0, soonest_ms - now_ms);
+}
+
+/**
+ * After an expiry run: wakes the account again when the holds that retired grants still wait for settle at the
+ * latest. Times already past are left to the hold sweep, which settles claims after releasing (waking for them now
+ * would only find the same holds still held).
+ */
+export function noteClaimsSettleBy(
+  state: AccountState,
+  settleBy: readonly { grant_id: string; expires_at: string }[],
+  now_ms: number,
+): AccountState {
+  let next = state;
+  for (const entry of settleBy) {
+    if (Date.parse(entry.expires_at) > now_ms) next = noteGrantExpiry(next, entry.grant_id, entry.expires_at);
+  }
+  return next;
 }
 
 /** Forgets expiries that are due at `now_ms` once the ledger has written them off. */

@@ -1,3 +1,5 @@
+import { addDuration, parseIsoDuration } from './durations';
+
 /**
  * Pure rules for credit grants: which grant pays first, how consumption is allocated to grants, and what
  * expires. The hot path only moves the wallet balance; these rules attribute that movement to grants whenever
@@ -103,4 +105,192 @@ export function nextExpiry(grants: readonly Pick<GrantSlice, 'expires_at'>[], no
     if (soonest === null || g.expires_at.getTime() < soonest.getTime()) soonest = g.expires_at;
   }
   return soonest;
+}
+
+/**
+ * Paid credit's expiry: `granted_at` plus the configured validity (`TOP_UP_CREDIT_VALIDITY`, an ISO-8601 duration;
+ * years and months on the UTC calendar), or null when the validity is null (bought credit never expires). Each
+ * purchase computes its own, so buying again never moves the expiry of credit bought earlier. Throws on a validity
+ * that is not an ISO-8601 duration (the configuration is validated at startup, so that is a programmer error).
+ */
+export function paidCreditExpiry(granted_at: Date, validity: string | null): Date | null {
+  if (validity === null) return null;
+  const duration = parseIsoDuration(validity);
+  if (duration === null) throw new Error(`credit validity ${validity} is not an ISO-8601 duration`);
+  const expires_at = addDuration(granted_at, duration);
+  if (expires_at.getTime() <= granted_at.getTime())
+    throw new Error(`credit validity ${validity} is not positive`);
+  return expires_at;
+}
+
+// ---- Retiring a grant (expiry, void) without ever charging a hold twice ----
+//
+// A grant retires when it expires or is voided. What is left of it then is written off, except the part that backs
+// authorizations still held at that instant: that part is *claimed* by those holds (one claim per grant and hold)
+// and stays with the grant until each hold settles. A capture then pays from the claim (the customer pays once), and
+// what the hold gives back (a release, the unused part of a capture) is written off. A retiring grant takes no other
+// consumption: holds taken after it retired were taken against the other grants' credit.
+
+/** An open grant as the ledger keeps it; `retiring`: expired or voided, with claims on holds still to settle. */
+export interface OpenGrant extends GrantSlice {
+  retiring: boolean;
+}
+
+/** Part of a retired grant's remainder reserved for one hold that was open when the grant retired. */
+export interface HoldClaim {
+  grant_id: string;
+  authorization_id: string;
+  amount_nanos: bigint;
+}
+
+/** How one claim ended once its hold settled: `paid` by the capture, `written_off` (given back by the hold). */
+export interface ClaimSettlement extends HoldClaim {
+  paid_nanos: bigint;
+  written_off_nanos: bigint;
+}
+
+/**
+ * Settles the claims whose hold has settled. `consumed` maps each settled authorization to what its capture took
+ * out of the hold (`hold - released`: zero for a release, never more than the hold). A hold's consumption pays its
+ * claims in the consumption order of their grants (soonest expiry first, then oldest), each up to its amount; the
+ * rest of every claim is written off. Claims of holds still held are left out of the result.
+ */
+export function settleClaims(
+  claims: readonly HoldClaim[],
+  grants: readonly GrantSlice[],
+  consumed: ReadonlyMap<string, bigint>,
+): ClaimSettlement[] {
+  const byId = new Map(grants.map((g) => [g.id, g]));
+  const grantOf = (claim: HoldClaim): GrantSlice => {
+    const grant = byId.get(claim.grant_id);
+    if (!grant) throw new Error(`claim on ${claim.authorization_id} of unknown grant ${claim.grant_id}`);
+    return grant;
+  };
+  const settled = claims.filter((c) => consumed.has(c.authorization_id));
+  for (const c of settled) grantOf(c);
+  const leftByHold = new Map<string, bigint>();
+  for (const [authorization_id, consumed_nanos] of consumed) {
+    if (consumed_nanos < 0n) throw new Error(`hold ${authorization_id} consumed a negative amount`);
+    leftByHold.set(authorization_id, consumed_nanos);
+  }
+  const ordered = [...settled].sort(
+    (a, b) =>
+      (a.authorization_id < b.authorization_id ? -1 : a.authorization_id > b.authorization_id ? 1 : 0) ||
+      compareConsumptionOrder(grantOf(a), grantOf(b)),
+  );
+  return ordered.map((claim) => {
+    const left_nanos = leftByHold.get(claim.authorization_id)!;
+    const paid_nanos = left_nanos < claim.amount_nanos ? left_nanos : claim.amount_nanos;
+    leftByHold.set(claim.authorization_id, left_nanos - paid_nanos);
+    return { ...claim, paid_nanos, written_off_nanos: claim.amount_nanos - paid_nanos };
+  });
+}
+
+export interface Reconciliation {
+  /** Claims whose hold has settled, and how (to write off and record). */
+  settlements: ClaimSettlement[];
+  /** Claims still waiting for their hold. */
+  open_claims: HoldClaim[];
+  /** Consumption attributed to the grants that are not retiring (see `allocateConsumption`). */
+  allocation: Allocation;
+  /** Every open grant's remaining after settlement and allocation. */
+  remaining: Map<string, bigint>;
+  /** Retiring grants with no claim left: they close now. */
+  closing: string[];
+}
+
+/**
+ * Brings a customer's open grants up to date: settles the claims whose hold has settled, then attributes all other
+ * consumption since the last allocation to the grants that are not retiring. `owned_nanos` is the wallet's
+ * available + held (before the settlements' write-offs are posted). A retiring grant's remaining is always the sum
+ * of its open claims; anything else is a ledger defect and throws.
+ */
+export function reconcileGrants(
+  grants: readonly OpenGrant[],
+  claims: readonly HoldClaim[],
+  consumed: ReadonlyMap<string, bigint>,
+  owned_nanos: bigint,
+): Reconciliation {
+  const settlements = settleClaims(claims, grants, consumed);
+  const open_claims = claims.filter((c) => !consumed.has(c.authorization_id));
+  const claimed = new Map<string, bigint>();
+  for (const c of claims) claimed.set(c.grant_id, (claimed.get(c.grant_id) ?? 0n) + c.amount_nanos);
+  const stillClaimed = new Map<string, bigint>();
+  for (const c of open_claims) {
+    stillClaimed.set(c.grant_id, (stillClaimed.get(c.grant_id) ?? 0n) + c.amount_nanos);
+  }
+  const remaining = new Map<string, bigint>();
+  const closing: string[] = [];
+  for (const g of grants.filter((x) => x.retiring)) {
+    if ((claimed.get(g.id) ?? 0n) !== g.remaining_nanos) {
+      throw new Error(
+        `retiring grant ${g.id} keeps ${g.remaining_nanos} but its claims are ${claimed.get(g.id) ?? 0n}`,
+      );
+    }
+    const left_nanos = stillClaimed.get(g.id) ?? 0n;
+    remaining.set(g.id, left_nanos);
+    if (left_nanos === 0n) closing.push(g.id);
+  }
+  const orphan = claims.find((c) => !grants.some((g) => g.retiring && g.id === c.grant_id));
+  if (orphan)
+    throw new Error(`claim on ${orphan.authorization_id} of grant ${orphan.grant_id}, which is not retiring`);
+  const reserved_nanos = open_claims.reduce((sum, c) => sum + c.amount_nanos, 0n);
+  const writtenOff_nanos = settlements.reduce((sum, s) => sum + s.written_off_nanos, 0n);
+  const normal = grants.filter((g) => !g.retiring);
+  const allocation = allocateConsumption(normal, owned_nanos - reserved_nanos - writtenOff_nanos);
+  for (const g of normal) remaining.set(g.id, allocation.changes.get(g.id) ?? g.remaining_nanos);
+  return { settlements, open_claims, allocation, remaining, closing };
+}
+
+/** A hold open at the instant a grant retires; `claimed_nanos` of it already backs grants that retired earlier. */
+export interface OpenHold {
+  authorization_id: string;
+  hold_nanos: bigint;
+  claimed_nanos: bigint;
+}
+
+export interface RetirementPlan {
+  grant_id: string;
+  /** Written off now: the part of the remainder no open hold can still capture. */
+  write_off_nanos: bigint;
+  /** The rest, reserved for the holds open now (the grant keeps it until they settle). */
+  claims: HoldClaim[];
+}
+
+/**
+ * How grants retire now. `grants` are the open grants that are not retiring, as allocated up to now; `retiring` the
+ * ids of those that retire (expired or voided); `holds` the authorizations held right now, oldest first.
+ *
+ * The held money not yet claimed is attributed to the grants in consumption order (soonest expiry first, then
+ * oldest), exactly as a capture of it would consume them; a retiring grant's share of it becomes claims on the holds
+ * (taking their unclaimed parts in the order given), and only the rest of its remainder is written off now. So no
+ * nano a hold may still capture is ever written off, and every nano no hold can capture is written off at once.
+ */
+export function planRetirement(
+  grants: readonly GrantSlice[],
+  retiring: ReadonlySet<string>,
+  holds: readonly OpenHold[],
+): RetirementPlan[] {
+  const free = holds.map((h) => ({ id: h.authorization_id, free_nanos: h.hold_nanos - h.claimed_nanos }));
+  if (free.some((h) => h.free_nanos < 0n)) throw new Error('a hold is claimed beyond its amount');
+  let cursor = 0;
+  const plans: RetirementPlan[] = [];
+  for (const grant of [...grants].sort(compareConsumptionOrder)) {
+    let share_nanos = grant.remaining_nanos;
+    const claims: HoldClaim[] = [];
+    while (share_nanos > 0n && cursor < free.length) {
+      const hold = free[cursor]!;
+      const take_nanos = hold.free_nanos < share_nanos ? hold.free_nanos : share_nanos;
+      if (take_nanos > 0n && retiring.has(grant.id)) {
+        claims.push({ grant_id: grant.id, authorization_id: hold.id, amount_nanos: take_nanos });
+      }
+      hold.free_nanos -= take_nanos;
+      share_nanos -= take_nanos;
+      if (hold.free_nanos === 0n) cursor++;
+    }
+    if (!retiring.has(grant.id)) continue;
+    // What the holds left of this grant's remainder (share_nanos) is free credit: written off now.
+    plans.push({ grant_id: grant.id, write_off_nanos: share_nanos, claims });
+  }
+  return plans;
 }

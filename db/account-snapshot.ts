@@ -40,8 +40,16 @@ export async function loadAccountFacts(
   if (!customer) return undefined;
   const grant_expiries = await queryRows<{ grant_id: string; expires_at: Date }>(
     db,
-    `SELECT id AS grant_id, expires_at FROM credit_grants
-     WHERE customer_id = ? AND closed_at IS NULL AND expires_at IS NOT NULL ORDER BY expires_at, id`,
+    // An open grant wakes the account at its expiry; one that already expired or was voided while holds were open
+    // wakes it when those holds settle at the latest (past times are the hold sweep's: see db/ledger.ts).
+    `SELECT grant_id, expires_at FROM (
+       SELECT g.id AS grant_id, g.closed_reason,
+         CASE WHEN g.closed_reason IS NULL THEN g.expires_at
+              ELSE (SELECT max(a.expires_at) FROM credit_grant_holds c JOIN authorizations a ON a.id = c.authorization_id
+                    WHERE c.grant_id = g.id AND c.settled_at IS NULL) END AS expires_at
+       FROM credit_grants g WHERE g.customer_id = ? AND g.closed_at IS NULL) due
+     WHERE expires_at IS NOT NULL AND (closed_reason IS NULL OR expires_at > now())
+     ORDER BY expires_at, grant_id`,
     [customer_id],
   );
   const crossings = await queryRows<{

@@ -1,6 +1,6 @@
-import { allocateConsumption, compareConsumptionOrder } from '../billing/grants';
+import { compareConsumptionOrder, reconcileGrants } from '../billing/grants';
 import { queryRows, type Db } from './connection';
-import { GRANT_COLUMNS, type GrantRow } from './ledger';
+import { consumedBySettledHolds, GRANT_COLUMNS, type GrantRow, openClaims, openGrantOf } from './ledger';
 import type { Wallet } from './postings';
 
 export type GrantStatus = 'active' | 'depleted' | 'expired' | 'voided';
@@ -15,8 +15,10 @@ export interface BalanceView {
 const MAX_CLOSED_GRANTS_SHOWN = 50;
 
 /**
- * The customer's balance and grants, read in one snapshot. Consumption not yet attributed to grants is
- * attributed in memory with the same rule the ledger uses, so the view is exact without writing anything.
+ * The customer's balance and grants, read in one snapshot. Consumption not yet attributed to grants (and claims of
+ * retired grants whose holds have settled) is attributed in memory with the same rules the ledger uses
+ * (`reconcileGrants`), so the view is exact without writing anything. A retired grant still waiting for holds shows
+ * its status (expired, voided) with what it keeps for them as its remaining.
  * `with_grant_id` adds that grant even when it closed too long ago to be among the recent ones shown.
  */
 export async function readBalance(
@@ -45,9 +47,19 @@ export async function readBalance(
         [customer_id, customer_id, MAX_CLOSED_GRANTS_SHOWN, customer_id, with_grant_id],
       );
       const open = grants.filter((g) => g.closed_at === null);
-      const allocation = allocateConsumption(open, wallet.available_nanos + wallet.held_nanos);
+      const claims = await openClaims(trx, customer_id);
+      const consumed = await consumedBySettledHolds(
+        trx,
+        claims.map((c) => c.authorization_id),
+      );
+      const reconciled = reconcileGrants(
+        open.map(openGrantOf),
+        claims,
+        consumed,
+        wallet.available_nanos + wallet.held_nanos,
+      );
       const view = grants.map((g) => {
-        const remaining_nanos = allocation.changes.get(g.id) ?? g.remaining_nanos;
+        const remaining_nanos = reconciled.remaining.get(g.id) ?? g.remaining_nanos;
         const status: GrantStatus = g.closed_reason ?? (remaining_nanos === 0n ? 'depleted' : 'active');
         return { ...g, remaining_nanos, status };
       });

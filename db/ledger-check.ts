@@ -50,6 +50,32 @@ const INVARIANTS: { name: string; sql: string }[] = [
           WHERE w.available_nanos + w.held_nanos > COALESCE(g.total, 0)`,
   },
   {
+    name: 'a retired grant keeps exactly what it reserved for holds still to settle (nothing once closed)',
+    sql: `SELECT g.id AS subject, g.remaining_nanos::text || ' vs ' || COALESCE(c.total, 0)::text AS detail
+          FROM credit_grants g LEFT JOIN (SELECT grant_id, sum(amount_nanos) AS total FROM credit_grant_holds
+            WHERE settled_at IS NULL GROUP BY grant_id) c ON c.grant_id = g.id
+          WHERE (g.closed_reason IS NOT NULL AND g.remaining_nanos <> COALESCE(c.total, 0))
+             OR (g.closed_at IS NOT NULL AND c.total IS NOT NULL)`,
+  },
+  {
+    name: 'retired grants never claim more of a hold than the hold, nor are paid more than its capture took',
+    sql: `SELECT a.id AS subject, 'hold ' || a.hold_nanos::text || ' claimed ' || c.claimed::text || ' paid ' ||
+              c.paid::text AS detail
+          FROM authorizations a JOIN (SELECT authorization_id, sum(amount_nanos) AS claimed,
+              COALESCE(sum(paid_nanos), 0) AS paid FROM credit_grant_holds GROUP BY authorization_id) c
+            ON c.authorization_id = a.id
+          WHERE c.claimed > a.hold_nanos OR c.paid > a.hold_nanos - COALESCE(a.released_nanos, a.hold_nanos)`,
+  },
+  {
+    name: 'what a settled hold gave back of a retired grant was written off by its own entry',
+    sql: `SELECT c.grant_id || '/' || c.authorization_id AS subject,
+              c.written_off_nanos::text || ' vs ' || COALESCE(-e.amount_nanos, 0)::text AS detail
+          FROM credit_grant_holds c
+          LEFT JOIN ledger_entries e ON e.kind IN ('expiry', 'void')
+            AND e.ref = c.grant_id || '/hold/' || c.authorization_id
+          WHERE c.settled_at IS NOT NULL AND c.written_off_nanos <> COALESCE(-e.amount_nanos, 0)`,
+  },
+  {
     name: 'every succeeded top-up has exactly its grant and one succeeded payment',
     sql: `SELECT t.id AS subject, t.amount_nanos::text AS detail FROM top_ups t
           LEFT JOIN credit_grants g ON g.id = t.grant_id

@@ -1,5 +1,7 @@
 import type { Knex } from 'knex';
+import { formatUsd } from '../billing/money';
 import { execute, queryRows, type Db } from './connection';
+import { recordEvent } from './events';
 import { PermanentError } from './errors';
 
 export type TopUpStatus = 'pending' | 'succeeded' | 'failed';
@@ -63,9 +65,11 @@ export type TopUpOutcome =
     };
 
 /**
- * Moves a pending top-up to its final status. A top-up that is already final keeps its first outcome: the
- * update is conditional on `status = 'pending'`, so a retried activity cannot flip a success into a failure.
- * A top-up that does not exist is left alone (undefined): an account may refuse a request it was sent directly.
+ * Moves a pending top-up to its final status and records its event (`top_up.succeeded` / `top_up.failed`) in the
+ * same transaction. A top-up that is already final keeps its first outcome: the update is conditional on
+ * `status = 'pending'`, so a retried activity cannot flip a success into a failure, and the event is recorded only
+ * by the call that settled it (its occurrence key makes even that once). A top-up that does not exist is left alone
+ * (undefined): an account may refuse a request it was sent directly.
  */
 export async function settleTopUp(
   q: Db | Knex.Transaction,
@@ -73,22 +77,42 @@ export async function settleTopUp(
   outcome: TopUpOutcome,
 ): Promise<TopUpRow | undefined> {
   const failed = outcome.status === 'failed' ? outcome : null;
-  await execute(
-    q,
-    `UPDATE top_ups SET status = ?, payment_id = ?, grant_id = ?, failure_code = ?, decline_code = ?,
-       failure_message = ?, updated_at = now(), settled_at = now()
-     WHERE id = ? AND status = 'pending'`,
-    [
-      outcome.status,
-      outcome.payment_id,
-      outcome.status === 'succeeded' ? outcome.grant_id : null,
-      failed?.failure_code ?? null,
-      failed?.decline_code ?? null,
-      failed?.failure_message ?? null,
-      id,
-    ],
-  );
-  return getTopUp(q, id);
+  return q.transaction(async (trx) => {
+    const settled = await queryRows<TopUpRow>(
+      trx,
+      `UPDATE top_ups SET status = ?, payment_id = ?, grant_id = ?, failure_code = ?, decline_code = ?,
+         failure_message = ?, updated_at = now(), settled_at = now()
+       WHERE id = ? AND status = 'pending' RETURNING ${TOP_UP_COLUMNS}`,
+      [
+        outcome.status,
+        outcome.payment_id,
+        outcome.status === 'succeeded' ? outcome.grant_id : null,
+        failed?.failure_code ?? null,
+        failed?.decline_code ?? null,
+        failed?.failure_message ?? null,
+        id,
+      ],
+    );
+    const row = settled[0];
+    if (row) {
+      await recordEvent(trx, {
+        customer_id: row.customer_id,
+        type: row.status === 'succeeded' ? 'top_up.succeeded' : 'top_up.failed',
+        data:
+          row.status === 'succeeded'
+            ? { top_up_id: row.id, amount_usd: formatUsd(row.amount_nanos), grant_id: row.grant_id }
+            : {
+                top_up_id: row.id,
+                amount_usd: formatUsd(row.amount_nanos),
+                failure_code: row.failure_code,
+                decline_code: row.decline_code,
+                failure_message: row.failure_message,
+              },
+        occurrence_key: `top_up:${row.id}:${row.status}`,
+      });
+    }
+    return getTopUp(trx, id);
+  });
 }
 
 /** The customer's pending top-ups, oldest first, at most `limit`. */

@@ -195,22 +195,23 @@ test('grants are listed in consumption order: soonest expiry first, never-expiri
 
   const balance = await h.call('GET', '/v1/customers/cus_order/balance');
   expect(balance.body.available_usd).toBe('15.000000000');
+  // Paid credit expires too (TOP_UP_CREDIT_VALIDITY, P1Y by default): the top-up comes before credit that never does.
   expect(balance.body.grants.map((g: { id: string }) => g.id)).toEqual([
     in2.id,
     in10.id,
     in30.id,
-    neverA.id,
     topUp.body.grant_id,
+    neverA.id,
   ]);
   expect(balance.body.grants.map((g: { source: string }) => g.source)).toEqual([
     'promotion',
     'goodwill',
     'promotion',
-    'promotion',
     'top_up',
+    'promotion',
   ]);
-  expect(balance.body.grants.at(-1)).toMatchObject({ expires_at: null, reason: null });
-  expect(balance.body.grants.at(-2)).toMatchObject({ expires_at: null, reason: 'never expires, first' });
+  expect(balance.body.grants.at(-2)).toMatchObject({ expires_at: expect.any(String), reason: null });
+  expect(balance.body.grants.at(-1)).toMatchObject({ expires_at: null, reason: 'never expires, first' });
 });
 
 test('ledger paging with limit and starting_after returns every entry exactly once, newest first, has_more right', async () => {

@@ -38,6 +38,7 @@ import {
   msUntilNextExpiry,
   msUntilTierReview,
   nextRunState,
+  noteClaimsSettleBy,
   noteRefusal,
   rebuildState,
   recordThresholdCrossing,
@@ -102,6 +103,12 @@ const DEFAULT_TOP_UP_CREDIT_VALIDITY = 'P1Y';
  * `BillingTier` search attribute when the tier changed. Runs recorded before this replay without any of it.
  */
 const TIERS_PATCH = 'account-spend-tiers';
+
+/**
+ * A grant that expires while holds are open keeps what they may capture until they settle; the account wakes again
+ * when they settle at the latest (a timer that histories recorded before this change never had).
+ */
+const EXPIRY_WAITS_FOR_HOLDS_PATCH = 'account-expiry-waits-for-holds';
 
 /**
  * One long-lived workflow per customer (`account:<customer_id>`) that owns the account's lifecycle. It is a
@@ -274,8 +281,15 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
       expiryRequested = false;
       const now = new Date(Date.now());
       // A write-off that can never succeed is logged and not retried at once; the next expiry or request tries again.
-      await attempt(() => acts.db.expireCredit({ customer_id: state.customer_id, now: now.toISOString() }));
+      const expired = await attempt(() =>
+        acts.db.expireCredit({ customer_id: state.customer_id, now: now.toISOString() }),
+      );
       state = clearDueExpiries(state, now.getTime());
+      // Results recorded before grants waited for open holds are arrays without `claims_settle_by`.
+      const settleBy = Array.isArray(expired) ? [] : (expired?.claims_settle_by ?? []);
+      if (settleBy.length > 0 && patched(EXPIRY_WAITS_FOR_HOLDS_PATCH)) {
+        state = noteClaimsSettleBy(state, settleBy, Date.now());
+      }
     }
     if ((state.crossing_events?.length ?? 0) > 0) await recordCrossingEvents();
     // The age rule's instant: a durable timer, never a poll. The review itself decides (PostgreSQL has the facts).

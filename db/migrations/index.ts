@@ -9,6 +9,7 @@ import * as lifecycle from './20261130190000_lifecycle';
 import * as webhooks from './20261130190200_webhooks';
 import * as autoRecharge from './20261130190300_auto_recharge';
 import * as spendTiers from './20261130190400_spend_tiers';
+import * as grantHolds from './20261130190100_grant_holds';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -25,6 +26,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261130190200_webhooks': webhooks,
   '20261130190300_auto_recharge': autoRecharge,
   '20261130190400_spend_tiers': spendTiers,
+  '20261130190100_grant_holds': grantHolds,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

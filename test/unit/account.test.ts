@@ -29,7 +29,10 @@ import {
   checkCommand,
   enqueuePending,
   INVALID_REQUEST_REFUSALS,
+  noteClaimsSettleBy,
+  noteGrantExpiry,
   noteRefusal,
+  paidCreditValidity,
   rebuildState,
   refusedOutcome,
   type AccountSnapshot,
@@ -806,5 +809,82 @@ describe('rebuildState: a run without carried state rebuilds its cache from Post
     expect(next.top_ups_succeeded).toBe(2);
     expect(next.lifetime_top_ups_usd).toBe('30.000000000');
     expect(next.queue).toEqual([]);
+  });
+});
+
+describe('paid credit expiry in the account state', () => {
+  const withExpiry = (
+    outcome: Extract<CommandResult, { kind: 'top_up' }>,
+    grant_expires_at: string | null | undefined,
+  ): Extract<CommandResult, { kind: 'top_up' }> => ({
+    ...outcome,
+    result: { ...outcome.result, grant_expires_at },
+  });
+
+  test('a succeeded top-up whose credit expires adds its expiry, so the account wakes for it', () => {
+    const at = iso(NOW_MS + 1_000);
+    const state = enqueue(initialAccountState('c'), topUpCommand('t1'));
+    const next = completeCommand(state, withExpiry(topUpOutcome('t1', 'succeeded', '20.000000000'), at));
+    expect(next.grant_expiries).toEqual([{ grant_id: 'grant_t1', expires_at: at }]);
+    expect(msUntilNextExpiry(next, NOW_MS)).toBe(1_000);
+  });
+
+  test('credit that never expires, results recorded before paid credit expired, and failures add nothing', () => {
+    for (const outcome of [
+      withExpiry(topUpOutcome('t1', 'succeeded', '20.000000000'), null),
+      withExpiry(topUpOutcome('t1', 'succeeded', '20.000000000'), undefined),
+      withExpiry(topUpOutcome('t1', 'failed', '20.000000000'), iso(NOW_MS)),
+    ]) {
+      const state = enqueue(initialAccountState('c'), topUpCommand('t1'));
+      expect(completeCommand(state, outcome).grant_expiries).toEqual([]);
+    }
+  });
+
+  test('each purchase keeps its own expiry', () => {
+    let state = enqueue(enqueue(initialAccountState('c'), topUpCommand('t1')), topUpCommand('t2'));
+    state = completeCommand(
+      state,
+      withExpiry(topUpOutcome('t1', 'succeeded', '1.000000000'), iso(NOW_MS + 5)),
+    );
+    state = completeCommand(
+      state,
+      withExpiry(topUpOutcome('t2', 'succeeded', '1.000000000'), iso(NOW_MS + 9)),
+    );
+    expect(state.grant_expiries).toEqual([
+      { grant_id: 'grant_t1', expires_at: iso(NOW_MS + 5) },
+      { grant_id: 'grant_t2', expires_at: iso(NOW_MS + 9) },
+    ]);
+  });
+
+  test('paidCreditValidity: the setting, P1Y when settings predate it, null for never', () => {
+    const base = { activity_timeout_ms: 1, continue_as_new_after_events: null };
+    expect(paidCreditValidity(undefined)).toBe('P1Y');
+    expect(paidCreditValidity(base)).toBe('P1Y');
+    expect(paidCreditValidity({ ...base, top_up_credit_validity: 'PT3S' })).toBe('PT3S');
+    expect(paidCreditValidity({ ...base, top_up_credit_validity: null })).toBeNull();
+  });
+});
+
+describe('noteGrantExpiry and noteClaimsSettleBy', () => {
+  test('one entry per grant: a later time for the same grant replaces the earlier one', () => {
+    let state = noteGrantExpiry(initialAccountState('c'), 'g', iso(NOW_MS + 1));
+    state = noteGrantExpiry(state, 'g', iso(NOW_MS + 7));
+    expect(state.grant_expiries).toEqual([{ grant_id: 'g', expires_at: iso(NOW_MS + 7) }]);
+  });
+
+  test('a grant waiting for holds wakes the account when they settle at the latest; past times are the sweep’s', () => {
+    const state = clearDueExpiries(noteGrantExpiry(initialAccountState('c'), 'g', iso(NOW_MS)), NOW_MS);
+    const next = noteClaimsSettleBy(
+      state,
+      [
+        { grant_id: 'g', expires_at: iso(NOW_MS + 600_000) },
+        { grant_id: 'old', expires_at: iso(NOW_MS) },
+        { grant_id: 'older', expires_at: iso(NOW_MS - 1) },
+      ],
+      NOW_MS,
+    );
+    expect(next.grant_expiries).toEqual([{ grant_id: 'g', expires_at: iso(NOW_MS + 600_000) }]);
+    expect(msUntilNextExpiry(next, NOW_MS)).toBe(600_000);
+    expect(noteClaimsSettleBy(state, [], NOW_MS)).toEqual(state);
   });
 });

@@ -10,7 +10,13 @@ import {
   compareConsumptionOrder,
   isExpired,
   nextExpiry,
+  paidCreditExpiry,
   planExpiry,
+  planRetirement,
+  reconcileGrants,
+  settleClaims,
+  type HoldClaim,
+  type OpenGrant,
   type Allocation,
   type GrantSlice,
 } from '../../billing/grants';
@@ -477,5 +483,285 @@ describe('nextExpiry', () => {
       { expires_at: at(11) },
     ];
     for (const permutation of permutations(list)) expect(nextExpiry(permutation, now)).toEqual(at(11));
+  });
+});
+
+describe('paidCreditExpiry', () => {
+  test('granted_at plus the validity; years and months on the UTC calendar, clamped to the month end', () => {
+    const granted = new Date('2026-01-31T10:00:00.000Z');
+    expect(paidCreditExpiry(granted, 'P1Y')).toEqual(new Date('2027-01-31T10:00:00.000Z'));
+    expect(paidCreditExpiry(granted, 'P1M')).toEqual(new Date('2026-02-28T10:00:00.000Z'));
+    expect(paidCreditExpiry(new Date('2028-01-31T00:00:00Z'), 'P1M')).toEqual(
+      new Date('2028-02-29T00:00:00Z'),
+    );
+    expect(paidCreditExpiry(new Date('2028-02-29T12:00:00Z'), 'P1Y')).toEqual(
+      new Date('2029-02-28T12:00:00Z'),
+    );
+    expect(paidCreditExpiry(granted, 'PT3S')).toEqual(new Date('2026-01-31T10:00:03.000Z'));
+    expect(paidCreditExpiry(granted, 'P1DT0.5S')).toEqual(new Date('2026-02-01T10:00:00.500Z'));
+  });
+
+  test('null validity: bought credit never expires', () => {
+    expect(paidCreditExpiry(at(0), null)).toBeNull();
+  });
+
+  test('each purchase keeps its own expiry: a later purchase expires later by exactly the time between them', () => {
+    const first = paidCreditExpiry(at(0), 'P1Y')!;
+    const second = paidCreditExpiry(at(3), 'P1Y')!;
+    expect(second.getTime() - first.getTime()).toBe(3 * DAY_MS);
+  });
+
+  test('a validity that is not a positive ISO-8601 duration is a programmer error', () => {
+    expect(() => paidCreditExpiry(at(0), '1 year')).toThrow(/ISO-8601/);
+    expect(() => paidCreditExpiry(at(0), 'PT0S')).toThrow(/not positive/);
+  });
+});
+
+/** An open grant for the retirement rules. */
+function open(
+  id: string,
+  remaining_nanos: bigint,
+  options: { expires_at?: Date | null; granted_at?: Date; retiring?: boolean; amount_nanos?: bigint } = {},
+): OpenGrant {
+  return { ...grant(id, remaining_nanos, options), retiring: options.retiring ?? false };
+}
+
+const claim = (grant_id: string, authorization_id: string, amount_nanos: bigint): HoldClaim => ({
+  grant_id,
+  authorization_id,
+  amount_nanos,
+});
+
+const hold = (authorization_id: string, hold_nanos: bigint, claimed_nanos = 0n) => ({
+  authorization_id,
+  hold_nanos,
+  claimed_nanos,
+});
+
+describe('planRetirement', () => {
+  const promo = grant('promo', 5n, { expires_at: at(1) });
+  const never = grant('never', 10n);
+
+  test('no hold open: the whole remainder is written off and nothing is claimed', () => {
+    expect(planRetirement([promo, never], new Set(['promo']), [])).toEqual([
+      { grant_id: 'promo', write_off_nanos: 5n, claims: [] },
+    ]);
+  });
+
+  test('the held part of the soonest-expiring grant is claimed by the holds, the rest written off', () => {
+    expect(planRetirement([never, promo], new Set(['promo']), [hold('a', 3n)])).toEqual([
+      { grant_id: 'promo', write_off_nanos: 2n, claims: [claim('promo', 'a', 3n)] },
+    ]);
+  });
+
+  test('holds larger than the grant claim all of it across holds in the order given; nothing is written off', () => {
+    expect(
+      planRetirement([promo, never], new Set(['promo']), [hold('a', 2n), hold('b', 2n), hold('c', 9n)]),
+    ).toEqual([
+      {
+        grant_id: 'promo',
+        write_off_nanos: 0n,
+        claims: [claim('promo', 'a', 2n), claim('promo', 'b', 2n), claim('promo', 'c', 1n)],
+      },
+    ]);
+  });
+
+  test('a grant later in consumption order gets only the held money the earlier grants do not back', () => {
+    const soon = grant('soon', 4n, { expires_at: at(1) });
+    // Voiding the never-expiring grant while 6 is held: 4 of it is `soon`'s, 2 is `never`'s.
+    expect(planRetirement([never, soon], new Set(['never']), [hold('a', 6n)])).toEqual([
+      { grant_id: 'never', write_off_nanos: 8n, claims: [claim('never', 'a', 2n)] },
+    ]);
+  });
+
+  test('parts of holds already claimed by grants that retired earlier back nothing else', () => {
+    expect(
+      planRetirement([promo, never], new Set(['promo']), [hold('a', 3n, 3n), hold('b', 4n, 1n)]),
+    ).toEqual([{ grant_id: 'promo', write_off_nanos: 2n, claims: [claim('promo', 'b', 3n)] }]);
+  });
+
+  test('several grants retiring at once share the held money in consumption order', () => {
+    const first = grant('first', 2n, { expires_at: at(1) });
+    const second = grant('second', 5n, { expires_at: at(2) });
+    const plans = planRetirement([second, never, first], new Set(['first', 'second']), [hold('a', 4n)]);
+    expect(plans).toEqual([
+      { grant_id: 'first', write_off_nanos: 0n, claims: [claim('first', 'a', 2n)] },
+      { grant_id: 'second', write_off_nanos: 3n, claims: [claim('second', 'a', 2n)] },
+    ]);
+  });
+
+  test('a depleted grant retires with nothing to write off or claim', () => {
+    expect(
+      planRetirement([grant('empty', 0n, { expires_at: at(1) })], new Set(['empty']), [hold('a', 5n)]),
+    ).toEqual([{ grant_id: 'empty', write_off_nanos: 0n, claims: [] }]);
+  });
+
+  test('conservation: for every grant, written off + claimed = remaining; claims never exceed a hold', () => {
+    const grants = [
+      grant('g1', 3n, { expires_at: at(1) }),
+      grant('g2', 4n, { expires_at: at(2) }),
+      grant('g3', 5n, { expires_at: at(3) }),
+      grant('g4', 6n),
+    ];
+    const holdSets = [
+      [],
+      [hold('a', 1n)],
+      [hold('a', 7n), hold('b', 2n)],
+      [hold('a', 30n)],
+      [hold('a', 2n, 1n), hold('b', 9n)],
+    ];
+    for (const holds of holdSets) {
+      for (const retiring of [['g1'], ['g2'], ['g1', 'g3'], ['g4'], ['g1', 'g2', 'g3', 'g4']]) {
+        const plans = planRetirement(grants, new Set(retiring), holds);
+        expect(plans.map((p) => p.grant_id).sort()).toEqual([...retiring].sort());
+        for (const plan of plans) {
+          const g = grants.find((x) => x.id === plan.grant_id)!;
+          expect(plan.write_off_nanos + sum(plan.claims.map((c) => c.amount_nanos))).toBe(g.remaining_nanos);
+          expect(plan.write_off_nanos >= 0n).toBe(true);
+        }
+        for (const h of holds) {
+          const claimed = sum(
+            plans
+              .flatMap((p) => p.claims)
+              .filter((c) => c.authorization_id === h.authorization_id)
+              .map((c) => c.amount_nanos),
+          );
+          expect(claimed <= h.hold_nanos - h.claimed_nanos).toBe(true);
+        }
+        // Everything held and not yet claimed backs some grant (or all grants are used up).
+        const free = sum(holds.map((h) => h.hold_nanos - h.claimed_nanos));
+        const backed = sum(plans.flatMap((p) => p.claims).map((c) => c.amount_nanos));
+        expect(backed <= free).toBe(true);
+      }
+    }
+  });
+
+  test('a hold claimed beyond its amount is a ledger defect', () => {
+    expect(() => planRetirement([promo], new Set(['promo']), [hold('a', 1n, 2n)])).toThrow(/beyond/);
+  });
+});
+
+describe('settleClaims', () => {
+  const promo = grant('promo', 3n, { expires_at: at(1) });
+  const later = grant('later', 2n, { expires_at: at(2) });
+
+  test('a hold still held settles nothing', () => {
+    expect(settleClaims([claim('promo', 'a', 3n)], [promo], new Map())).toEqual([]);
+  });
+
+  test('captured in full: the claim is paid, nothing written off', () => {
+    expect(settleClaims([claim('promo', 'a', 3n)], [promo], new Map([['a', 3n]]))).toEqual([
+      { ...claim('promo', 'a', 3n), paid_nanos: 3n, written_off_nanos: 0n },
+    ]);
+  });
+
+  test('captured for less: the capture is paid, the rest written off', () => {
+    expect(settleClaims([claim('promo', 'a', 3n)], [promo], new Map([['a', 1n]]))).toEqual([
+      { ...claim('promo', 'a', 3n), paid_nanos: 1n, written_off_nanos: 2n },
+    ]);
+  });
+
+  test('released (nothing consumed): the whole claim is written off', () => {
+    expect(settleClaims([claim('promo', 'a', 3n)], [promo], new Map([['a', 0n]]))).toEqual([
+      { ...claim('promo', 'a', 3n), paid_nanos: 0n, written_off_nanos: 3n },
+    ]);
+  });
+
+  test('a hold consumed beyond its claims pays each claim in full (the rest is live credit)', () => {
+    expect(settleClaims([claim('promo', 'a', 3n)], [promo], new Map([['a', 9n]]))[0]).toMatchObject({
+      paid_nanos: 3n,
+      written_off_nanos: 0n,
+    });
+  });
+
+  test('several claims on one hold are paid in consumption order, whatever the input order', () => {
+    const claims = [claim('later', 'a', 2n), claim('promo', 'a', 3n)];
+    const result = settleClaims(claims, [later, promo], new Map([['a', 4n]]));
+    expect(result).toEqual([
+      { ...claim('promo', 'a', 3n), paid_nanos: 3n, written_off_nanos: 0n },
+      { ...claim('later', 'a', 2n), paid_nanos: 1n, written_off_nanos: 1n },
+    ]);
+    expect(settleClaims([...claims].reverse(), [promo, later], new Map([['a', 4n]]))).toEqual(result);
+  });
+
+  test('each hold settles on its own: one captured, one released', () => {
+    const claims = [claim('promo', 'a', 1n), claim('promo', 'b', 2n)];
+    expect(
+      settleClaims(
+        claims,
+        [promo],
+        new Map([
+          ['a', 1n],
+          ['b', 0n],
+        ]),
+      ),
+    ).toEqual([
+      { ...claim('promo', 'a', 1n), paid_nanos: 1n, written_off_nanos: 0n },
+      { ...claim('promo', 'b', 2n), paid_nanos: 0n, written_off_nanos: 2n },
+    ]);
+  });
+
+  test('paid + written off = claim for every consumption from 0 to beyond the hold', () => {
+    for (let consumed = 0n; consumed <= 7n; consumed++) {
+      const result = settleClaims(
+        [claim('promo', 'a', 3n), claim('later', 'a', 2n)],
+        [promo, later],
+        new Map([['a', consumed]]),
+      );
+      for (const r of result) expect(r.paid_nanos + r.written_off_nanos).toBe(r.amount_nanos);
+      expect(sum(result.map((r) => r.paid_nanos))).toBe(consumed < 5n ? consumed : 5n);
+    }
+  });
+
+  test('a claim of an unknown grant or a negative consumption is a defect', () => {
+    expect(() => settleClaims([claim('ghost', 'a', 1n)], [promo], new Map([['a', 1n]]))).toThrow(
+      /unknown grant/,
+    );
+    expect(() => settleClaims([claim('promo', 'a', 1n)], [promo], new Map([['a', -1n]]))).toThrow(/negative/);
+  });
+});
+
+describe('reconcileGrants', () => {
+  test('without retiring grants it is allocateConsumption', () => {
+    const grants = [open('a', 5n, { expires_at: at(1) }), open('b', 5n)];
+    const result = reconcileGrants(grants, [], new Map(), 7n);
+    expect(result.settlements).toEqual([]);
+    expect(Object.fromEntries(result.remaining)).toEqual({ a: 2n, b: 5n });
+    expect(result.closing).toEqual([]);
+  });
+
+  test('a retiring grant takes no ordinary consumption: new debits go to live grants only', () => {
+    // promo expired keeping 3 for hold `a` (held 3). Since then 4 was consumed by other debits: owned 3 + 6.
+    const grants = [open('promo', 3n, { expires_at: at(1), retiring: true }), open('never', 10n)];
+    const result = reconcileGrants(grants, [claim('promo', 'a', 3n)], new Map(), 9n);
+    expect(Object.fromEntries(result.remaining)).toEqual({ promo: 3n, never: 6n });
+    expect(result.open_claims).toEqual([claim('promo', 'a', 3n)]);
+  });
+
+  test('settled claims close the grant; what was given back does not count as live credit', () => {
+    // Hold `a` (3) was released: held 0, available 13 (of which 3 is still the promotion's, to write off).
+    const grants = [open('promo', 3n, { expires_at: at(1), retiring: true }), open('never', 10n)];
+    const result = reconcileGrants(grants, [claim('promo', 'a', 3n)], new Map([['a', 0n]]), 13n);
+    expect(result.settlements).toEqual([
+      { ...claim('promo', 'a', 3n), paid_nanos: 0n, written_off_nanos: 3n },
+    ]);
+    expect(result.closing).toEqual(['promo']);
+    expect(Object.fromEntries(result.remaining)).toEqual({ promo: 0n, never: 10n });
+  });
+
+  test('a capture of the claimed hold beyond the claim charges the excess to live credit', () => {
+    // Hold `a` 3 captured for 5: 3 from the hold (the claim pays it), 2 more from available. Owned 13 - 5 = 8.
+    const grants = [open('promo', 3n, { expires_at: at(1), retiring: true }), open('never', 10n)];
+    const result = reconcileGrants(grants, [claim('promo', 'a', 3n)], new Map([['a', 3n]]), 8n);
+    expect(Object.fromEntries(result.remaining)).toEqual({ promo: 0n, never: 8n });
+  });
+
+  test('a retiring grant whose remaining is not its claims, or a claim of a grant not retiring, is a defect', () => {
+    expect(() =>
+      reconcileGrants([open('promo', 4n, { retiring: true })], [claim('promo', 'a', 3n)], new Map(), 4n),
+    ).toThrow(/claims are 3/);
+    expect(() => reconcileGrants([open('promo', 3n)], [claim('promo', 'a', 3n)], new Map(), 3n)).toThrow(
+      /not retiring/,
+    );
   });
 });
