@@ -112,9 +112,12 @@ export async function consumedBySettledHolds(
   return new Map(rows.map((r) => [r.id, r.consumed_nanos]));
 }
 
-/** Writes off a retired grant's nanos through the one posting path: `void` for a voided grant, else `expiry`. */
-function writeOffDefinition(reason: RetireReason) {
-  return reason === 'voided' ? MOVEMENTS.void : MOVEMENTS.expiry;
+/**
+ * A retired grant's nanos are written off by the expiry movement (available -> breakage); a voided grant's entries
+ * have their own kind, `void`, so the ledger tells an operator's void from an expiry.
+ */
+function writeOffKind(reason: RetireReason): string {
+  return reason === 'voided' ? 'void' : 'expiry';
 }
 
 /** The entry ref of the write-off of what one hold gave back of a grant's claim. */
@@ -157,7 +160,8 @@ async function reconcile(trx: Knex.Transaction, locked: Wallet): Promise<Reconci
       const ref = claimWriteOffRef(grant.id, settlement.authorization_id);
       const posted = await postMovement(trx, wallet, {
         customer_id: wallet.customer_id,
-        definition: writeOffDefinition(reason),
+        definition: MOVEMENTS.expiry,
+        kind: writeOffKind(reason),
         ref,
         amounts: { amount: settlement.written_off_nanos },
       });
@@ -247,7 +251,8 @@ async function retire(
     if (plan.write_off_nanos > 0n) {
       const posted = await postMovement(trx, wallet, {
         customer_id,
-        definition: writeOffDefinition(reason),
+        definition: MOVEMENTS.expiry,
+        kind: writeOffKind(reason),
         ref: grant.id,
         amounts: { amount: plan.write_off_nanos },
       });

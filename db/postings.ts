@@ -148,16 +148,6 @@ export const MOVEMENTS = {
     ],
     rearms: false,
   }),
-  /** What is left of a grant an operator voided, written off: available -> breakage (entry kind `void`). */
-  void: define({
-    kind: 'void',
-    amounts: ['amount'],
-    postings: [
-      { account: 'available', terms: { amount: -1 } },
-      { account: 'breakage', terms: { amount: 1 } },
-    ],
-    rearms: false,
-  }),
 };
 
 const CUSTOMER_ACCOUNTS: ReadonlySet<Account> = new Set<Account>(['available', 'held']);
