@@ -20,7 +20,10 @@ export interface TemporalDevServerOptions {
   uiPort: number;
   /** Created at launch if missing ("default" always exists). */
   namespace: string;
-  /** Registered at every launch; re-registering the same name and type is a no-op for the dev server. */
+  /**
+   * Registered at every launch: as flags when the state file is new, through the operator service when an existing
+   * file lacks one (the dev server applies the flags only to a new file).
+   */
   searchAttributes: Record<string, SearchAttributeType>;
   log: (line: string) => void;
   /** Interface both the gRPC front end and the UI bind to. Default 127.0.0.1: a dev server has no auth. */
@@ -78,7 +81,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
 
   try {
     await waitUntilReady(child, address, opts.namespace, opts.readyTimeout_ms ?? DEFAULT_READY_TIMEOUT_MS);
-    await assertSearchAttributeTypes(address, opts.namespace, opts.searchAttributes, opts.dbFile);
+    await ensureSearchAttributeTypes(address, opts.namespace, opts.searchAttributes, opts.dbFile);
   } catch (error) {
     await stop();
     const tail = output.tail();
@@ -241,10 +244,12 @@ const INDEXED_VALUE_TYPE: Record<SearchAttributeType, number> = {
 };
 
 /**
- * The dev server silently keeps an attribute's first type when a later launch asks for another one, and
- * workflows upserting the new type would then fail at run time. Fail at startup instead.
+ * The dev server registers `--search-attribute` flags only when it creates its state file: a later launch with an
+ * attribute added since (BillingTier, BillingAutoRecharge) leaves it out, and workflows upserting it would fail at
+ * run time. So the missing ones are added here through the operator service. It also silently keeps an attribute's
+ * first type when a later launch asks for another one: that fails at startup instead.
  */
-async function assertSearchAttributeTypes(
+async function ensureSearchAttributeTypes(
   address: string,
   namespace: string,
   wanted: Record<string, SearchAttributeType>,
@@ -253,9 +258,25 @@ async function assertSearchAttributeTypes(
   if (Object.keys(wanted).length === 0) return;
   const connection = await Connection.connect({ address, connectTimeout: CONNECT_ATTEMPT_TIMEOUT_MS });
   try {
-    const registered = await connection.withDeadline(Date.now() + CONNECT_ATTEMPT_TIMEOUT_MS, () =>
-      connection.operatorService.listSearchAttributes({ namespace }),
+    const list = () =>
+      connection.withDeadline(Date.now() + CONNECT_ATTEMPT_TIMEOUT_MS, () =>
+        connection.operatorService.listSearchAttributes({ namespace }),
+      );
+    let registered = await list();
+    const missing = Object.entries(wanted).filter(
+      ([name]) => registered.customAttributes[name] === undefined,
     );
+    if (missing.length > 0) {
+      await connection.withDeadline(Date.now() + CONNECT_ATTEMPT_TIMEOUT_MS, () =>
+        connection.operatorService.addSearchAttributes({
+          namespace,
+          searchAttributes: Object.fromEntries(
+            missing.map(([name, type]) => [name, INDEXED_VALUE_TYPE[type]]),
+          ),
+        }),
+      );
+      registered = await list();
+    }
     const byType = new Map(Object.entries(INDEXED_VALUE_TYPE).map(([name, value]) => [value, name]));
     for (const [name, type] of Object.entries(wanted)) {
       const actual = registered.customAttributes[name];

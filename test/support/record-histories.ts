@@ -149,6 +149,23 @@ async function main(): Promise<void> {
         server.close();
       }
     }
+
+    // 6. Spend tiers: the run-start review, a $50 top-up that promotes to tier 1 at once, then tier 2 on the age
+    //    rule's timer (7 billing days of 300 ms after the first payment).
+    if (wanted('spend-tiers')) {
+      const tiers = await Harness.start({ settings: { billing_day_ms: 300 } });
+      try {
+        const e = `cus_hist_e_${Date.now()}`;
+        await tiers.customer(e, 'pm_card_visa');
+        await expectStatus(tiers.call('POST', `/v1/customers/${e}/top-ups`, { amount_usd: '50.00' }), 201);
+        await new Promise((resolve) => setTimeout(resolve, 4_000)); // 2.1 s to the timer, then the review
+        const [row] = await tiers.db('customers').where({ id: e });
+        if (row?.tier !== 'tier_2') throw new Error(`expected tier_2, found ${String(row?.tier)}`);
+        await save(tiers, e, `${stamp}-spend-tiers`);
+      } finally {
+        await tiers.stop();
+      }
+    }
   } finally {
     await h.stop();
     await globalTeardown();
