@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { EVENT_TYPES, type EventType } from '../billing/events';
 import { recordEvent } from '../db/events';
+import { fanOutEvents, listenForEvents } from '../db/webhooks';
 import { useHarness } from './support/harness';
 import { eventually, waitFor } from './support/eventually';
 import { type Child, startWorker } from './support/processes';
@@ -14,7 +15,10 @@ import { type Child, startWorker } from './support/processes';
  * across a worker killed mid-delivery, every event delivered with one delivery row per (event, endpoint), the
  * receiver seeing a repeat only as a redelivery of the same webhook-id.
  */
-const h = useHarness({ webhook_retry_schedule_ms: [0, 200, 400], webhook_timeout_ms: 1_000 });
+// A 3 s attempt timeout: short enough for the timeout test, long enough that a busy machine (receiver, API and
+// worker share this process) does not turn a slow answer into a timeout.
+const TIMEOUT_MS = 3_000;
+const h = useHarness({ webhook_retry_schedule_ms: [0, 200, 400], webhook_timeout_ms: TIMEOUT_MS });
 
 /** Deletes every endpoint, so that one test's endpoints do not receive the next test's events. */
 async function deleteAllEndpoints(): Promise<void> {
@@ -186,6 +190,7 @@ describe('webhook endpoints', () => {
 // ---- Deliveries ----
 
 interface Received {
+  path: string;
   headers: Record<string, string>;
   body: string;
   at_ms: number;
@@ -210,6 +215,7 @@ async function receiver(
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const request = {
+        path: req.url ?? '',
         headers: Object.fromEntries(
           Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : (v ?? '')]),
         ),
@@ -281,7 +287,14 @@ describe('webhook deliveries', () => {
   };
 
   beforeAll(async () => {
-    for (const id of ['cus_wh_sig', 'cus_wh_retry', 'cus_wh_fail', 'cus_wh_stop', 'cus_wh_kill']) {
+    for (const id of [
+      'cus_wh_sig',
+      'cus_wh_retry',
+      'cus_wh_fail',
+      'cus_wh_stop',
+      'cus_wh_race',
+      'cus_wh_kill',
+    ]) {
       await h.customer(id);
     }
   });
@@ -384,7 +397,7 @@ describe('webhook deliveries', () => {
       res.setHeader('Location', 'https://example.com/elsewhere');
       reply(res, 302);
     });
-    const silent = await open(() => undefined); // never answers: each attempt times out (1 s in this file)
+    const silent = await open(() => undefined); // never answers: each attempt times out (TIMEOUT_MS)
     const endpoints = await Promise.all(
       [closed, redirecting, silent].map((r) => createEndpoint(r.url, ['credit.depleted'])),
     );
@@ -412,7 +425,7 @@ describe('webhook deliveries', () => {
     expect(redirecting.received).toHaveLength(3);
     for (const attempt of timedOut.attempts) {
       expect(attempt).toMatchObject({ status_code: null, error: expect.stringMatching(/^timeout/) });
-      expect(attempt.duration_ms).toBeGreaterThanOrEqual(990);
+      expect(attempt.duration_ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 10);
     }
   });
 
@@ -460,6 +473,76 @@ describe('webhook deliveries', () => {
       }
     },
   );
+
+  test('a committed event notifies listeners at once (the dispatcher does not wait for its sweep)', async () => {
+    let notified = 0;
+    const listener = await listenForEvents(h.db, { onEvent: () => (notified += 1), onLost: () => undefined });
+    try {
+      await h.db.transaction(async (trx) => {
+        await recordEvent(trx, {
+          customer_id: null,
+          type: 'tier.promoted',
+          data: {},
+          occurrence_key: 'test:webhooks:notify',
+        });
+        // Not before the commit: the notification is part of the transaction.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(notified).toBe(0);
+      });
+      await waitFor('the notification', () => notified >= 1, 5_000);
+    } finally {
+      await listener.close();
+    }
+  });
+
+  test('fan-outs racing each other make exactly one delivery per (event, endpoint)', async () => {
+    const sink = await open((_request, _index, res) => reply(res, 200));
+    const endpoints = [
+      await createEndpoint(sink.url, ['credit.expired']),
+      await createEndpoint(`${sink.url}/2`, ['*']),
+    ];
+    const events = await h.db.transaction(async (trx) => {
+      const ids: string[] = [];
+      for (let n = 0; n < 20; n++) {
+        const { id } = await recordEvent(trx, {
+          customer_id: 'cus_wh_race',
+          type: 'credit.expired',
+          data: { n },
+          occurrence_key: `test:webhooks:race:${n}`,
+        });
+        ids.push(id);
+      }
+      return ids;
+    });
+    // Four fan-outs at once, in small batches, besides the harness's own dispatcher.
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while ((await fanOutEvents(h.db, 5)) > 0);
+      }),
+    );
+    // A batch the harness's dispatcher holds is skipped by the others: wait for its commit too.
+    await waitFor(
+      'every event fanned out',
+      async () => (await h.db('events').whereIn('id', events).whereNull('fanned_out_at')).length === 0,
+    );
+    const rows = await h
+      .db('webhook_deliveries')
+      .whereIn('event_id', events)
+      .select('event_id', 'endpoint_id');
+    expect(rows).toHaveLength(events.length * endpoints.length);
+    const pairs = new Set(rows.map((r) => `${r.event_id} ${r.endpoint_id}`));
+    expect(pairs.size).toBe(rows.length);
+    await waitFor(
+      'every delivery delivered',
+      async () =>
+        (await h.db('webhook_deliveries').whereIn('event_id', events).where({ status: 'delivered' }))
+          .length === rows.length,
+    );
+    // Every delivery reached its endpoint (the path tells the two apart), a repeat only as the same webhook-id.
+    const byPath = new Map(endpoints.map((e, i) => [i === 0 ? '/hooks' : '/hooks/2', e.id]));
+    const reached = new Set(sink.received.map((r) => `${r.headers['webhook-id']} ${byPath.get(r.path)}`));
+    expect(reached).toEqual(pairs);
+  });
 
   test('end to end: usage that crosses the balance threshold and then zero reaches the endpoint as signed events', async () => {
     const customer = 'cus_wh_e2e';
@@ -517,7 +600,7 @@ describe('webhook deliveries', () => {
       await h.stopWorker();
       const env = {
         WEBHOOK_RETRY_SCHEDULE: 'PT0S,PT0.2S,PT0.4S',
-        WEBHOOK_TIMEOUT_MS: '1000',
+        WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS),
         WEBHOOK_SWEEP_INTERVAL_MS: '500',
       };
       let held: Received | undefined;
