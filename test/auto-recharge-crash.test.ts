@@ -16,6 +16,9 @@ const h = useHarness({
   settings: { activity_timeout_ms: 2_000, payment_activity_timeout_ms: 2_000 },
 });
 
+// Each test starts the worker it needs (a crashing one, the harness's, or one with other settings).
+afterEach(() => h.stopWorker());
+
 function startCrashWorker(crashAt: string): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
@@ -96,7 +99,6 @@ test.each(['recharge_after_charge', 'recharge_before_grant'])(
 
     await h.startWorker();
     await expectOneRecharge(id);
-    await h.stopWorker();
   },
 );
 
@@ -174,5 +176,4 @@ test('recharges across continue-as-new: one per crossing, and redelivered crossi
   expect(await h.db('credit_grants').where({ customer_id: id, source: 'auto_recharge' })).toHaveLength(5);
   const [wallet] = await h.db('wallets').where({ customer_id: id });
   expect(wallet.available_nanos).toBe(usd('30.00'));
-  await h.stopWorker();
 });
