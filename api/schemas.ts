@@ -455,6 +455,39 @@ export const CreditGrant = Balance.shape.grants.element
   .extend({ customer_id: z.string() })
   .openapi('CreditGrant');
 
+/** A grant in the customer's grant statement: paid (top-up, auto-recharge) or promotional credit, and when it retired. */
+export const CustomerCreditGrant = CreditGrant.extend({
+  funding: z.enum(['paid', 'promotional']).openapi({
+    description:
+      'paid: bought with a card (top_up, auto_recharge); promotional: free credit (promotion, goodwill, ...)',
+  }),
+  retired_at: Timestamp.nullable().openapi({
+    description:
+      'When it expired or was voided (null while active or depleted). A retired grant keeps as remaining_usd what ' +
+      'holds open at that instant may still capture; the rest was written off then.',
+  }),
+}).openapi('CustomerCreditGrant');
+
+/** One debit that consumed a grant, and how much of the grant it took. */
+export const GrantDebit = z
+  .object({
+    entry_id: z
+      .string()
+      .openapi({ description: 'The ledger entry (le_...), as in GET /v1/customers/{id}/ledger.' }),
+    kind: z.string().openapi({ description: 'capture, usage, expiry or void' }),
+    ref: z.string(),
+    amount_usd: MoneyOutput.openapi({ description: 'What this entry took from this grant.' }),
+    created_at: Timestamp,
+  })
+  .openapi('GrantDebit');
+
+export const CreditGrantStatement = CustomerCreditGrant.extend({
+  debits: z.object({ data: z.array(GrantDebit), has_more: z.boolean() }).openapi({
+    description:
+      'The debits that consumed the grant, newest first, paged by limit and starting_after (an entry id).',
+  }),
+}).openapi('CreditGrantStatement');
+
 /** A grant the account has accepted but not applied within the wait timeout (answered 202); it shows in the balance once applied. */
 export const CreditGrantPending = z
   .object({

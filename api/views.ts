@@ -5,6 +5,8 @@ import { findTier, limitsView, nextTier, type TierTable } from '../billing/tiers
 import type { WalletLimits } from '../db/limits';
 import { effectiveLimits } from '../db/limits';
 import type { BalanceView } from '../db/balance';
+import type { GrantDebitRow, GrantWithStatus } from '../db/credit-grants';
+import { PAID_GRANT_SOURCES } from '../db/ledger';
 import type { CustomerRow } from '../db/customers';
 import type { LedgerEntryRow } from '../db/ledger';
 import type { TopUpRow } from '../db/top-ups';
@@ -14,7 +16,9 @@ import type {
   Balance,
   Customer,
   CustomerBudget,
+  CustomerCreditGrant,
   CustomerTier,
+  GrantDebit,
   LedgerEntry,
   TopUp,
   WebhookDelivery,
@@ -204,5 +208,31 @@ export function customerTierView(input: {
           ? null
           : new Date(met_at).toISOString(),
     },
+  };
+}
+
+export function customerGrantView(row: GrantWithStatus): z.infer<typeof CustomerCreditGrant> {
+  return {
+    id: row.id,
+    customer_id: row.customer_id,
+    source: row.source,
+    funding: PAID_GRANT_SOURCES.includes(row.source) ? 'paid' : 'promotional',
+    reason: row.reason,
+    status: row.status,
+    amount_usd: formatUsd(row.amount_nanos),
+    remaining_usd: formatUsd(row.remaining_nanos),
+    granted_at: row.granted_at.toISOString(),
+    expires_at: row.expires_at?.toISOString() ?? null,
+    retired_at: row.retired_at?.toISOString() ?? null,
+  };
+}
+
+export function grantDebitView(row: GrantDebitRow): z.infer<typeof GrantDebit> {
+  return {
+    entry_id: `${LEDGER_ENTRY_PREFIX}${row.entry_id}`,
+    kind: row.kind,
+    ref: row.ref,
+    amount_usd: formatUsd(row.amount_nanos),
+    created_at: row.created_at.toISOString(),
   };
 }

@@ -17,11 +17,14 @@ export interface GrantSlice {
   expires_at: Date | null;
 }
 
+/** What the consumption order looks at. */
+export type OrderKey = Pick<GrantSlice, 'id' | 'granted_at' | 'expires_at'>;
+
 /**
  * Consumption order: soonest expiry first (grants that never expire last), then the oldest grant, then id so
  * that the order is total and stable. Returns a negative number when `a` pays before `b`.
  */
-export function compareConsumptionOrder(a: GrantSlice, b: GrantSlice): number {
+export function compareConsumptionOrder(a: OrderKey, b: OrderKey): number {
   const aExpiry_ms = a.expires_at?.getTime() ?? Number.POSITIVE_INFINITY;
   const bExpiry_ms = b.expires_at?.getTime() ?? Number.POSITIVE_INFINITY;
   if (aExpiry_ms !== bExpiry_ms) return aExpiry_ms < bExpiry_ms ? -1 : 1;
@@ -293,4 +296,133 @@ export function planRetirement(
     plans.push({ grant_id: grant.id, write_off_nanos: share_nanos, claims });
   }
   return plans;
+}
+
+// ---- Grant statements: which debits consumed which grant ----
+
+/** A grant as the statement replays it. */
+export interface StatementGrant extends Omit<GrantSlice, 'remaining_nanos'> {
+  /** The ledger entry that funded it. */
+  entry_id: bigint;
+  /** The customer's last entry when it retired (expired or voided); null while it has not. */
+  retired_after_entry_id: bigint | null;
+}
+
+/** A ledger entry as the statement replays it, in id order. */
+export interface StatementEntry {
+  id: bigint;
+  kind: string;
+  ref: string;
+  /** Its change to what the customer owns (available + held): negative for a debit, zero for a hold or release. */
+  owned_delta_nanos: bigint;
+  /** Its change to held: a capture's is minus the hold it settled. */
+  held_delta_nanos: bigint;
+}
+
+/** What one entry took from one grant. */
+export interface GrantDebit {
+  entry_id: bigint;
+  grant_id: string;
+  amount_nanos: bigint;
+}
+
+/** Entry kinds that write off one grant's credit (ref: the grant id, or `<grant id>/hold/<authorization id>`). */
+export const WRITE_OFF_KINDS: ReadonlySet<string> = new Set(['expiry', 'void']);
+
+/** The grant a write-off entry's ref names. */
+export function writeOffGrantId(ref: string): string {
+  const at = ref.indexOf('/hold/');
+  return at === -1 ? ref : ref.slice(0, at);
+}
+
+/**
+ * Replays a customer's ledger to say which debits consumed which grant, by the rules the ledger allocates with:
+ * - a debit (a capture's cost, a usage batch) is taken from the grants live at that point in consumption order
+ *   (soonest expiry first, then oldest); a debit beyond every live grant is debt, paid by the next grants granted;
+ * - a write-off (`expiry`, `void`) takes from the grant its ref names;
+ * - from its retirement on, a grant takes no ordinary debit: only captures of the holds it claimed pay from it (each
+ *   hold's capture, up to the hold, pays its claims in consumption order; the rest is live credit's).
+ * Holds and releases consume nothing. Entries must be in id order; the result is in entry order.
+ */
+export function attributeDebits(
+  grants: readonly StatementGrant[],
+  entries: readonly StatementEntry[],
+  claims: readonly HoldClaim[],
+): GrantDebit[] {
+  const byId = new Map(grants.map((g) => [g.id, g]));
+  const fundedBy = new Map(grants.map((g) => [g.entry_id, g]));
+  const toRetire = grants
+    .filter((g) => g.retired_after_entry_id !== null)
+    .sort((a, b) => (a.retired_after_entry_id! < b.retired_after_entry_id! ? -1 : 1));
+  const claimsByHold = new Map<string, HoldClaim[]>();
+  for (const c of claims)
+    claimsByHold.set(c.authorization_id, [...(claimsByHold.get(c.authorization_id) ?? []), c]);
+  const live = new Map<string, bigint>();
+  const remaining = new Map<string, bigint>();
+  let debts: { entry_id: bigint; amount_nanos: bigint }[] = [];
+  const debits: GrantDebit[] = [];
+  const take = (entry_id: bigint, grant_id: string, amount_nanos: bigint) => {
+    if (amount_nanos <= 0n) return;
+    remaining.set(grant_id, (remaining.get(grant_id) ?? 0n) - amount_nanos);
+    if (live.has(grant_id)) live.set(grant_id, remaining.get(grant_id)!);
+    debits.push({ entry_id, grant_id, amount_nanos });
+  };
+  /** Takes up to `amount` from live grants in consumption order; returns what no live grant could pay. */
+  const allocate = (entry_id: bigint, amount_nanos: bigint): bigint => {
+    let left_nanos = amount_nanos;
+    const order = [...live.keys()].map((id) => byId.get(id)!).sort(compareConsumptionOrder);
+    for (const g of order) {
+      if (left_nanos === 0n) break;
+      const has_nanos = live.get(g.id)!;
+      const part_nanos = has_nanos < left_nanos ? has_nanos : left_nanos;
+      take(entry_id, g.id, part_nanos);
+      left_nanos -= part_nanos;
+    }
+    return left_nanos;
+  };
+  let retireCursor = 0;
+  for (const entry of entries) {
+    while (retireCursor < toRetire.length && toRetire[retireCursor]!.retired_after_entry_id! < entry.id) {
+      const g = toRetire[retireCursor++]!;
+      live.delete(g.id);
+    }
+    const funded = fundedBy.get(entry.id);
+    if (funded) {
+      live.set(funded.id, funded.amount_nanos);
+      remaining.set(funded.id, funded.amount_nanos);
+      // Debt left by earlier debits is paid by the credit that comes next.
+      const owed = debts;
+      debts = [];
+      for (const debt of owed) {
+        const unpaid_nanos = allocate(debt.entry_id, debt.amount_nanos);
+        if (unpaid_nanos > 0n) debts.push({ entry_id: debt.entry_id, amount_nanos: unpaid_nanos });
+      }
+      continue;
+    }
+    const consumed_nanos = -entry.owned_delta_nanos;
+    if (consumed_nanos <= 0n) continue;
+    if (WRITE_OFF_KINDS.has(entry.kind)) {
+      const grant_id = writeOffGrantId(entry.ref);
+      if (remaining.has(grant_id)) take(entry.id, grant_id, consumed_nanos);
+      continue;
+    }
+    let left_nanos = consumed_nanos;
+    const holdClaims = entry.kind === 'capture' ? claimsByHold.get(entry.ref) : undefined;
+    if (holdClaims) {
+      const hold_nanos = -entry.held_delta_nanos;
+      let fromHold_nanos = consumed_nanos < hold_nanos ? consumed_nanos : hold_nanos;
+      const ordered = [...holdClaims].sort((a, b) =>
+        compareConsumptionOrder(byId.get(a.grant_id)!, byId.get(b.grant_id)!),
+      );
+      for (const claim of ordered) {
+        const part_nanos = fromHold_nanos < claim.amount_nanos ? fromHold_nanos : claim.amount_nanos;
+        take(entry.id, claim.grant_id, part_nanos);
+        fromHold_nanos -= part_nanos;
+        left_nanos -= part_nanos;
+      }
+    }
+    const unpaid_nanos = allocate(entry.id, left_nanos);
+    if (unpaid_nanos > 0n) debts.push({ entry_id: entry.id, amount_nanos: unpaid_nanos });
+  }
+  return debits;
 }

@@ -46,23 +46,7 @@ export async function readBalance(
          (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ? AND id = ? AND closed_at IS NOT NULL)`,
         [customer_id, customer_id, MAX_CLOSED_GRANTS_SHOWN, customer_id, with_grant_id],
       );
-      const open = grants.filter((g) => g.closed_at === null);
-      const claims = await openClaims(trx, customer_id);
-      const consumed = await consumedBySettledHolds(
-        trx,
-        claims.map((c) => c.authorization_id),
-      );
-      const reconciled = reconcileGrants(
-        open.map(openGrantOf),
-        claims,
-        consumed,
-        wallet.available_nanos + wallet.held_nanos,
-      );
-      const view = grants.map((g) => {
-        const remaining_nanos = reconciled.remaining.get(g.id) ?? g.remaining_nanos;
-        const status: GrantStatus = g.closed_reason ?? (remaining_nanos === 0n ? 'depleted' : 'active');
-        return { ...g, remaining_nanos, status };
-      });
+      const view = await withCurrentRemaining(trx, wallet, grants);
       view.sort(
         (a, b) =>
           Number(a.closed_at !== null) - Number(b.closed_at !== null) || compareConsumptionOrder(a, b),
@@ -71,4 +55,47 @@ export async function readBalance(
     },
     { isolationLevel: 'repeatable read', readOnly: true },
   );
+}
+
+/**
+ * Grants as they stand now: each open grant's remaining after the consumption and claim settlements not yet written
+ * to its row (`reconcileGrants` in memory, nothing written), and its status. `grants` may hold any of the customer's
+ * grants; all of its open grants are read for the allocation. Call inside a repeatable-read transaction.
+ */
+export async function withCurrentRemaining(
+  trx: Db,
+  wallet: Wallet,
+  grants: readonly GrantRow[],
+): Promise<(GrantRow & { status: GrantStatus })[]> {
+  const open = await queryRows<GrantRow>(
+    trx,
+    `SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ? AND closed_at IS NULL`,
+    [wallet.customer_id],
+  );
+  const claims = await openClaims(trx, wallet.customer_id);
+  const consumed = await consumedBySettledHolds(
+    trx,
+    claims.map((c) => c.authorization_id),
+  );
+  const reconciled = reconcileGrants(
+    open.map(openGrantOf),
+    claims,
+    consumed,
+    wallet.available_nanos + wallet.held_nanos,
+  );
+  return grants.map((g) => {
+    const remaining_nanos = reconciled.remaining.get(g.id) ?? g.remaining_nanos;
+    const status: GrantStatus = g.closed_reason ?? (remaining_nanos === 0n ? 'depleted' : 'active');
+    return { ...g, remaining_nanos, status };
+  });
+}
+
+/** The customer's wallet row (no lock), or undefined for an unknown customer. */
+export async function readWallet(q: Db, customer_id: string): Promise<Wallet | undefined> {
+  const rows = await queryRows<Wallet>(
+    q,
+    `SELECT customer_id, available_nanos, held_nanos FROM wallets WHERE customer_id = ?`,
+    [customer_id],
+  );
+  return rows[0];
 }

@@ -3,7 +3,8 @@ import { formatCents, formatUsd, usd } from '../../billing/money';
 import { readBalance } from '../../db/balance';
 import type { Db } from '../../db/connection';
 import { getCustomer } from '../../db/customers';
-import { listLedgerEntries } from '../../db/ledger';
+import { listCustomerGrants, grantStatement } from '../../db/credit-grants';
+import { listLedgerEntries, voidGrant } from '../../db/ledger';
 import { INVALID_REQUEST_REFUSALS } from '../../billing/account';
 import { getGrantRequest, recordGrantRequest, type GrantRequestRow } from '../../db/credit-grant-requests';
 import { PermanentError, sqlStateOf } from '../../db/errors';
@@ -19,13 +20,22 @@ import {
   creditGrantCreate,
   CreditGrantPending,
   CreditGrantRequest,
+  CreditGrantStatement,
+  CustomerCreditGrant,
   LedgerEntry,
   listOf,
   ListQuery,
   TopUp,
   topUpCreate,
 } from '../schemas';
-import { balanceView, LEDGER_ENTRY_PREFIX, ledgerEntryView as ledgerEntryViewOf, topUpView } from '../views';
+import {
+  balanceView,
+  customerGrantView,
+  grantDebitView,
+  LEDGER_ENTRY_PREFIX,
+  ledgerEntryView as ledgerEntryViewOf,
+  topUpView,
+} from '../views';
 
 export interface CreditLimits {
   top_up_min_nanos: bigint;
@@ -168,6 +178,77 @@ export function creditRoutes(
       if (request.status === 'pending') return { status: 202, body: pendingGrantView(request) };
       if (request.status === 'refused') throw refusalError(request.failure_code, request.failure_message);
       return { status: 201, body: await appliedGrant(deps.db, customer.id, grant_id) };
+    },
+  });
+
+  routes.add({
+    method: 'get',
+    path: '/v1/customers/:id/credit-grants',
+    tag: 'Credits',
+    summary:
+      "The customer's grants, newest first: source (paid or promotional), amount, remaining, expiry and status " +
+      '(active, depleted, expired, voided).',
+    query: ListQuery,
+    responses: { 200: { description: 'A page of grants', schema: listOf(CustomerCreditGrant) } },
+    handler: async ({ params, query }) => {
+      const page = await listCustomerGrants(deps.db, params.id!, {
+        limit: query.limit ?? 20,
+        ...(query.starting_after === undefined ? {} : { starting_after: query.starting_after }),
+      });
+      if (!page.ok && page.code === 'customer_not_found') throw notFound('customer', params.id!);
+      if (!page.ok)
+        throw invalid('starting_after', "starting_after must be the id of one of this customer's grants");
+      return { status: 200, body: { data: page.data.map(customerGrantView), has_more: page.has_more } };
+    },
+  });
+
+  routes.add({
+    method: 'get',
+    path: '/v1/customers/:id/credit-grants/:grant_id',
+    tag: 'Credits',
+    summary:
+      'One grant and the debits that consumed it (captures, usage batches, its expiry or void write-offs), with ' +
+      'what each took from it, allocated by the consumption order (soonest expiry first, then oldest).',
+    query: ListQuery,
+    responses: { 200: { description: 'The grant and its debits', schema: CreditGrantStatement } },
+    handler: async ({ params, query }) => {
+      await requireCustomer(params.id!);
+      const startingAfter = query.starting_after;
+      if (startingAfter !== undefined && !/^le_[0-9]{1,18}$/.test(startingAfter)) {
+        throw invalid('starting_after', 'starting_after must be a ledger entry id such as "le_42"');
+      }
+      const statement = await grantStatement(deps.db, params.id!, params.grant_id!, {
+        limit: query.limit ?? 20,
+        ...(startingAfter === undefined
+          ? {}
+          : { starting_after: BigInt(startingAfter.slice(LEDGER_ENTRY_PREFIX.length)) }),
+      });
+      if (!statement) throw notFound('credit grant', params.grant_id!);
+      return {
+        status: 200,
+        body: {
+          ...customerGrantView(statement.grant),
+          debits: { data: statement.debits.map(grantDebitView), has_more: statement.has_more },
+        },
+      };
+    },
+  });
+
+  routes.add({
+    method: 'post',
+    path: '/v1/customers/:id/credit-grants/:grant_id/void',
+    tag: 'Credits',
+    summary:
+      'Writes off what is left of one grant (a void ledger entry to breakage); no other grant changes. The part ' +
+      'that holds open now may still capture stays with the grant until they settle, like at expiry. Idempotent: ' +
+      'voiding a grant that is already voided or expired answers it as it is and changes nothing.',
+    responses: { 200: { description: 'The grant after the void', schema: CustomerCreditGrant } },
+    handler: async ({ params }) => {
+      await requireCustomer(params.id!);
+      const outcome = await voidGrant(deps.db, params.id!, params.grant_id!);
+      if (outcome.status === 'not_found') throw notFound('credit grant', params.grant_id!);
+      const page = await grantStatement(deps.db, params.id!, params.grant_id!, { limit: 1 });
+      return { status: 200, body: customerGrantView(page!.grant) };
     },
   });
 

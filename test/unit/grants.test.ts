@@ -7,7 +7,12 @@
 import {
   allocateConsumption,
   applyAllocation,
+  attributeDebits,
   compareConsumptionOrder,
+  type GrantDebit,
+  type StatementEntry,
+  type StatementGrant,
+  writeOffGrantId,
   isExpired,
   nextExpiry,
   paidCreditExpiry,
@@ -763,5 +768,199 @@ describe('reconcileGrants', () => {
     expect(() => reconcileGrants([open('promo', 3n)], [claim('promo', 'a', 3n)], new Map(), 3n)).toThrow(
       /not retiring/,
     );
+  });
+});
+
+describe('attributeDebits (grant statements)', () => {
+  /** A grant funded by entry `entry`, optionally retired after entry `retired_after`. */
+  const sg = (
+    id: string,
+    amount_nanos: bigint,
+    entry: number,
+    options: { expires_at?: Date | null; granted_at?: Date; retired_after?: number } = {},
+  ): StatementGrant => ({
+    id,
+    amount_nanos,
+    granted_at: options.granted_at ?? at(entry),
+    expires_at: options.expires_at ?? null,
+    entry_id: BigInt(entry),
+    retired_after_entry_id: options.retired_after === undefined ? null : BigInt(options.retired_after),
+  });
+  const funding = (id: number, amount_nanos: bigint): StatementEntry => ({
+    id: BigInt(id),
+    kind: 'credit_grant',
+    ref: `g${id}`,
+    owned_delta_nanos: amount_nanos,
+    held_delta_nanos: 0n,
+  });
+  const usage = (id: number, cost_nanos: bigint): StatementEntry => ({
+    id: BigInt(id),
+    kind: 'usage',
+    ref: `b${id}`,
+    owned_delta_nanos: -cost_nanos,
+    held_delta_nanos: 0n,
+  });
+  const holdEntry = (id: number, ref: string, hold_nanos: bigint): StatementEntry => ({
+    id: BigInt(id),
+    kind: 'hold',
+    ref,
+    owned_delta_nanos: 0n,
+    held_delta_nanos: hold_nanos,
+  });
+  const captureEntry = (id: number, ref: string, hold_nanos: bigint, cost_nanos: bigint): StatementEntry => ({
+    id: BigInt(id),
+    kind: 'capture',
+    ref,
+    owned_delta_nanos: -cost_nanos,
+    held_delta_nanos: -hold_nanos,
+  });
+  const writeOff = (
+    id: number,
+    kind: 'expiry' | 'void',
+    ref: string,
+    amount_nanos: bigint,
+  ): StatementEntry => ({
+    id: BigInt(id),
+    kind,
+    ref,
+    owned_delta_nanos: -amount_nanos,
+    held_delta_nanos: 0n,
+  });
+  const d = (entry: number, grant_id: string, amount_nanos: bigint): GrantDebit => ({
+    entry_id: BigInt(entry),
+    grant_id,
+    amount_nanos,
+  });
+  const totalsOf = (debits: GrantDebit[]) => {
+    const totals: Record<string, bigint> = {};
+    for (const x of debits) totals[x.grant_id] = (totals[x.grant_id] ?? 0n) + x.amount_nanos;
+    return totals;
+  };
+
+  test('debits take from the soonest-expiring grant first, then the oldest; split across grants when needed', () => {
+    const grants = [
+      sg('never', 10n, 1),
+      sg('soon', 4n, 2, { expires_at: at(5) }),
+      sg('later', 3n, 3, { expires_at: at(9) }),
+    ];
+    const entries = [
+      funding(1, 10n),
+      funding(2, 4n),
+      funding(3, 3n),
+      usage(4, 3n),
+      usage(5, 5n),
+      usage(6, 1n),
+    ];
+    expect(attributeDebits(grants, entries, [])).toEqual([
+      d(4, 'soon', 3n),
+      d(5, 'soon', 1n),
+      d(5, 'later', 3n),
+      d(5, 'never', 1n),
+      d(6, 'never', 1n),
+    ]);
+  });
+
+  test('a debit before a grant existed never consumes it', () => {
+    const grants = [sg('old', 5n, 1), sg('new', 5n, 3, { expires_at: at(2) })];
+    const entries = [funding(1, 5n), usage(2, 2n), funding(3, 5n), usage(4, 1n)];
+    expect(attributeDebits(grants, entries, [])).toEqual([d(2, 'old', 2n), d(4, 'new', 1n)]);
+  });
+
+  test('debt (a debit beyond every grant) is paid by the next grant, attributed to the debit that made it', () => {
+    const grants = [sg('a', 2n, 1), sg('b', 10n, 3)];
+    const entries = [funding(1, 2n), usage(2, 5n), funding(3, 10n), usage(4, 1n)];
+    expect(attributeDebits(grants, entries, [])).toEqual([d(2, 'a', 2n), d(2, 'b', 3n), d(4, 'b', 1n)]);
+  });
+
+  test('holds and releases consume nothing; a capture consumes its cost', () => {
+    const grants = [sg('a', 10n, 1)];
+    const entries = [
+      funding(1, 10n),
+      holdEntry(2, 'h1', 4n),
+      { id: 3n, kind: 'release', ref: 'h1', owned_delta_nanos: 0n, held_delta_nanos: -4n },
+      holdEntry(4, 'h2', 4n),
+      captureEntry(5, 'h2', 4n, 6n),
+    ];
+    expect(attributeDebits(grants, entries, [])).toEqual([d(5, 'a', 6n)]);
+  });
+
+  test('write-offs take from the grant they name (the grant id, or its claim on a hold)', () => {
+    const grants = [sg('a', 5n, 1, { expires_at: at(1), retired_after: 2 }), sg('b', 5n, 2)];
+    const entries = [funding(1, 5n), funding(2, 5n), writeOff(3, 'expiry', 'a', 5n), usage(4, 2n)];
+    expect(attributeDebits(grants, entries, [])).toEqual([d(3, 'a', 5n), d(4, 'b', 2n)]);
+    expect(writeOffGrantId('gr_1/hold/au_2')).toBe('gr_1');
+    expect(writeOffGrantId('gr_1')).toBe('gr_1');
+  });
+
+  test('a grant expired under a hold: the capture of that hold pays from it once, the rest is written off', () => {
+    // promo 5 (expires first), never 10; hold h 3 open at expiry; 2 written off; then h captured for 1 (2 released
+    // and written off); a later debit of 4 takes from `never` only.
+    const grants = [sg('promo', 5n, 1, { expires_at: at(1), retired_after: 3 }), sg('never', 10n, 2)];
+    const claims = [{ grant_id: 'promo', authorization_id: 'h', amount_nanos: 3n }];
+    const entries = [
+      funding(1, 5n),
+      funding(2, 10n),
+      holdEntry(3, 'h', 3n),
+      writeOff(4, 'expiry', 'promo', 2n),
+      usage(5, 4n),
+      captureEntry(6, 'h', 3n, 1n),
+      writeOff(7, 'expiry', 'promo/hold/h', 2n),
+    ];
+    const debits = attributeDebits(grants, entries, claims);
+    expect(debits).toEqual([d(4, 'promo', 2n), d(5, 'never', 4n), d(6, 'promo', 1n), d(7, 'promo', 2n)]);
+    expect(totalsOf(debits)).toEqual({ promo: 5n, never: 4n });
+  });
+
+  test('a capture beyond its hold pays the claims up to the hold, the excess from live credit', () => {
+    const grants = [sg('promo', 5n, 1, { expires_at: at(1), retired_after: 3 }), sg('never', 10n, 2)];
+    const claims = [{ grant_id: 'promo', authorization_id: 'h', amount_nanos: 3n }];
+    const entries = [
+      funding(1, 5n),
+      funding(2, 10n),
+      holdEntry(3, 'h', 3n),
+      writeOff(4, 'expiry', 'promo', 2n),
+      captureEntry(5, 'h', 3n, 7n),
+    ];
+    expect(attributeDebits(grants, entries, claims)).toEqual([
+      d(4, 'promo', 2n),
+      d(5, 'promo', 3n),
+      d(5, 'never', 4n),
+    ]);
+  });
+
+  test('captures of holds taken after a grant retired never pay from it', () => {
+    const grants = [sg('promo', 5n, 1, { expires_at: at(1), retired_after: 3 }), sg('never', 10n, 2)];
+    const claims = [{ grant_id: 'promo', authorization_id: 'h', amount_nanos: 3n }];
+    const entries = [
+      funding(1, 5n),
+      funding(2, 10n),
+      holdEntry(3, 'h', 3n),
+      writeOff(4, 'expiry', 'promo', 2n),
+      holdEntry(5, 'late', 4n),
+      captureEntry(6, 'late', 4n, 4n),
+    ];
+    expect(attributeDebits(grants, entries, claims)).toEqual([d(4, 'promo', 2n), d(6, 'never', 4n)]);
+  });
+
+  test('conservation: with enough credit, every debit is attributed in full, and no grant gives more than its amount', () => {
+    const grants = [
+      sg('g1', 7n, 1, { expires_at: at(3) }),
+      sg('g2', 5n, 2, { expires_at: at(2) }),
+      sg('g3', 9n, 4),
+    ];
+    for (const costs of [[1n], [7n, 5n], [3n, 3n, 3n, 3n], [12n, 9n], [21n], [15n, 6n]]) {
+      // Two grants, the first debit, the third grant (paying any debt), then the other debits.
+      const entries: StatementEntry[] = [
+        funding(1, 7n),
+        funding(2, 5n),
+        usage(3, costs[0]!),
+        funding(4, 9n),
+        ...costs.slice(1).map((cost, i) => usage(5 + i, cost)),
+      ];
+      const debits = attributeDebits(grants, entries, []);
+      const totals = totalsOf(debits);
+      for (const g of grants) expect((totals[g.id] ?? 0n) <= g.amount_nanos).toBe(true);
+      expect(sum(debits.map((x) => x.amount_nanos))).toBe(sum(costs));
+    }
   });
 });
