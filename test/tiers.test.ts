@@ -1,7 +1,11 @@
 import { readWalletLimits } from '../db/limits';
 import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
 import { eventually } from './support/eventually';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { useHarness } from './support/harness';
+import { startApi, startWorker } from './support/processes';
 
 /**
  * Spend tiers end to end on real PostgreSQL and Temporal, with OpenAI's bundled table and a billing day of one
@@ -280,4 +284,25 @@ test.each([
 test('tier and limits of an unknown customer are 404', async () => {
   expect((await h.call('GET', '/v1/customers/cus_ti_nobody/tier')).status).toBe(404);
   expect((await h.call('PUT', '/v1/customers/cus_ti_nobody/limits', { rpm: 5 })).status).toBe(404);
+});
+
+test('a bad TIERS_PATH stops `npm run api` and `npm run worker` at startup, naming the file and the fault', async () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tiers-')), 'tiers.json');
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      tiers: [
+        {
+          id: 'free',
+          requires: { lifetime_paid_usd: '0', days_since_first_payment: 0 },
+          limits: { rpm: 0, tpm: null, monthly_usage_limit_usd: null },
+        },
+      ],
+    }),
+  );
+  const fault = new RegExp(
+    `TIERS_PATH ${file}: invalid tier table:\\n\\s*tiers\\.0\\.limits\\.rpm: must be at least 1`,
+  );
+  await expect(startApi(h, { TIERS_PATH: file })).rejects.toThrow(fault);
+  await expect(startWorker(h, { TIERS_PATH: file })).rejects.toThrow(fault);
 });
