@@ -838,3 +838,10 @@ export const WebhookDelivery = z
     ),
   })
   .openapi('WebhookDelivery');
+
+export const WebhookDeliveriesQuery = ListQuery.extend({
+  status: z
+    .enum(['pending', 'delivered', 'failed', 'canceled'])
+    .optional()
+    .openapi({ description: 'Only deliveries in this state.' }),
+}).strict();

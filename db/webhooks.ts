@@ -24,12 +24,13 @@ const ENDPOINT_COLUMNS = 'id, url, events, status, created_at, updated_at';
 
 /**
  * Creates an endpoint; an existing id (a retried request whose id derives from its Idempotency-Key) is returned as
- * it is, with `created: false`, and its secret is not handed out again.
+ * it is, with `created: false`, and its secret is not handed out again. `endpoint` is undefined when that id names
+ * an endpoint deleted since.
  */
 export async function createWebhookEndpoint(
   db: Db,
   endpoint: { id: string; url: string; events: string[]; secret: string },
-): Promise<{ endpoint: WebhookEndpointRow; created: boolean }> {
+): Promise<{ endpoint: WebhookEndpointRow | undefined; created: boolean }> {
   const [inserted] = await queryRows<WebhookEndpointRow>(
     db,
     `INSERT INTO webhook_endpoints (id, url, events, secret) VALUES (?, ?, ?::text[], ?)
@@ -37,9 +38,7 @@ export async function createWebhookEndpoint(
     [endpoint.id, endpoint.url, textArray(endpoint.events), endpoint.secret],
   );
   if (inserted) return { endpoint: inserted, created: true };
-  const existing = await getWebhookEndpoint(db, endpoint.id);
-  if (!existing) throw new Error(`webhook endpoint ${endpoint.id} neither inserted nor found (deleted)`);
-  return { endpoint: existing, created: false };
+  return { endpoint: await getWebhookEndpoint(db, endpoint.id), created: false };
 }
 
 /** An endpoint that is not deleted. */
@@ -326,13 +325,13 @@ export interface DeliveryRow {
 }
 
 /**
- * One endpoint's deliveries, newest first, each with every attempt in order. `starting_after` is the last delivery
+ * One endpoint's deliveries, newest first (only those in `status` if given), each with every attempt in order. `starting_after` is the last delivery
  * id of the previous page; undefined result when it names no delivery of this endpoint.
  */
 export async function listDeliveries(
   db: Db,
   endpoint_id: string,
-  page: { limit: number; starting_after?: string },
+  page: { limit: number; starting_after?: string; status?: DeliveryStatus },
 ): Promise<{ data: DeliveryRow[]; has_more: boolean } | undefined> {
   let after: bigint | null = null;
   if (page.starting_after !== undefined) {
@@ -349,9 +348,9 @@ export async function listDeliveries(
     `SELECT d.id, d.endpoint_id, d.event_id, ev.type AS event_type, d.status, d.attempt_count, d.next_attempt_at,
             d.created_at, d.completed_at
      FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
-     WHERE d.endpoint_id = ? AND (?::bigint IS NULL OR d.seq < ?::bigint)
+     WHERE d.endpoint_id = ? AND (?::bigint IS NULL OR d.seq < ?::bigint) AND (?::text IS NULL OR d.status = ?::text)
      ORDER BY d.seq DESC LIMIT ?`,
-    [endpoint_id, after, after, page.limit + 1],
+    [endpoint_id, after, after, page.status ?? null, page.status ?? null, page.limit + 1],
   );
   const deliveries = rows.slice(0, page.limit);
   const attempts = await queryRows<AttemptRow & { delivery_id: string }>(

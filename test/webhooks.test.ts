@@ -84,6 +84,17 @@ describe('webhook endpoints', () => {
     expect(again.body).toEqual(first.body);
   });
 
+  test('a key reused after its endpoint was deleted (and the key expired) is a 409, not a second endpoint', async () => {
+    const headers = { 'Idempotency-Key': 'wh-deleted-1' };
+    const body = { url: 'https://example.com/deleted', events: ['tier.promoted'] };
+    const first = await h.call('POST', '/v1/webhook-endpoints', body, headers);
+    expect(first.status).toBe(201);
+    expect((await h.call('DELETE', `/v1/webhook-endpoints/${first.body.id}`)).status).toBe(200);
+    await h.db('idempotency_keys').where({ key: 'wh-deleted-1' }).delete(); // as after its 24 h
+    const again = await h.call('POST', '/v1/webhook-endpoints', body, headers);
+    expect(again).toMatchObject({ status: 409, body: { error: { code: 'webhook_endpoint_deleted' } } });
+  });
+
   test('disable and enable are idempotent and show in reads', async () => {
     const { body: endpoint } = await h.call('POST', '/v1/webhook-endpoints', {
       url: 'https://example.com/toggle',
@@ -417,6 +428,19 @@ describe('webhook deliveries', () => {
       expect(delivery).toMatchObject({ event_id, status: 'failed', attempt_count: 3, next_attempt_at: null });
       expect(delivery.completed_at).toEqual(expect.any(String));
     }
+    // The list filters by status.
+    const failedOnly = await h.call(
+      'GET',
+      `/v1/webhook-endpoints/${endpoints[0]!.id}/deliveries?status=failed`,
+    );
+    expect(failedOnly.body.data.map((d: { id: string }) => d.id)).toEqual([refused.id]);
+    const deliveredOnly = await h.call(
+      'GET',
+      `/v1/webhook-endpoints/${endpoints[0]!.id}/deliveries?status=delivered`,
+    );
+    expect(deliveredOnly.body).toEqual({ data: [], has_more: false });
+    const badStatus = await h.call('GET', `/v1/webhook-endpoints/${endpoints[0]!.id}/deliveries?status=lost`);
+    expect(badStatus).toMatchObject({ status: 400, body: { error: { param: 'status' } } });
     for (const attempt of refused.attempts) {
       expect(attempt).toMatchObject({ status_code: null, error: expect.stringMatching(/ECONNREFUSED/) });
     }

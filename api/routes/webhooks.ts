@@ -8,13 +8,15 @@ import {
   listWebhookEndpoints,
   setWebhookEndpointStatus,
 } from '../../db/webhooks';
-import { invalid, notFound } from '../errors';
+import { ApiError, invalid, notFound } from '../errors';
 import type { RouteTable } from '../http';
 import { derivedId } from '../idempotency';
 import {
+  ErrorResponse,
   listOf,
   ListQuery,
   NoBody,
+  WebhookDeliveriesQuery,
   WebhookDelivery,
   WebhookEndpoint,
   WebhookEndpointCreate,
@@ -55,6 +57,7 @@ export function webhookRoutes(routes: RouteTable, deps: { db: Db }): void {
         description: 'A retry whose endpoint exists already (its secret is not shown again)',
         schema: WebhookEndpoint,
       },
+      409: { description: 'A retry whose endpoint has been deleted since', schema: ErrorResponse },
     },
     handler: async ({ body, principal, idempotencyKey }) => {
       const secret = newSigningSecret();
@@ -65,6 +68,13 @@ export function webhookRoutes(routes: RouteTable, deps: { db: Db }): void {
         events: normalizeSubscription(body.events),
         secret,
       });
+      if (!endpoint) {
+        throw new ApiError(
+          'conflict',
+          'the endpoint this Idempotency-Key created has been deleted; send a new key to create another',
+          { code: 'webhook_endpoint_deleted' },
+        );
+      }
       const view = webhookEndpointView(endpoint);
       return created ? { status: 201, body: { ...view, secret } } : { status: 200, body: view };
     },
@@ -142,14 +152,16 @@ export function webhookRoutes(routes: RouteTable, deps: { db: Db }): void {
     path: '/v1/webhook-endpoints/:id/deliveries',
     tag: TAG,
     summary:
-      "An endpoint's deliveries, newest first, each with every attempt (time, HTTP status or error, duration).",
-    query: ListQuery,
+      "An endpoint's deliveries, newest first (optionally in one status), each with every attempt (time, HTTP status " +
+      'or error, duration).',
+    query: WebhookDeliveriesQuery,
     responses: { 200: { description: 'A page of deliveries', schema: listOf(WebhookDelivery) } },
     handler: async ({ params, query }) => {
       await requireEndpoint(params.id!);
       const page = await listDeliveries(deps.db, params.id!, {
         limit: query.limit ?? 20,
         starting_after: query.starting_after,
+        status: query.status,
       });
       if (!page)
         throw invalid('starting_after', 'starting_after must be the id of a delivery of this endpoint');
