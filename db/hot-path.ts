@@ -2,7 +2,13 @@ import type { Socket } from 'node:net';
 import { Pool, type PoolClient, type QueryConfig, type QueryResult, type QueryResultRow } from 'pg';
 import type { UsageLines } from '../billing/metering';
 import './connection'; // registers the int8 -> bigint parser before any query runs
-import { MONTH_SPEND_SQL, MOVEMENTS, movementSql, WALLET_FLOOR_SQLSTATE } from './postings';
+import {
+  CURRENT_MONTH_SQL,
+  MONTH_SPEND_SQL,
+  MOVEMENTS,
+  movementSql,
+  WALLET_FLOOR_SQLSTATE,
+} from './postings';
 
 /**
  * The hot path: authorize, capture, void and ingest. Each operation is one SQL statement (ingestion: one short
@@ -130,12 +136,35 @@ SELECT w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM w`;
  * retried request whose hold was taken the first time is refused by the checks but is not a refusal).
  */
 const REFUSAL_CHECKS = authorizationChecks('$3::bigint', '$4::bigint');
+/**
+ * Why an authorization was refused, read only on the refusal path with the same checks as AUTHORIZE_SQL (`r`). The
+ * first authorization of a month refused by the budget limit also records the `budget_limit` crossing (`fired`, `c`)
+ * if spend alone has not reached the limit yet (open holds have): the customer is blocked from now on, and
+ * `budget.limit_reached` says so once per month either way (the wallet's `budget_limit_month` decides, under its lock).
+ */
 const AUTHORIZE_REFUSAL_SQL = `
-SELECT available_nanos, EXISTS (SELECT 1 FROM authorizations WHERE id = $2) AS held_already,
-  ${REFUSAL_CHECKS.balance} AS balance_ok, ${REFUSAL_CHECKS.budget} AS budget_ok,
-  ${REFUSAL_CHECKS.usageLimit} AS usage_limit_ok, ceil(${REFUSAL_CHECKS.rateWait_s})::int AS rate_wait_s,
-  ${MONTH_SPEND_SQL} + held_nanos AS committed_nanos, budget_limit_nanos, ${USAGE_LIMIT} AS usage_limit_nanos
-FROM wallets WHERE customer_id = $1`;
+WITH r AS (
+  SELECT customer_id, available_nanos, EXISTS (SELECT 1 FROM authorizations WHERE id = $2) AS held_already,
+    ${REFUSAL_CHECKS.balance} AS balance_ok, ${REFUSAL_CHECKS.budget} AS budget_ok,
+    ${REFUSAL_CHECKS.usageLimit} AS usage_limit_ok, ceil(${REFUSAL_CHECKS.rateWait_s})::int AS rate_wait_s,
+    ${MONTH_SPEND_SQL} + held_nanos AS committed_nanos, budget_limit_nanos, ${USAGE_LIMIT} AS usage_limit_nanos
+  FROM wallets WHERE customer_id = $1
+), fired AS (
+  UPDATE wallets SET budget_limit_month = ${CURRENT_MONTH_SQL}
+  FROM r
+  WHERE wallets.customer_id = r.customer_id AND NOT r.held_already AND NOT r.budget_ok
+    AND wallets.budget_limit_nanos IS NOT NULL AND wallets.budget_limit_month IS DISTINCT FROM ${CURRENT_MONTH_SQL}
+  RETURNING wallets.customer_id, wallets.budget_limit_nanos, wallets.available_nanos,
+    ${MONTH_SPEND_SQL.replace(/(spend_month|month_spend_nanos)/g, 'wallets.$1')} AS month_spend_nanos
+), c AS (
+  INSERT INTO threshold_crossings (customer_id, kind, threshold_nanos, balance_after_nanos, month_spend_nanos)
+  SELECT customer_id, 'budget_limit', budget_limit_nanos, available_nanos, month_spend_nanos FROM fired
+  RETURNING id
+)
+SELECT r.*, (SELECT count(*) FROM c)::int AS crossings FROM r`;
+
+/** Attempts of an authorization whose refusal the re-check could not explain (the wallet changed in between). */
+const MAX_AUTHORIZE_ATTEMPTS = 3;
 
 /**
  * Capture locks in the same order as ingestion: the authorization, then the usage event's key (`ev`), then the
@@ -260,6 +289,8 @@ export type AuthorizeOutcome =
       code: 'budget_limit_reached' | 'usage_limit_reached';
       committed_nanos: bigint;
       limit_nanos: bigint;
+      /** The refusal recorded the month's `budget_limit` crossing (the first refusal of the month by the budget). */
+      crossed?: boolean;
     }
   /** The requests-per-minute or tokens-per-minute bucket is short; it holds the call in `retry_after_s`. */
   | { ok: false; code: 'rate_limit_exceeded'; retry_after_s: number }
@@ -385,7 +416,20 @@ export class HotPath {
     }
   }
 
+  /**
+   * Takes the hold, or says why not. A refusal is explained by a second read with the same checks; if that read finds
+   * every check passing (a capture, a release or a refill landed in between), the authorization is tried again, a
+   * bounded number of times, rather than answered with a reason that is not true.
+   */
   async authorize(input: AuthorizeInput): Promise<AuthorizeOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.tryAuthorize(input);
+      if (outcome !== 'unexplained') return outcome;
+      if (attempt >= MAX_AUTHORIZE_ATTEMPTS) throw new ContentionError(attempt, 'authorization re-check');
+    }
+  }
+
+  private async tryAuthorize(input: AuthorizeInput): Promise<AuthorizeOutcome | 'unexplained'> {
     let result;
     try {
       result = await this.pool.query<{ available_nanos: bigint; crossings: number }>({
@@ -418,6 +462,7 @@ export class HotPath {
       committed_nanos: bigint;
       budget_limit_nanos: bigint | null;
       usage_limit_nanos: bigint | null;
+      crossings: number;
     }>({
       name: 'authorize_refusal',
       text: AUTHORIZE_REFUSAL_SQL,
@@ -428,13 +473,15 @@ export class HotPath {
     if (!found) return { ok: false, code: 'unknown_customer' };
     // Limits before the balance: a refusal that waiting or topping up cannot lift comes first.
     const committed_nanos = found.committed_nanos + input.hold_nanos;
-    if (!found.budget_ok)
+    if (!found.budget_ok) {
       return {
         ok: false,
         code: 'budget_limit_reached',
         committed_nanos,
         limit_nanos: found.budget_limit_nanos!,
+        crossed: found.crossings > 0,
       };
+    }
     if (!found.usage_limit_ok)
       return {
         ok: false,
@@ -444,8 +491,9 @@ export class HotPath {
       };
     if (!found.balance_ok)
       return { ok: false, code: 'insufficient_balance', available_nanos: found.available_nanos };
-    // Refused by the rate buckets; a wait of 0 here means they refilled in between: a second is always enough.
-    return { ok: false, code: 'rate_limit_exceeded', retry_after_s: Math.max(1, found.rate_wait_s) };
+    if (found.rate_wait_s > 0)
+      return { ok: false, code: 'rate_limit_exceeded', retry_after_s: found.rate_wait_s };
+    return 'unexplained';
   }
 
   async getAuthorization(id: string): Promise<AuthorizationRow | undefined> {

@@ -127,6 +127,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
             );
           case 'budget_limit_reached':
           case 'usage_limit_reached':
+            if (outcome.crossed) deps.notifier.kick();
             // Both are monthly caps (the customer's budget, the tier's or the operator's usage limit): the same type,
             // told apart by the code.
             throw new ApiError(
