@@ -166,6 +166,35 @@ async function main(): Promise<void> {
         await tiers.stop();
       }
     }
+
+    // 7. A promotion that expires while a hold is open: the expiry keeps the held part, the hold is captured, and the
+    //    account wakes again at the hold's expiry to settle it (behind its patch).
+    if (wanted('expiry-under-hold')) {
+      const f = `cus_hist_f_${Date.now()}`;
+      await h.customer(f);
+      await expectStatus(
+        h.call('POST', `/v1/customers/${f}/credit-grants`, {
+          amount_usd: '5.00',
+          reason: 'trial',
+          expires_at: new Date(Date.now() + 1_500).toISOString(),
+        }),
+        201,
+      );
+      const usage = { output_tokens: 200_000 }; // $3.00 of gpt-5.4 output
+      const hold = await h.call('POST', '/v1/authorizations', {
+        customer_id: f,
+        model: 'gpt-5.4',
+        estimated_usage: usage,
+        ttl_seconds: 4,
+      });
+      if (hold.status !== 201) throw new Error(`authorization: ${hold.status} ${JSON.stringify(hold.body)}`);
+      await new Promise((resolve) => setTimeout(resolve, 2_500)); // the expiry timer fires, 3.00 stays held
+      await expectStatus(h.call('POST', `/v1/authorizations/${hold.body.id}/capture`, { usage }), 200);
+      await new Promise((resolve) => setTimeout(resolve, 3_000)); // the settle timer at the hold's expiry
+      const [grant] = await h.db('credit_grants').where({ customer_id: f });
+      if (!grant?.closed_at) throw new Error('the expired grant was not settled by the account timer');
+      await save(h, f, `${stamp}-expiry-under-hold`);
+    }
   } finally {
     await h.stop();
     await globalTeardown();
