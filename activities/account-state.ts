@@ -6,12 +6,14 @@ import type {
   RefusalCode,
 } from '../billing/account';
 import { type BudgetState, QUEUE_LIMIT, type ThresholdCrossing } from '../billing/account';
-import { type AutoRechargeState, settingsOf, utcMonthOf } from '../billing/auto-recharge';
+import { type AutoRechargeState, monthlyRetryAfter, settingsOf, utcMonthOf } from '../billing/auto-recharge';
 import { startOfUtcMonth } from '../billing/durations';
 import { formatUsd } from '../billing/money';
 import { loadAccountFacts, unhandledCrossings } from '../db/account-snapshot';
 import {
+  disableAutoRecharge,
   getAutoRechargeConfig,
+  getRecharge,
   lastRecharge,
   rechargeCounts,
   rechargedSinceNanos,
@@ -21,7 +23,9 @@ import type { Db } from '../db/connection';
 import { readWalletLimits } from '../db/limits';
 import { pendingGrantRequests, settleGrantRequest, type GrantRequestRow } from '../db/credit-grant-requests';
 import { pendingTopUps, settleTopUp, type TopUpRow } from '../db/top-ups';
-import { resultFrom } from './recharge-credits';
+import { recordEvent } from '../db/events';
+import { lockWallet } from '../db/ledger';
+import { failedEvent, resultFrom } from './recharge-credits';
 
 /** How many of an account's latest delivered crossings a rebuilt run looks through for ones it never acted on. */
 const UNHANDLED_CROSSINGS_WINDOW = 20;
@@ -106,17 +110,7 @@ export function accountStateActivities(deps: { db: Db; settings?: AccountSetting
       payment_id?: string | null;
     }): Promise<void> {
       if (input.command_kind === 'auto_recharge') {
-        // A recharge the account could not run (no card by the time it charged, a step that can never succeed).
-        await settleRecharge(deps.db, input.id, {
-          status: 'failed',
-          payment_id: input.payment_id ?? null,
-          failure_code: input.code,
-          decline_code: null,
-          failure_message: input.message,
-        }).catch((error: unknown) => {
-          // Refused before its first step recorded it: there is no row to settle.
-          if (!(error instanceof Error && /does not exist/.test(error.message))) throw error;
-        });
+        await refuseRecharge(deps.db, { ...input, payment_id: input.payment_id ?? null });
       } else if (input.command_kind === 'top_up') {
         await settleTopUp(deps.db, input.id, {
           status: 'failed',
@@ -133,6 +127,34 @@ export function accountStateActivities(deps: { db: Db; settings?: AccountSetting
       }
     },
   };
+}
+
+/**
+ * A recharge the account could not run (no card by the time it charged, a step that can never succeed) fails, in one
+ * transaction under the wallet lock. No card on file switches auto-recharge off (as a decision without a card
+ * does) and reports `auto_recharge.failed`. A recharge refused before its first step recorded it has no row; one
+ * already settled keeps its outcome.
+ */
+async function refuseRecharge(
+  db: Db,
+  input: { id: string; code: RefusalCode; message: string; payment_id: string | null },
+): Promise<void> {
+  await db.transaction(async (trx) => {
+    const before = await getRecharge(trx, input.id);
+    if (!before || before.status !== 'pending') return;
+    await lockWallet(trx, before.customer_id);
+    const row = await settleRecharge(trx, input.id, {
+      status: 'failed',
+      payment_id: input.payment_id,
+      failure_code: input.code,
+      decline_code: null,
+      failure_message: input.message,
+    });
+    if (row.status !== 'failed' || row.failure_code !== input.code) return;
+    if (input.code !== 'no_payment_method') return;
+    await disableAutoRecharge(trx, row.customer_id, 'no_payment_method', row);
+    await recordEvent(trx, failedEvent(row));
+  });
 }
 
 /** Both kinds of pending request as commands in the order they were made, at most `limit`. */
@@ -186,6 +208,8 @@ async function autoRechargeStateOf(db: Db, customer_id: string): Promise<AutoRec
     recharges_succeeded: counts.succeeded,
     recharges_failed: counts.failed,
     last_recharge: last && last.status !== 'pending' ? resultFrom(last) : null,
+    // A monthly-limit refusal is asked again at the next month's start (once per month: the database keys it).
+    retry_month: last && last.status !== 'pending' ? (monthlyRetryAfter(resultFrom(last)) ?? null) : null,
   };
 }
 

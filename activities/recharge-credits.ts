@@ -10,6 +10,7 @@ import { startOfUtcMonth } from '../billing/durations';
 import type { EventRecord } from '../billing/events';
 import { formatUsd, usd } from '../billing/money';
 import {
+  autoRechargeSettingsVersion,
   disableAutoRecharge,
   getAutoRechargeConfig,
   getRecharge,
@@ -17,12 +18,14 @@ import {
   rechargeForCrossing,
   type RechargeRow,
   recordRecharge,
+  recordRechargeTrigger,
   settleRecharge,
 } from '../db/auto-recharge';
 import type { Db } from '../db/connection';
 import { getCustomer } from '../db/customers';
 import { recordEvent } from '../db/events';
 import { grantPaidCredit, lockWallet } from '../db/ledger';
+import { rearmRechargeThreshold } from '../db/limits';
 import type { PaymentGateway } from '../payments/payment-gateway';
 import { type CardChargeResult, chargeCardOnce } from './charge-card';
 
@@ -83,7 +86,14 @@ export function autoRechargeActivities(deps: {
           ),
           limits,
         });
-        const base = { id: recharge_id, customer_id: input.customer_id, crossing_id, decided_at };
+        const settings_version = (await autoRechargeSettingsVersion(trx, input.customer_id)) ?? null;
+        const base = {
+          id: recharge_id,
+          customer_id: input.customer_id,
+          crossing_id,
+          decided_at,
+          settings_version,
+        };
         if (decision.action === 'charge') {
           const { row } = await recordRecharge(trx, {
             ...base,
@@ -102,6 +112,9 @@ export function autoRechargeActivities(deps: {
             failure_code: decision.reason,
             failure_message: SKIP_MESSAGES[decision.reason],
           });
+          // The crossing disarmed the threshold, and the credit that brought the balance back (a released hold, a
+          // capture cheaper than its hold) does not re-arm it: armed again here, or no debit would ever cross again.
+          if (decision.reason === 'balance_recovered') await rearmRechargeThreshold(trx, input.customer_id);
           return startOf(row);
         }
         const { row } = await recordRecharge(trx, {
@@ -112,10 +125,24 @@ export function autoRechargeActivities(deps: {
           failure_message: REFUSAL_MESSAGES[decision.reason],
         });
         if (decision.reason === 'no_payment_method') {
-          await disableAutoRecharge(trx, input.customer_id, 'no_payment_method');
+          await disableAutoRecharge(trx, input.customer_id, 'no_payment_method', row);
         }
         await recordEvent(trx, failedEvent(row));
         return startOf(row);
+      });
+    },
+
+    /**
+     * A new UTC month after a `monthly_limit` refusal: if auto-recharge is still on and the available balance still
+     * below its threshold, records one `recharge` crossing for `month` (`YYYY-MM`; once per customer and month
+     * however often this runs), which the outbox delivers and the account runs like any crossing's recharge.
+     * Returns the crossing's id when this call recorded one.
+     */
+    async queueMonthlyRecharge(input: { customer_id: string; month: string }): Promise<string | null> {
+      return deps.db.transaction(async (trx) => {
+        await lockWallet(trx, input.customer_id);
+        const id = await recordRechargeTrigger(trx, input.customer_id, `month:${input.month}`);
+        return id === undefined ? null : id.toString();
       });
     },
 
@@ -208,7 +235,7 @@ export function autoRechargeActivities(deps: {
           failure_message: input.message,
         });
         const reason = disabledReasonOf({ ...row, charged: true });
-        if (reason !== null) await disableAutoRecharge(trx, input.customer_id, reason);
+        if (reason !== null) await disableAutoRecharge(trx, input.customer_id, reason, row);
         await recordEvent(trx, failedEvent(row));
       });
       return resultOf(deps.db, recharge_id);
@@ -231,7 +258,7 @@ function occurrenceKey(recharge_id: string): string {
 }
 
 /** `auto_recharge.failed`: why (`monthly_limit`, `no_payment_method`, `card_declined`), and whether it switched off. */
-function failedEvent(row: RechargeRow): EventRecord {
+export function failedEvent(row: RechargeRow): EventRecord {
   const charged = row.payment_id !== null;
   return {
     customer_id: row.customer_id,

@@ -1,4 +1,4 @@
-import { startOfUtcMonth } from './durations';
+import { startOfNextUtcMonth, startOfUtcMonth } from './durations';
 import { decodeUsd, formatUsd, maxBigint, minBigint, NANOS_PER_CENT } from './money';
 
 /**
@@ -169,6 +169,11 @@ export interface AutoRechargeState {
   recharges_succeeded: number;
   recharges_failed: number;
   last_recharge: AutoRechargeResult | null;
+  /**
+   * After a `monthly_limit` refusal: the UTC month (`YYYY-MM`) at whose start the account asks once more (a durable
+   * timer), if auto-recharge is still on and the balance still below the threshold. Absent in older runs' state.
+   */
+  retry_month?: string | null;
 }
 
 export function initialAutoRechargeState(): AutoRechargeState {
@@ -206,6 +211,7 @@ export function applyRechargeResult(
     result.disabled_reason !== null && current.settings
       ? { ...current.settings, enabled: false, disabled_reason: result.disabled_reason }
       : current.settings;
+  const retry_month = monthlyRetryAfter(result) ?? current.retry_month;
   return {
     settings,
     month,
@@ -213,7 +219,34 @@ export function applyRechargeResult(
     recharges_succeeded: current.recharges_succeeded + (succeeded ? 1 : 0),
     recharges_failed: current.recharges_failed + (result.status === 'failed' ? 1 : 0),
     last_recharge: result,
+    ...(retry_month === undefined ? {} : { retry_month }),
   };
+}
+
+/**
+ * The month to ask again in after a recharge refused for `monthly_limit`: the UTC month after the one it was decided
+ * in (the limit counts that month). Any other outcome: undefined (no retry; a decline is never retried).
+ */
+export function monthlyRetryAfter(
+  result: Pick<AutoRechargeResult, 'status' | 'failure_code' | 'decided_at'>,
+): string | undefined {
+  if (result.status !== 'failed' || result.failure_code !== 'monthly_limit') return undefined;
+  return utcMonthOf(startOfNextUtcMonth(new Date(Date.parse(result.decided_at))).getTime());
+}
+
+/** Milliseconds from `now_ms` until the retry month starts (0 once it has); undefined when no retry is due. */
+export function msUntilMonthlyRetry(
+  state: AutoRechargeState | null | undefined,
+  now_ms: number,
+): number | undefined {
+  const month = state?.retry_month;
+  if (!month) return undefined;
+  return Math.max(0, Date.parse(`${month}-01T00:00:00.000Z`) - now_ms);
+}
+
+/** The retry for `month` was asked (the database decides whether it recharges): the account forgets it. */
+export function clearMonthlyRetry(state: AutoRechargeState, month: string): AutoRechargeState {
+  return state.retry_month === month ? { ...state, retry_month: null } : state;
 }
 
 /**

@@ -20,6 +20,8 @@ export interface RechargeRow {
   decline_code: string | null;
   failure_message: string | null;
   decided_at: Date;
+  /** The settings' version the recharge was decided under; null for recharges decided before versions existed. */
+  settings_version: bigint | null;
   settled_at: Date | null;
   /** When the granted credit expires (from the grant), null if it never does or nothing was granted. */
   grant_expires_at: Date | null;
@@ -27,7 +29,7 @@ export interface RechargeRow {
 
 /** A recharge with its grant's expiry; callers add the WHERE clause over `r`. */
 const SELECT_RECHARGE = `SELECT r.id, r.customer_id, r.crossing_id, r.amount_nanos, r.status, r.payment_id, r.grant_id,
-  r.failure_code, r.decline_code, r.failure_message, r.decided_at, r.settled_at, g.expires_at AS grant_expires_at
+  r.failure_code, r.decline_code, r.failure_message, r.decided_at, r.settings_version, r.settled_at, g.expires_at AS grant_expires_at
   FROM auto_recharges r LEFT JOIN credit_grants g ON g.id = r.grant_id`;
 
 const CONFIG_COLUMNS = `customer_id, enabled, threshold_nanos, amount_nanos, target_balance_nanos, monthly_limit_nanos,
@@ -59,14 +61,21 @@ export async function saveAutoRechargeSettings(
       config.enabled ? config.threshold_nanos : null,
     );
     if (!known) return false;
-    await execute(
+    const [before] = await queryRows<{ enabled: boolean }>(
+      trx,
+      `SELECT enabled FROM auto_recharge_settings WHERE customer_id = ?`,
+      [customer_id],
+    );
+    const [saved] = await queryRows<{ version: bigint }>(
       trx,
       `INSERT INTO auto_recharge_settings (customer_id, enabled, threshold_nanos, amount_nanos, target_balance_nanos,
          monthly_limit_nanos, disabled_reason, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, NULL, now())
        ON CONFLICT (customer_id) DO UPDATE SET enabled = excluded.enabled, threshold_nanos = excluded.threshold_nanos,
          amount_nanos = excluded.amount_nanos, target_balance_nanos = excluded.target_balance_nanos,
-         monthly_limit_nanos = excluded.monthly_limit_nanos, disabled_reason = NULL, updated_at = now()`,
+         monthly_limit_nanos = excluded.monthly_limit_nanos, disabled_reason = NULL, updated_at = now(),
+         version = auto_recharge_settings.version + 1
+       RETURNING version`,
       [
         customer_id,
         config.enabled,
@@ -76,8 +85,47 @@ export async function saveAutoRechargeSettings(
         config.monthly_limit_nanos,
       ],
     );
+    // Switching it on (from off, or from never set) while the balance is already below the threshold is the
+    // customer's decision to recharge now: one `recharge` crossing for this save (no debit will make one: the
+    // threshold is disarmed below it). Saving settings that were on already queues nothing.
+    if (config.enabled && !before?.enabled) {
+      await recordRechargeTrigger(trx, customer_id, `enable:${saved!.version}`);
+    }
     return true;
   });
+}
+
+/**
+ * Records a `recharge` crossing that no debit made (`trigger_key`: why, once per customer and key), if the wallet's
+ * available balance is below its recharge threshold (so never while auto-recharge is off: the threshold is null).
+ * The outbox delivers it like any other crossing and the account workflow runs its recharge, which decides afresh.
+ * The caller holds the wallet's row lock. Returns the crossing's id when this call recorded it.
+ */
+export async function recordRechargeTrigger(
+  db: Db,
+  customer_id: string,
+  trigger_key: string,
+): Promise<bigint | undefined> {
+  const [row] = await queryRows<{ id: bigint }>(
+    db,
+    `INSERT INTO threshold_crossings (customer_id, kind, threshold_nanos, balance_after_nanos, trigger_key)
+     SELECT customer_id, 'recharge', recharge_threshold_nanos, available_nanos, ? FROM wallets
+     WHERE customer_id = ? AND below_threshold(recharge_threshold_nanos, available_nanos)
+     ON CONFLICT (customer_id, trigger_key) WHERE trigger_key IS NOT NULL DO NOTHING
+     RETURNING id`,
+    [trigger_key, customer_id],
+  );
+  return row?.id;
+}
+
+/** The version of the customer's settings (each save adds one); undefined when it never set any. */
+export async function autoRechargeSettingsVersion(db: Db, customer_id: string): Promise<bigint | undefined> {
+  const [row] = await queryRows<{ version: bigint }>(
+    db,
+    `SELECT version FROM auto_recharge_settings WHERE customer_id = ?`,
+    [customer_id],
+  );
+  return row?.version;
 }
 
 /** The customer's settings; undefined when it never set any. */
@@ -145,8 +193,8 @@ export async function recordRecharge(
   const inserted = await execute(
     db,
     `INSERT INTO auto_recharges (id, customer_id, crossing_id, amount_nanos, status, failure_code, failure_message,
-       decided_at, settled_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? = 'pending' THEN NULL ELSE now() END)
+       decided_at, settings_version, settled_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? = 'pending' THEN NULL ELSE now() END)
      ON CONFLICT (crossing_id) DO NOTHING`,
     [
       row.id,
@@ -157,6 +205,7 @@ export async function recordRecharge(
       row.failure_code,
       row.failure_message,
       row.decided_at,
+      row.settings_version,
       row.status,
     ],
   );
@@ -238,14 +287,31 @@ export async function settleRecharge(db: Db, id: string, outcome: RechargeOutcom
 
 /**
  * Switches auto-recharge off by itself (a declined card, no card on file) and says why; the wallet's recharge
- * threshold is cleared so that the hot path records no more recharge crossings. Returns false if nothing was on.
+ * threshold is cleared so that the hot path records no more recharge crossings. Only settings as they were when the
+ * recharge was decided are switched off: a re-enable (a new save) meanwhile is the customer's newer decision and
+ * stays (recharges decided before versions existed compare `decided_at` with `updated_at`). Returns false if nothing
+ * was switched off.
  */
-export async function disableAutoRecharge(db: Db, customer_id: string, reason: string): Promise<boolean> {
+export async function disableAutoRecharge(
+  db: Db,
+  customer_id: string,
+  reason: string,
+  /** The recharge whose failure this is: settings the customer saved after its decision are left as they are. */
+  decided_under: Pick<RechargeRow, 'settings_version' | 'decided_at'>,
+): Promise<boolean> {
   const changed = await execute(
     db,
-    `UPDATE auto_recharge_settings SET enabled = false, disabled_reason = ?, updated_at = now()
-     WHERE customer_id = ? AND enabled`,
-    [reason, customer_id],
+    `UPDATE auto_recharge_settings SET enabled = false, disabled_reason = ?, updated_at = now(),
+       version = version + 1
+     WHERE customer_id = ? AND enabled
+       AND CASE WHEN ?::bigint IS NULL THEN updated_at <= ? ELSE version <= ?::bigint END`,
+    [
+      reason,
+      customer_id,
+      decided_under.settings_version,
+      decided_under.decided_at,
+      decided_under.settings_version,
+    ],
   );
   if (changed === 1) await setRechargeThreshold(db, customer_id, null);
   return changed === 1;

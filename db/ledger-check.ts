@@ -84,6 +84,18 @@ const INVARIANTS: { name: string; sql: string }[] = [
             OR p.amount_nanos IS DISTINCT FROM t.amount_nanos)`,
   },
   {
+    // A recharge still pending is in flight (its grant is the next step); any other outcome after a succeeded charge
+    // is a card charged without its credit (a refund is owed).
+    name: 'a succeeded auto-recharge payment has a succeeded recharge with its grant',
+    sql: `SELECT p.id AS subject, COALESCE(r.status, 'no recharge') || ' ' || p.amount_nanos::text AS detail
+          FROM payments p
+          LEFT JOIN auto_recharges r ON p.id = 'pay_' || r.id
+          LEFT JOIN credit_grants g ON g.id = r.grant_id
+          WHERE p.idempotency_key LIKE 'auto!_recharge:%' ESCAPE '!' AND p.status = 'succeeded'
+            AND (r.id IS NULL OR (r.status <> 'pending' AND (r.status <> 'succeeded' OR r.payment_id IS DISTINCT FROM p.id
+              OR g.amount_nanos IS DISTINCT FROM p.amount_nanos)))`,
+  },
+  {
     name: 'no failed top-up granted credit',
     sql: `SELECT t.id AS subject, t.failure_code AS detail FROM top_ups t
           JOIN ledger_entries e ON e.kind = 'top_up' AND e.ref = t.id WHERE t.status = 'failed'`,

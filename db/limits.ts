@@ -1,5 +1,5 @@
 import { queryRows, type Db } from './connection';
-import { MONTH_SPEND_SQL, setBalanceThreshold } from './postings';
+import { MONTH_SPEND_SQL, rearmBalanceThreshold, setBalanceThreshold } from './postings';
 
 /**
  * What the authorization statement enforces besides the balance, all on the wallet row (see the lifecycle
@@ -42,6 +42,10 @@ export interface WalletLimits {
 /** The auto-recharge threshold, armed by the same rule as the low-balance one (see `setBalanceThreshold`). */
 export const setRechargeThreshold = (db: Db, customer_id: string, threshold_nanos: bigint | null) =>
   setBalanceThreshold(db, customer_id, 'recharge', threshold_nanos);
+
+/** Re-arms the auto-recharge threshold from the balance as it is now (see `rearmBalanceThreshold`). */
+export const rearmRechargeThreshold = (db: Db, customer_id: string) =>
+  rearmBalanceThreshold(db, customer_id, 'recharge');
 
 /** The tier's limits, written by the account workflow when the tier changes. Returns false for an unknown customer. */
 export async function setTierLimits(db: Db, customer_id: string, limits: Limits): Promise<boolean> {

@@ -371,6 +371,27 @@ export async function setBalanceThreshold(
   return rows.length === 1;
 }
 
+/**
+ * Arms one of a wallet's thresholds again by the rule a new threshold follows: armed exactly when the available balance
+ * is at or above it. For a crossing that came to nothing because the balance was already back (a released hold, a
+ * capture cheaper than its hold: credit that does not `rearm`), so that the next debit below it crosses again. The
+ * caller holds the wallet lock. Returns false when the customer does not exist.
+ */
+export async function rearmBalanceThreshold(
+  db: Db,
+  customer_id: string,
+  kind: 'low_balance' | 'recharge',
+): Promise<boolean> {
+  const { threshold, armed } = BALANCE_THRESHOLDS.find((t) => t.kind === kind)!;
+  const rows = await queryRows<{ customer_id: string }>(
+    db,
+    `UPDATE wallets SET ${armed} = NOT below_threshold(${threshold}, available_nanos)
+     WHERE customer_id = ? RETURNING customer_id`,
+    [customer_id],
+  );
+  return rows.length === 1;
+}
+
 /** The low-balance alert threshold (`PUT .../balance-threshold`); see `setBalanceThreshold`. */
 export const setLowBalanceThreshold = (db: Db, customer_id: string, threshold_nanos: bigint | null) =>
   setBalanceThreshold(db, customer_id, 'low_balance', threshold_nanos);

@@ -48,7 +48,7 @@ import {
   validateCreditGrant,
   validateTopUp,
 } from '../billing/account';
-import { applyRechargeSettings } from '../billing/auto-recharge';
+import { applyRechargeSettings, clearMonthlyRetry, msUntilMonthlyRetry } from '../billing/auto-recharge';
 import {
   accountStateQuery,
   accountStatusSearchAttribute,
@@ -109,6 +109,13 @@ const TIERS_PATCH = 'account-spend-tiers';
  * when they settle at the latest (a timer that histories recorded before this change never had).
  */
 const EXPIRY_WAITS_FOR_HOLDS_PATCH = 'account-expiry-waits-for-holds';
+
+/**
+ * A recharge refused for `monthly_limit` is asked again once at the next UTC month's start (a durable timer, never a
+ * poll): the activity records one `recharge` crossing for that month if auto-recharge is still on and the balance
+ * still below the threshold. Histories recorded before this never had the timer.
+ */
+const MONTHLY_RETRY_PATCH = 'account-auto-recharge-monthly-retry';
 
 /**
  * One long-lived workflow per customer (`account:<customer_id>`) that owns the account's lifecycle. It is a
@@ -265,18 +272,22 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     expiryRequested ||
     state.backlog === true ||
     (state.crossing_events?.length ?? 0) > 0;
+  // Asked only while a retry is noted, so histories without one never meet the patch.
+  const monthlyRetryOn = () => state.auto_recharge?.retry_month != null && patched(MONTHLY_RETRY_PATCH);
   for (;;) {
     const now_ms = Date.now();
     const expiry_ms = msUntilNextExpiry(state, now_ms);
     const tier_ms = tiersOn ? msUntilTierReview(state, now_ms) : undefined;
-    const timeout_ms = expiry_ms === undefined ? tier_ms : Math.min(expiry_ms, tier_ms ?? expiry_ms);
+    const retryOn = monthlyRetryOn();
+    const retry_ms = retryOn ? msUntilMonthlyRetry(state.auto_recharge, now_ms) : undefined;
+    const timeout_ms = earliest(earliest(expiry_ms, tier_ms), retry_ms);
     const woke = await condition(
       () => hasWork() || continueAsNewDue(settings),
       timeout_ms === undefined ? undefined : Math.max(timeout_ms, 1),
     );
     const timedOut = patchedRun ? woke === false : !woke;
-    // With tiers one timer serves two deadlines, so each acts only once its own instant has come.
-    const expiryDue = tiersOn ? timedOut && msUntilNextExpiry(state, Date.now()) === 0 : timedOut;
+    // With tiers (or a monthly retry) one timer serves several deadlines, so each acts only once its instant has come.
+    const expiryDue = tiersOn || retryOn ? timedOut && msUntilNextExpiry(state, Date.now()) === 0 : timedOut;
     if (expiryDue || expiryRequested) {
       expiryRequested = false;
       const now = new Date(Date.now());
@@ -294,6 +305,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     if ((state.crossing_events?.length ?? 0) > 0) await recordCrossingEvents();
     // The age rule's instant: a durable timer, never a poll. The review itself decides (PostgreSQL has the facts).
     if (tiersOn && msUntilTierReview(state, Date.now()) === 0) await reviewTier();
+    if (retryOn && msUntilMonthlyRetry(state.auto_recharge, Date.now()) === 0) await askMonthlyRetry();
     while (state.queue.length > 0) await runHead(state.queue[0]!);
     if (state.backlog === true) {
       const pending = await attempt(() => acts.db.pendingAccountRequests({ customer_id: state.customer_id }));
@@ -350,6 +362,17 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
       state,
       crossings.map((c) => c.crossing_id),
     );
+  }
+
+  /**
+   * The retry month has started: the database records one `recharge` crossing for it if the balance is still below
+   * an enabled threshold (keyed by customer and month, so a crash or a continue-as-new never asks twice in effect);
+   * the outbox delivers it and its recharge decides afresh. Forgotten here whatever the answer.
+   */
+  async function askMonthlyRetry(): Promise<void> {
+    const month = state.auto_recharge!.retry_month!;
+    await attempt(() => acts.db.queueMonthlyRecharge({ customer_id: state.customer_id, month }));
+    state = { ...state, auto_recharge: clearMonthlyRetry(state.auto_recharge!, month) };
   }
 
   /** Upserts BillingAutoRecharge when it differs from what this run last showed. */
@@ -486,6 +509,12 @@ function refusalOf(error: unknown): Refusal | undefined {
   if (cause instanceof ApplicationFailure)
     return { code: cause.type ?? 'activity_failed', message: cause.message };
   return { code: 'activity_failed', message: cause?.message ?? error.message };
+}
+
+/** The sooner of two optional deadlines. */
+function earliest(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  return b === undefined ? a : Math.min(a, b);
 }
 
 function continueAsNewDue(settings: AccountSettings): boolean {

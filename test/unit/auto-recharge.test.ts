@@ -20,6 +20,9 @@ import {
 import {
   applyRechargeResult,
   applyRechargeSettings,
+  clearMonthlyRetry,
+  monthlyRetryAfter,
+  msUntilMonthlyRetry,
   type AutoRechargeConfig,
   type AutoRechargeResult,
   decideRecharge,
@@ -318,6 +321,53 @@ function receive(state: AccountState, c: ThresholdCrossing): AccountState {
   const next = recordThresholdCrossing(state, c);
   return fresh ? actOnCrossing(next, c) : next;
 }
+
+describe('after a monthly_limit refusal the account asks again once, at the next UTC month', () => {
+  const refused = (decided_at: string) =>
+    ({ status: 'failed', failure_code: 'monthly_limit', decided_at }) as const;
+
+  test.each([
+    ['2026-11-30T23:59:59.999Z', '2026-12'],
+    ['2026-12-01T00:00:00.000Z', '2027-01'],
+    ['2026-12-31T23:59:59.999Z', '2027-01'],
+    ['2028-02-29T12:00:00.000Z', '2028-03'],
+  ])('refused at %s: asked again in %s', (decided_at, month) => {
+    expect(monthlyRetryAfter(refused(decided_at))).toBe(month);
+  });
+
+  test('no other outcome is asked again: a decline is never retried, a skip or a success needs nothing', () => {
+    const at = '2026-11-15T00:00:00.000Z';
+    for (const outcome of [
+      { status: 'failed', failure_code: 'card_declined', decided_at: at },
+      { status: 'failed', failure_code: 'no_payment_method', decided_at: at },
+      { status: 'skipped', failure_code: 'balance_recovered', decided_at: at },
+      { status: 'succeeded', failure_code: null, decided_at: at },
+    ] as const) {
+      expect(monthlyRetryAfter(outcome)).toBeUndefined();
+    }
+  });
+
+  test('the state notes the month, keeps it through later outcomes, and forgets it once asked', () => {
+    let state = applyRechargeResult(
+      initialAutoRechargeState(),
+      result({ status: 'failed', failure_code: 'monthly_limit', decided_at: '2026-11-20T10:00:00.000Z' }),
+    );
+    expect(state.retry_month).toBe('2026-12');
+    state = applyRechargeResult(
+      state,
+      result({ recharge_id: 'ar_9', decided_at: '2026-11-21T10:00:00.000Z' }),
+    );
+    expect(state.retry_month).toBe('2026-12');
+    expect(msUntilMonthlyRetry(state, Date.parse('2026-11-30T23:00:00.000Z'))).toBe(3600_000);
+    expect(msUntilMonthlyRetry(state, Date.parse('2026-12-02T00:00:00.000Z'))).toBe(0);
+    expect(clearMonthlyRetry(state, '2027-01')).toBe(state);
+    state = clearMonthlyRetry(state, '2026-12');
+    expect(state.retry_month).toBeNull();
+    expect(msUntilMonthlyRetry(state, 0)).toBeUndefined();
+    expect(msUntilMonthlyRetry(initialAutoRechargeState(), 0)).toBeUndefined();
+    expect(msUntilMonthlyRetry(null, 0)).toBeUndefined();
+  });
+});
 
 describe('crossings become work once each, whatever their kind', () => {
   test('a recharge crossing queues one recharge command; a redelivery or an older id does nothing', () => {
