@@ -77,6 +77,7 @@ export function createApp(deps: AppDeps): Api {
     notifier,
     metrics,
     hold_ttl_seconds: deps.hold_ttl_seconds,
+    logger: deps.logger,
   });
   customerRoutes(routes, {
     db: deps.db,

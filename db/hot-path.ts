@@ -193,7 +193,9 @@ WITH a AS (
   where: 'wallets.customer_id = a.customer_id AND EXISTS (SELECT 1 FROM ev)',
   floor: '$10::bigint',
 })}
-SELECT a.*, w.available_nanos, (SELECT count(*) FROM c)::int AS crossings FROM a JOIN w USING (customer_id)`;
+SELECT a.*, w.available_nanos, (SELECT count(*) FROM c)::int AS crossings,
+  EXISTS (SELECT 1 FROM credit_grant_holds g WHERE g.authorization_id = $1 AND g.settled_at IS NULL) AS claimed
+FROM a JOIN w USING (customer_id)`;
 
 /** Releases a hold: `voided` by the caller, or `expired` by the sweeper (only once its time has passed). */
 const RELEASE_SQL = `
@@ -208,7 +210,9 @@ WITH a AS (
   from: 'a',
   where: 'wallets.customer_id = a.customer_id',
 })}
-SELECT w.amt_hold AS hold_nanos, (SELECT count(*) FROM c)::int AS crossings FROM w`;
+SELECT w.amt_hold AS hold_nanos, (SELECT count(*) FROM c)::int AS crossings,
+  EXISTS (SELECT 1 FROM credit_grant_holds g WHERE g.authorization_id = $1 AND g.settled_at IS NULL) AS claimed
+FROM w`;
 
 /**
  * One statement per batch. Events of unknown customers are left out (and reported), repeats of a recorded
@@ -326,7 +330,18 @@ export interface AuthorizationRow {
 }
 
 export type CaptureOutcome =
-  | { ok: true; authorization: AuthorizationRow; available_nanos: bigint; crossed: boolean }
+  | {
+      ok: true;
+      authorization: AuthorizationRow;
+      available_nanos: bigint;
+      crossed: boolean;
+      /**
+       * A grant that expired (or was voided) while this hold was open has a claim on it, now settled by the hold:
+       * the caller settles the claim (`settleGrantClaims`) so that credit given back by an expired grant is written
+       * off at once rather than at the next sweep.
+       */
+      claimed: boolean;
+    }
   | { ok: false; code: 'not_held' }
   | { ok: false; code: 'duplicate_event' }
   /** The cost beyond the hold would take the available balance below the wallet floor: nothing was recorded. */
@@ -508,7 +523,9 @@ export class HotPath {
 
   async capture(input: CaptureInput): Promise<CaptureOutcome> {
     try {
-      const result = await this.query<AuthorizationRow & { available_nanos: bigint; crossings: number }>({
+      const result = await this.query<
+        AuthorizationRow & { available_nanos: bigint; crossings: number; claimed: boolean }
+      >({
         name: 'capture',
         text: CAPTURE_SQL,
         values: [
@@ -526,8 +543,8 @@ export class HotPath {
       });
       const row = result.rows[0];
       if (!row) return { ok: false, code: 'not_held' };
-      const { available_nanos, crossings, ...authorization } = row;
-      return { ok: true, authorization, available_nanos, crossed: crossings > 0 };
+      const { available_nanos, crossings, claimed, ...authorization } = row;
+      return { ok: true, authorization, available_nanos, crossed: crossings > 0, claimed };
     } catch (error) {
       // The whole statement is undone: the usage event id was already recorded, so nothing is charged twice.
       if (errorCode(error) === UNIQUE_VIOLATION) return { ok: false, code: 'duplicate_event' };
@@ -536,14 +553,19 @@ export class HotPath {
     }
   }
 
-  /** Releases the hold. Returns the released amount, or null when the authorization was not held. */
-  async release(authorization_id: string, as: 'voided' | 'expired'): Promise<bigint | null> {
-    const result = await this.pool.query<{ hold_nanos: bigint; crossings: number }>({
+  /** Releases the hold. Returns the released amount (and whether a grant's claim is due), or null when not held. */
+  async release(
+    authorization_id: string,
+    as: 'voided' | 'expired',
+  ): Promise<{ released_nanos: bigint; claimed: boolean } | null> {
+    const result = await this.pool.query<{ hold_nanos: bigint; crossings: number; claimed: boolean }>({
       name: 'release',
       text: RELEASE_SQL,
       values: [authorization_id, as],
     });
-    return result.rows[0]?.hold_nanos ?? null;
+    const row = result.rows[0];
+    // `claimed`: as for a capture, an expired or voided grant's claim on this hold is now due (see CaptureOutcome).
+    return row ? { released_nanos: row.hold_nanos, claimed: row.claimed } : null;
   }
 
   /** Ids of held authorizations whose time has passed, oldest first (for the expiry sweep). */

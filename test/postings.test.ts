@@ -187,7 +187,7 @@ test('the hot path statements write the same postings as the TypeScript definiti
     created_at: new Date(),
     expires_at,
   });
-  expect(await hot.release(voided, 'voided')).toBe(HOLD);
+  expect(await hot.release(voided, 'voided')).toEqual({ released_nanos: HOLD, claimed: false });
   expect(await writtenPostings(db, 'release', voided)).toEqual(postingsOf(MOVEMENTS.release, { hold: HOLD }));
 
   const batch = randomUUID();

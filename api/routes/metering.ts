@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import {
   estimatedTokens,
@@ -14,6 +15,7 @@ import type { RatingFailure } from '../../billing/rating';
 import type { Db } from '../../db/connection';
 import { customerExists } from '../../db/customers';
 import { type AuthorizationRow, eventKey, type HotPath, type IngestRow } from '../../db/hot-path';
+import { settleGrantClaims } from '../../db/ledger';
 import { setLowBalanceThreshold } from '../../db/postings';
 import { aggregateUsage, type UsageGroup } from '../../db/usage';
 import type { CrossingNotifier } from '../crossing-notifier';
@@ -42,6 +44,7 @@ export interface MeteringDeps {
   notifier: CrossingNotifier;
   metrics: Metrics;
   hold_ttl_seconds: number;
+  logger: Logger;
 }
 
 /** The hot path over HTTP: prices, quotes, authorizations (hold, capture, void), usage ingestion and aggregation. */
@@ -201,6 +204,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
       });
       if (outcome.ok) {
         if (outcome.crossed) deps.notifier.kick();
+        if (outcome.claimed) await settleClaims(outcome.authorization.customer_id);
         deps.metrics.captured();
         return { status: 200, body: authorizationView(outcome.authorization) };
       }
@@ -230,7 +234,10 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
       const auth = await deps.hotPath.getAuthorization(params.id!);
       if (!auth) throw notFound('authorization', params.id!);
       recent.take(auth.id);
-      if (auth.status === 'held') await deps.hotPath.release(auth.id, 'voided');
+      if (auth.status === 'held') {
+        const released = await deps.hotPath.release(auth.id, 'voided');
+        if (released?.claimed) await settleClaims(auth.customer_id);
+      }
       return settledOrConflict(await mustGet(auth.id), 'voided');
     },
   });
@@ -328,6 +335,19 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
       };
     },
   });
+
+  /**
+   * Writes off at once what an expired or voided grant's claim on a just-settled hold gave back, so that credit is not
+   * spendable in between. Best effort: the release-expired-holds schedule settles whatever this leaves (a failure is
+   * logged, never the caller's error: the capture or void itself is done).
+   */
+  async function settleClaims(customer_id: string): Promise<void> {
+    try {
+      await settleGrantClaims(deps.db, customer_id);
+    } catch (error) {
+      deps.logger.warn({ err: error, customer_id }, 'grant claims not settled now; the sweep will');
+    }
+  }
 
   async function mustGet(id: string): Promise<AuthorizationRow> {
     const auth = await deps.hotPath.getAuthorization(id);
