@@ -6,7 +6,13 @@ import type {
   RefusalCode,
 } from '../billing/account';
 import { type BudgetState, QUEUE_LIMIT, type ThresholdCrossing } from '../billing/account';
-import { type AutoRechargeState, monthlyRetryAfter, settingsOf, utcMonthOf } from '../billing/auto-recharge';
+import {
+  type AutoRechargeSettings,
+  type AutoRechargeState,
+  monthlyRetryAfter,
+  settingsOf,
+  utcMonthOf,
+} from '../billing/auto-recharge';
 import { startOfUtcMonth } from '../billing/durations';
 import { formatUsd } from '../billing/money';
 import { loadAccountFacts, unhandledCrossings } from '../db/account-snapshot';
@@ -99,7 +105,9 @@ export function accountStateActivities(deps: { db: Db; settings?: AccountSetting
 
     /**
      * Records that the account refused a request, so the caller waiting on the database hears it. A request that
-     * is not recorded (sent to the workflow directly) or already settled is left alone.
+     * is not recorded (sent to the workflow directly) or already settled is left alone. Answers the auto-recharge
+     * settings when this refusal switched auto-recharge off (the account's copy follows); histories recorded before
+     * have no answer.
      */
     async refuseAccountRequest(input: {
       command_kind: Command['kind'];
@@ -108,9 +116,11 @@ export function accountStateActivities(deps: { db: Db; settings?: AccountSetting
       message: string;
       /** Set when the card was charged before the refusal, so the charge can be found and refunded. */
       payment_id?: string | null;
-    }): Promise<void> {
+    }): Promise<RefusalAnswer> {
       if (input.command_kind === 'auto_recharge') {
-        await refuseRecharge(deps.db, { ...input, payment_id: input.payment_id ?? null });
+        return {
+          auto_recharge: await refuseRecharge(deps.db, { ...input, payment_id: input.payment_id ?? null }),
+        };
       } else if (input.command_kind === 'top_up') {
         await settleTopUp(deps.db, input.id, {
           status: 'failed',
@@ -125,23 +135,29 @@ export function accountStateActivities(deps: { db: Db; settings?: AccountSetting
           failure_message: input.message,
         });
       }
+      return { auto_recharge: null };
     },
   };
+}
+
+export interface RefusalAnswer {
+  /** The auto-recharge settings as this refusal left them, when it switched auto-recharge off; otherwise null. */
+  auto_recharge: AutoRechargeSettings | null;
 }
 
 /**
  * A recharge the account could not run (no card by the time it charged, a step that can never succeed) fails, in one
  * transaction under the wallet lock. No card on file switches auto-recharge off (as a decision without a card
  * does) and reports `auto_recharge.failed`. A recharge refused before its first step recorded it has no row; one
- * already settled keeps its outcome.
+ * already settled keeps its outcome. Returns the settings when this call switched auto-recharge off.
  */
 async function refuseRecharge(
   db: Db,
   input: { id: string; code: RefusalCode; message: string; payment_id: string | null },
-): Promise<void> {
-  await db.transaction(async (trx) => {
+): Promise<AutoRechargeSettings | null> {
+  return db.transaction(async (trx) => {
     const before = await getRecharge(trx, input.id);
-    if (!before || before.status !== 'pending') return;
+    if (!before || before.status !== 'pending') return null;
     await lockWallet(trx, before.customer_id);
     const row = await settleRecharge(trx, input.id, {
       status: 'failed',
@@ -150,10 +166,12 @@ async function refuseRecharge(
       decline_code: null,
       failure_message: input.message,
     });
-    if (row.status !== 'failed' || row.failure_code !== input.code) return;
-    if (input.code !== 'no_payment_method') return;
-    await disableAutoRecharge(trx, row.customer_id, 'no_payment_method', row);
+    if (row.status !== 'failed' || row.failure_code !== input.code) return null;
+    if (input.code !== 'no_payment_method') return null;
+    const switched_off = await disableAutoRecharge(trx, row.customer_id, 'no_payment_method', row);
     await recordEvent(trx, failedEvent(row));
+    const config = switched_off ? await getAutoRechargeConfig(trx, row.customer_id) : undefined;
+    return config ? settingsOf(config) : null;
   });
 }
 

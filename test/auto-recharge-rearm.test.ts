@@ -254,8 +254,11 @@ test('a card removed between the decision and the charge: the recharge fails, au
     message: 'the customer has no payment method on file',
     payment_id: null,
   };
-  await acts().refuseAccountRequest(refusal);
-  await acts().refuseAccountRequest(refusal); // a retried step changes nothing
+  // The account's copy of the settings follows the switch-off; a retried step changes nothing and answers nothing.
+  expect(await acts().refuseAccountRequest(refusal)).toMatchObject({
+    auto_recharge: { enabled: false, disabled_reason: 'no_payment_method' },
+  });
+  expect(await acts().refuseAccountRequest(refusal)).toEqual({ auto_recharge: null });
   const [recharge] = await h.db('auto_recharges').where({ customer_id: id });
   expect(recharge).toMatchObject({ status: 'failed', failure_code: 'no_payment_method', payment_id: null });
   const [saved] = await h.db('auto_recharge_settings').where({ customer_id: id });

@@ -476,7 +476,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   async function recordRefusal(command: Command, refused: Refusal, payment_id: string | null): Promise<void> {
     state = noteRefusal(state, command, refused, new Date(Date.now()).toISOString());
     showRefusals();
-    await attempt(() =>
+    const answer = await attempt(() =>
       acts.db.refuseAccountRequest({
         command_kind: command.kind,
         id: command.id,
@@ -485,6 +485,11 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
         payment_id,
       }),
     );
+    // No card by the time of the charge switched auto-recharge off: the copy (and the search attribute) follow.
+    // Histories recorded before answered nothing here.
+    if (answer?.auto_recharge) {
+      state = { ...state, auto_recharge: applyRechargeSettings(state.auto_recharge, answer.auto_recharge) };
+    }
   }
 }
 
