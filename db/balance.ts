@@ -1,6 +1,6 @@
-import { compareConsumptionOrder, reconcileGrants } from '../billing/grants';
+import { compareConsumptionOrder } from '../billing/grants';
 import { queryRows, type Db } from './connection';
-import { consumedBySettledHolds, GRANT_COLUMNS, type GrantRow, openClaims, openGrantOf } from './ledger';
+import { GRANT_COLUMNS, type GrantRow, reconciliationOf } from './ledger';
 import type { Wallet } from './postings';
 
 export type GrantStatus = 'active' | 'depleted' | 'expired' | 'voided';
@@ -67,22 +67,7 @@ export async function withCurrentRemaining(
   wallet: Wallet,
   grants: readonly GrantRow[],
 ): Promise<(GrantRow & { status: GrantStatus })[]> {
-  const open = await queryRows<GrantRow>(
-    trx,
-    `SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ? AND closed_at IS NULL`,
-    [wallet.customer_id],
-  );
-  const claims = await openClaims(trx, wallet.customer_id);
-  const consumed = await consumedBySettledHolds(
-    trx,
-    claims.map((c) => c.authorization_id),
-  );
-  const reconciled = reconcileGrants(
-    open.map(openGrantOf),
-    claims,
-    consumed,
-    wallet.available_nanos + wallet.held_nanos,
-  );
+  const { result: reconciled } = await reconciliationOf(trx, wallet);
   return grants.map((g) => {
     const remaining_nanos = reconciled.remaining.get(g.id) ?? g.remaining_nanos;
     const status: GrantStatus = g.closed_reason ?? (remaining_nanos === 0n ? 'depleted' : 'active');

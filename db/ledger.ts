@@ -125,6 +125,26 @@ export function claimWriteOffRef(grant_id: string, authorization_id: string): st
   return `${grant_id}/hold/${authorization_id}`;
 }
 
+/**
+ * The customer's open grants and `reconcileGrants` over them, its open claims and what the wallet owns: nothing is
+ * written. `reconcile` applies the result under the wallet lock; balance reads show it (db/balance.ts).
+ */
+export async function reconciliationOf(q: Db, wallet: Wallet) {
+  const rows = await openGrants(q, wallet.customer_id);
+  const claims = await openClaims(q, wallet.customer_id);
+  const consumed = await consumedBySettledHolds(
+    q,
+    claims.map((c) => c.authorization_id),
+  );
+  const result = reconcileGrants(
+    rows.map(openGrantOf),
+    claims,
+    consumed,
+    wallet.available_nanos + wallet.held_nanos,
+  );
+  return { rows, result };
+}
+
 interface Reconciled {
   wallet: Wallet;
   /** Open grants after settlement and allocation (closed ones left out), remaining as stored now. */
@@ -140,18 +160,7 @@ interface Reconciled {
  */
 async function reconcile(trx: Knex.Transaction, locked: Wallet): Promise<Reconciled> {
   let wallet = locked;
-  const rows = await openGrants(trx, wallet.customer_id);
-  const claims = await openClaims(trx, wallet.customer_id);
-  const consumed = await consumedBySettledHolds(
-    trx,
-    claims.map((c) => c.authorization_id),
-  );
-  const result = reconcileGrants(
-    rows.map(openGrantOf),
-    claims,
-    consumed,
-    wallet.available_nanos + wallet.held_nanos,
-  );
+  const { rows, result } = await reconciliationOf(trx, wallet);
   const byId = new Map(rows.map((g) => [g.id, g]));
   for (const settlement of result.settlements) {
     const grant = byId.get(settlement.grant_id)!;
