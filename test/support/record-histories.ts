@@ -112,6 +112,31 @@ async function main(): Promise<void> {
       await save(h, d, `${stamp}-auto-recharge`);
     }
 
+    // 4b. Auto-recharge switched on below the threshold (one recharge at once), then a crossing refused by the
+    //     monthly limit: the account waits for the next UTC month on a durable timer.
+    if (wanted('auto-recharge-rearm')) {
+      const r = `cus_hist_r_${Date.now()}`;
+      await h.customer(r, 'pm_card_visa');
+      await h.fund(r, '4.00');
+      await expectStatus(
+        h.call('PUT', `/v1/customers/${r}/auto-recharge`, {
+          enabled: true,
+          threshold_usd: '5.00',
+          amount_usd: '10.00',
+          monthly_limit_usd: '10.00',
+        }),
+        200,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2_000)); // delivered, recharged: 4.00 + 10.00
+      const searches = { customer_id: r, model: 'gpt-5.4-nano', tool_calls: { web_search: 1000 } }; // $10.00
+      await expectStatus(
+        h.call('POST', '/v1/usage-events', { events: [{ event_id: 'r1', ...searches }] }),
+        200,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2_000)); // refused (monthly limit), waiting for next month
+      await save(h, r, `${stamp}-auto-recharge-rearm`);
+    }
+
     // 5. A webhook delivery answered 500 twice, then 204: three attempts with the schedule's timers between them.
     if (wanted('webhook-delivery')) {
       let requests = 0;
