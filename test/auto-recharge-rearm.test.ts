@@ -203,6 +203,9 @@ test('after a monthly_limit refusal the next UTC month recharges once, while sti
     () => h.temporal.workflow.getHandle(accountWorkflowId(id)).query(accountStateQuery),
     (state) => state.auto_recharge?.retry_month === next_month,
   );
+  // A run rebuilt from PostgreSQL (after a terminate) waits for the same month.
+  const snapshot = await acts().loadAccountSnapshot({ customer_id: id });
+  expect(snapshot.auto_recharge?.retry_month).toBe(next_month);
   await h.call('PUT', `/v1/customers/${id}/auto-recharge`, {
     enabled: false,
     threshold_usd: '5.00',
