@@ -14,7 +14,7 @@ import {
   utcMonthOf,
 } from '../billing/auto-recharge';
 import { startOfUtcMonth } from '../billing/durations';
-import { formatUsd } from '../billing/money';
+import { formatUsd, formatUsdOrNull } from '../billing/money';
 import { loadAccountFacts, unhandledCrossings } from '../db/account-snapshot';
 import {
   disableAutoRecharge,
@@ -235,10 +235,9 @@ async function autoRechargeStateOf(db: Db, customer_id: string): Promise<AutoRec
 async function budgetStateOf(db: Db, customer_id: string): Promise<BudgetState | null> {
   const limits = await readWalletLimits(db, customer_id);
   if (!limits) return null;
-  const usdOrNull = (nanos: bigint | null) => (nanos === null ? null : formatUsd(nanos));
   return {
-    monthly_alert_usd: usdOrNull(limits.budget.monthly_alert_nanos),
-    monthly_limit_usd: usdOrNull(limits.budget.monthly_limit_nanos),
+    monthly_alert_usd: formatUsdOrNull(limits.budget.monthly_alert_nanos),
+    monthly_limit_usd: formatUsdOrNull(limits.budget.monthly_limit_nanos),
     ...limits.budget_months,
   };
 }

@@ -8,6 +8,7 @@ import {
   postponeCrossings,
 } from '../db/crossings';
 import { balanceThresholdCrossedSignal } from '../workflows/messages';
+import { CoalescingPass } from '../wiring/coalescing-pass';
 import type { AccountWorkflows } from './accounts';
 
 /** Crossings claimed per batch; a full batch is followed by another pass at once. */
@@ -39,10 +40,7 @@ export interface CrossingMetrics {
  * id it has seen, so a redelivery (after a crash, or a lease that ran out mid-signal) is harmless.
  */
 export class CrossingNotifier {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
-  private again = false;
-  private stopped = false;
+  private readonly passes: CoalescingPass;
 
   constructor(
     private readonly db: Db,
@@ -50,45 +48,32 @@ export class CrossingNotifier {
     private readonly logger: Logger,
     private readonly sweep_interval_ms: number,
     private readonly metrics?: CrossingMetrics,
-  ) {}
+  ) {
+    this.passes = new CoalescingPass(
+      () => this.deliverAll(),
+      (error) => this.logger.warn({ err: error }, 'threshold crossing delivery failed; will retry'),
+    );
+  }
 
   start(): void {
-    this.timer = setInterval(() => this.kick(), this.sweep_interval_ms);
-    this.timer.unref();
+    this.passes.sweepEvery(this.sweep_interval_ms);
   }
 
   /** Stops the sweep and waits for the delivery in progress; idempotent. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.running;
+    await this.passes.stop();
   }
 
   /** Delivers pending crossings soon; calls while a delivery runs coalesce into one more pass. */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.deliverAll()
-      .catch((error: unknown) =>
-        this.logger.warn({ err: error }, 'threshold crossing delivery failed; will retry'),
-      )
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+    this.passes.kick();
   }
 
   /** Batches until one comes back short or with a failure (Temporal is struggling: the sweep retries later). */
   private async deliverAll(): Promise<void> {
     for (;;) {
       const batch = await this.deliverBatch();
-      if (this.stopped || batch.claimed < CROSSING_BATCH_SIZE || batch.failed > 0) return;
+      if (this.passes.stopped || batch.claimed < CROSSING_BATCH_SIZE || batch.failed > 0) return;
     }
   }
 

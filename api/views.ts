@@ -1,5 +1,6 @@
 import type { z } from 'zod';
-import { formatUsd } from '../billing/money';
+import { formatUsd, formatUsdOrNull } from '../billing/money';
+import { settingsOf } from '../billing/auto-recharge';
 import type { AutoRechargeSummary } from '../db/auto-recharge';
 import { findTier, limitsView, nextTier, type TierTable } from '../billing/tiers';
 import type { WalletLimits } from '../db/limits';
@@ -57,10 +58,9 @@ export function budgetView(row: {
   budget_limit_nanos: bigint | null;
   spent_this_month_nanos: bigint;
 }): z.infer<typeof CustomerBudget> {
-  const usdOrNull = (nanos: bigint | null) => (nanos === null ? null : formatUsd(nanos));
   return {
-    monthly_alert_usd: usdOrNull(row.budget_alert_nanos),
-    monthly_limit_usd: usdOrNull(row.budget_limit_nanos),
+    monthly_alert_usd: formatUsdOrNull(row.budget_alert_nanos),
+    monthly_limit_usd: formatUsdOrNull(row.budget_limit_nanos),
     spent_this_month_usd: formatUsd(row.spent_this_month_nanos),
   };
 }
@@ -103,7 +103,7 @@ export function ledgerEntryView(row: LedgerEntryRow): z.infer<typeof LedgerEntry
     id: `${LEDGER_ENTRY_PREFIX}${row.id}`,
     kind: row.kind,
     amount_usd: formatUsd(row.amount_nanos),
-    balance_after_usd: row.balance_after_nanos === null ? null : formatUsd(row.balance_after_nanos),
+    balance_after_usd: formatUsdOrNull(row.balance_after_nanos),
     created_at: row.created_at.toISOString(),
     ref: row.ref,
   };
@@ -145,16 +145,9 @@ export function webhookDeliveryView(row: DeliveryRow): z.infer<typeof WebhookDel
 }
 
 export function autoRechargeView(summary: AutoRechargeSummary): z.infer<typeof AutoRecharge> {
-  const { config } = summary;
-  const usdOrNull = (nanos: bigint | null) => (nanos === null ? null : formatUsd(nanos));
   return {
-    enabled: config.enabled,
-    threshold_usd: formatUsd(config.threshold_nanos),
-    amount_usd: usdOrNull(config.amount_nanos),
-    target_balance_usd: usdOrNull(config.target_balance_nanos),
-    monthly_limit_usd: usdOrNull(config.monthly_limit_nanos),
+    ...settingsOf(summary.config),
     recharged_this_month_usd: formatUsd(summary.recharged_this_month_nanos),
-    disabled_reason: config.disabled_reason,
   };
 }
 

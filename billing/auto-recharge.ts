@@ -1,5 +1,5 @@
 import { startOfNextUtcMonth, startOfUtcMonth } from './durations';
-import { decodeUsd, formatUsd, maxBigint, minBigint, NANOS_PER_CENT } from './money';
+import { decodeUsd, formatUsd, formatUsdOrNull, maxBigint, minBigint, NANOS_PER_CENT } from './money';
 
 /**
  * Auto-recharge: when a debit takes the available balance below the customer's recharge threshold (one `recharge`
@@ -39,13 +39,12 @@ export interface ChargeLimits {
 }
 
 export function settingsOf(config: AutoRechargeConfig): AutoRechargeSettings {
-  const usdOrNull = (nanos: bigint | null) => (nanos === null ? null : formatUsd(nanos));
   return {
     enabled: config.enabled,
     threshold_usd: formatUsd(config.threshold_nanos),
-    amount_usd: usdOrNull(config.amount_nanos),
-    target_balance_usd: usdOrNull(config.target_balance_nanos),
-    monthly_limit_usd: usdOrNull(config.monthly_limit_nanos),
+    amount_usd: formatUsdOrNull(config.amount_nanos),
+    target_balance_usd: formatUsdOrNull(config.target_balance_nanos),
+    monthly_limit_usd: formatUsdOrNull(config.monthly_limit_nanos),
     disabled_reason: config.disabled_reason,
   };
 }

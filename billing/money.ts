@@ -67,6 +67,11 @@ export function formatUsd(nanos: bigint): string {
   return `${negative ? '-' : ''}${whole}.${fraction}`;
 }
 
+/** `formatUsd`, with null (no amount: no limit, not set) passed through. */
+export function formatUsdOrNull(nanos: bigint | null): string | null {
+  return nanos === null ? null : formatUsd(nanos);
+}
+
 /** Formats nanos with exactly two decimals; only for amounts already rounded to cents (card charges). */
 export function formatCents(nanos: bigint): string {
   assertWholeCents(nanos);

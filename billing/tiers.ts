@@ -8,7 +8,7 @@
  * in 7 seconds.
  */
 import { z } from 'zod';
-import { formatUsd, maxBigint, parseUsd } from './money';
+import { formatUsdOrNull, maxBigint, parseUsd } from './money';
 import openAiTiersJson from './tiers/openai.json';
 
 /** Limits of a tier; null is "no limit". Rates are per minute, the usage limit is per UTC calendar month. */
@@ -327,7 +327,6 @@ export function limitsView(limits: TierLimits): {
   return {
     rpm: limits.rpm === null ? null : Number(limits.rpm),
     tpm: limits.tpm === null ? null : Number(limits.tpm),
-    monthly_usage_limit_usd:
-      limits.monthly_usage_limit_nanos === null ? null : formatUsd(limits.monthly_usage_limit_nanos),
+    monthly_usage_limit_usd: formatUsdOrNull(limits.monthly_usage_limit_nanos),
   };
 }

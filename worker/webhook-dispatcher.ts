@@ -2,6 +2,7 @@ import { type Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/c
 import type { Logger } from 'pino';
 import type { Db } from '../db/connection';
 import type { Config } from '../wiring/config';
+import { CoalescingPass } from '../wiring/coalescing-pass';
 import {
   claimUnstartedDeliveries,
   fanOutEvents,
@@ -46,61 +47,45 @@ export interface WebhookDispatcherOptions {
  * leases. Any number of workers run one each.
  */
 export class WebhookDispatcher {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
-  private again = false;
-  private stopped = false;
+  private readonly passes: CoalescingPass;
   private listener?: Promise<{ close(): Promise<void> } | undefined>;
 
-  constructor(private readonly options: WebhookDispatcherOptions) {}
+  constructor(private readonly options: WebhookDispatcherOptions) {
+    this.passes = new CoalescingPass(
+      () => this.dispatchAll(),
+      (error) => this.options.logger.warn({ err: error }, 'webhook dispatch failed; the sweep retries'),
+    );
+  }
 
   start(): void {
     this.listen();
-    this.timer = setInterval(() => {
+    this.passes.sweepEvery(this.options.sweep_interval_ms, () => {
       if (!this.listener) this.listen();
-      this.kick();
-    }, this.options.sweep_interval_ms);
-    this.timer.unref();
+    });
     this.kick();
   }
 
   /** Stops the sweep and the listener and waits for the pass in progress; idempotent. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
+    const stopping = this.passes.stop(); // stops sweeps and kicks at once, before the listener closes
     const listener = await this.listener;
     this.listener = undefined;
     await listener?.close().catch(() => undefined);
-    await this.running;
+    await stopping;
   }
 
   /** Runs a pass soon; calls while one runs coalesce into one more pass. */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.dispatchAll()
-      .catch((error: unknown) =>
-        this.options.logger.warn({ err: error }, 'webhook dispatch failed; the sweep retries'),
-      )
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+    this.passes.kick();
   }
 
   private listen(): void {
-    if (this.stopped) return;
+    if (this.passes.stopped) return;
     const opening = listenForEvents(this.options.db, {
       onEvent: () => this.kick(),
       onLost: (error) => {
         if (this.listener === opening) this.listener = undefined;
-        if (!this.stopped)
+        if (!this.passes.stopped)
           this.options.logger.warn({ err: error }, 'event notifications lost; listening again');
       },
     }).catch((error: unknown) => {
@@ -116,7 +101,7 @@ export class WebhookDispatcher {
     for (;;) {
       const fanned = await fanOutEvents(this.options.db, BATCH_SIZE);
       const started = await this.startBatch();
-      if (this.stopped || started.failed > 0) return;
+      if (this.passes.stopped || started.failed > 0) return;
       if (fanned < BATCH_SIZE && started.claimed < BATCH_SIZE) return;
     }
   }

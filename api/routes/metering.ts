@@ -9,7 +9,7 @@ import {
   reportedQuantity,
   usageLines,
 } from '../../billing/metering';
-import { formatUsd, usd } from '../../billing/money';
+import { formatUsd, formatUsdOrNull, usd } from '../../billing/money';
 import { priceBookToJson, type PriceBook } from '../../billing/price-book';
 import type { RatingFailure } from '../../billing/rating';
 import type { Db } from '../../db/connection';
@@ -330,7 +330,7 @@ export function meteringRoutes(routes: RouteTable, deps: MeteringDeps): void {
         status: 200,
         body: {
           customer_id: params.id!,
-          threshold_usd: threshold_nanos === null ? null : formatUsd(threshold_nanos),
+          threshold_usd: formatUsdOrNull(threshold_nanos),
         },
       };
     },
@@ -403,8 +403,8 @@ function authorizationView(auth: AuthorizationRow): z.infer<typeof Authorization
     model: auth.model,
     status: auth.status,
     hold_usd: formatUsd(auth.hold_nanos),
-    cost_usd: auth.cost_nanos === null ? null : formatUsd(auth.cost_nanos),
-    released_usd: auth.released_nanos === null ? null : formatUsd(auth.released_nanos),
+    cost_usd: formatUsdOrNull(auth.cost_nanos),
+    released_usd: formatUsdOrNull(auth.released_nanos),
     event_id: auth.event_id,
     created_at: auth.created_at.toISOString(),
     expires_at: auth.expires_at.toISOString(),
