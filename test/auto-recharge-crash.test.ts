@@ -1,9 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
 import { usd } from '../billing/money';
 import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
 import { waitFor } from './support/eventually';
 import { useHarness } from './support/harness';
+import { exited, startCrashWorker } from './support/processes';
 
 /**
  * Crash safety of auto-recharge: a worker process is SIGKILLed between charging the card for a crossing and granting
@@ -18,26 +17,6 @@ const h = useHarness({
 
 // Each test starts the worker it needs (a crashing one, the harness's, or one with other settings).
 afterEach(() => h.stopWorker());
-
-function startCrashWorker(crashAt: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(__dirname, 'support', 'crash-worker.ts')],
-    {
-      env: { ...process.env, CRASH_AT: crashAt, DATABASE_URL: h.databaseUrl, TASK_QUEUE: h.taskQueue },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('crash-worker ready')) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`crash worker exited early (${code})`)));
-  });
-}
-
-const exited = (child: ChildProcess) =>
-  new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
 
 /** A customer with 30.00 of credit and auto-recharge of 15.00 below 29.50: 1.00 of usage crosses it. */
 async function customerAboutToRecharge(id: string): Promise<void> {
@@ -87,7 +66,7 @@ test.each(['recharge_after_charge', 'recharge_before_grant'])(
   'a worker killed %s leaves exactly one charge and one grant once another worker takes over',
   async (crashAt) => {
     const id = `cus_ar_crash_${crashAt}`;
-    const child = await startCrashWorker(crashAt);
+    const child = await startCrashWorker(h, crashAt);
     const died = exited(child);
     await customerAboutToRecharge(id);
     await spendOneDollar(id);

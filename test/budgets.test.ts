@@ -86,6 +86,10 @@ test('PUT and GET budget: saves, keeps absent fields, clears with null, shows th
     [{ monthly_limit_usd: 10 }, 'monthly_limit_usd'],
     [{ monthly_alert_usd: '1e3' }, 'monthly_alert_usd'],
     [{ monthly_alert_usd: '1000000000.01' }, 'monthly_alert_usd'],
+    [{ monthly_limit_usd: '1.0000000001' }, 'monthly_limit_usd'],
+    [{ monthly_limit_usd: '' }, 'monthly_limit_usd'],
+    [{ monthly_alert_usd: ' 1.00' }, 'monthly_alert_usd'],
+    [{ monthly_limit_usd: true }, 'monthly_limit_usd'],
     [{ monthly_limit_usd: '1.00', currency: 'eur' }, 'currency'],
   ];
   for (const [body, param] of bad) {

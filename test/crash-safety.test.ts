@@ -1,6 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
 import { useHarness } from './support/harness';
+import { exited, startCrashWorker } from './support/processes';
 
 /**
  * Crash safety of top-ups: a worker process is SIGKILLed in the middle of a top-up and a second worker finishes
@@ -14,31 +13,11 @@ const h = useHarness({
   update_wait_timeout_ms: 45_000,
 });
 
-function startCrashWorker(crashAt: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(__dirname, 'support', 'crash-worker.ts')],
-    {
-      env: { ...process.env, CRASH_AT: crashAt, DATABASE_URL: h.databaseUrl, TASK_QUEUE: h.taskQueue },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('crash-worker ready')) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`crash worker exited early (${code})`)));
-  });
-}
-
-const exited = (child: ChildProcess) =>
-  new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
-
 test.each(['before_grant', 'after_charge'])(
   'a worker killed %s leaves exactly one charge and one grant once another worker takes over',
   async (crashAt) => {
     const customer = `cus_crash_${crashAt}`;
-    const child = await startCrashWorker(crashAt);
+    const child = await startCrashWorker(h, crashAt);
     const died = exited(child);
     await h.customer(customer, 'pm_card_visa');
 

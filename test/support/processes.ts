@@ -115,3 +115,24 @@ export async function callApi<T = any>(
   const text = await response.text();
   return { status: response.status, body: text ? (JSON.parse(text) as T) : (undefined as T) };
 }
+
+/**
+ * Starts test/support/crash-worker.ts on the harness's queue and database: a worker that kills itself (SIGKILL) at the
+ * step `crashAt` names. Resolves once it polls.
+ */
+export function startCrashWorker(h: Harness, crashAt: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'crash-worker.ts')], {
+    env: { ...process.env, CRASH_AT: crashAt, DATABASE_URL: h.databaseUrl, TASK_QUEUE: h.taskQueue },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('crash-worker ready')) resolve(child);
+    });
+    child.once('exit', (code) => reject(new Error(`crash worker exited early (${code})`)));
+  });
+}
+
+/** Resolves with the signal that ended the child. */
+export const exited = (child: ChildProcess) =>
+  new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));

@@ -49,6 +49,8 @@ test('a failed pass is reported, not thrown, and the next kick runs again', asyn
 });
 
 test('stop waits for the pass in progress and ends every later kick and sweep', async () => {
+  // The sweep's clock is faked: "no pass after stop" is checked over many sweep intervals without waiting for them.
+  jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick'] });
   const gate = gatedPass();
   const passes = new CoalescingPass(gate.pass, () => undefined);
   passes.sweepEvery(5);
@@ -63,6 +65,28 @@ test('stop waits for the pass in progress and ends every later kick and sweep', 
   gate.release();
   await stopping;
   passes.kick();
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  jest.advanceTimersByTime(50); // ten sweep intervals
+  await tick();
   expect(gate.started()).toBe(1);
+  jest.useRealTimers();
+});
+
+test('the sweep kicks a pass every interval, after its hook', async () => {
+  jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick'] });
+  let runs = 0;
+  let hooks = 0;
+  const passes = new CoalescingPass(
+    async () => {
+      runs++;
+    },
+    () => undefined,
+  );
+  passes.sweepEvery(5, () => hooks++);
+  jest.advanceTimersByTime(5);
+  await tick();
+  jest.advanceTimersByTime(5);
+  await tick();
+  expect({ runs, hooks }).toEqual({ runs: 2, hooks: 2 });
+  await passes.stop();
+  jest.useRealTimers();
 });
