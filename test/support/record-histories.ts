@@ -8,6 +8,7 @@ import { accountWorkflowId, expireCreditSignal } from '../../workflows/messages'
 import { webhookDeliveryWorkflowId } from '../../workflows/webhook-delivery-workflow';
 import globalSetup from './global-setup';
 import globalTeardown from './global-teardown';
+import { waitFor } from './eventually';
 import { Harness } from './harness';
 
 /**
@@ -16,7 +17,8 @@ import { Harness } from './harness';
  * workflow code, so a change that would break running workflows fails CI. Record new histories when the workflow
  * gains behaviour; never delete old ones while workflows of that shape may still be running.
  */
-const OUT_DIR = path.join(__dirname, '..', 'histories');
+/** `HISTORIES_OUT_DIR` records elsewhere (a trial run that leaves the committed histories alone). */
+const OUT_DIR = process.env.HISTORIES_OUT_DIR ?? path.join(__dirname, '..', 'histories');
 
 async function main(): Promise<void> {
   await globalSetup();
@@ -46,9 +48,21 @@ async function main(): Promise<void> {
         200,
       );
       await expectStatus(h.call('POST', `/v1/customers/${a}/top-ups`, { amount_usd: '10.00' }), 402);
-      await new Promise((resolve) => setTimeout(resolve, 2_500)); // the expiry timer fires
+      await settled(
+        h,
+        a,
+        'the expiry timer to write the promotion off',
+        async () =>
+          (await h.db('credit_grants').where({ customer_id: a, closed_reason: 'expired' })).length === 1,
+      );
+      const signalled = await historyLength(h, a);
       await h.temporal.workflow.getHandle(accountWorkflowId(a)).signal(expireCreditSignal);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await settled(
+        h,
+        a,
+        'the expiry request to be handled',
+        async () => (await historyLength(h, a)) > signalled,
+      );
       await save(h, a, `${stamp}-lifecycle`);
     }
 
@@ -62,7 +76,7 @@ async function main(): Promise<void> {
         ),
       );
       // The next run starts by reading the worker's settings and the pending requests: let it get that far.
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await settled(h, b, 'the run after continue-as-new', async () => (await runCount(h, b)) >= 2);
       await save(h, b, `${stamp}-continue-as-new`);
     }
 
@@ -77,7 +91,7 @@ async function main(): Promise<void> {
       );
       const event = { customer_id: c, model: 'gpt-5.4', output_tokens: 40_000 }; // $0.60
       await expectStatus(h.call('POST', '/v1/usage-events', { events: [{ event_id: 'e1', ...event }] }), 200);
-      await new Promise((resolve) => setTimeout(resolve, 1_500)); // the crossing is delivered
+      await settled(h, c, 'the crossing to be delivered', () => crossingsDelivered(h, c));
       await save(h, c, `${stamp}-threshold-crossing`);
     }
 
@@ -101,14 +115,14 @@ async function main(): Promise<void> {
       );
       const event = { customer_id: d, model: 'gpt-5.4', output_tokens: 40_000 }; // $0.60
       await expectStatus(h.call('POST', '/v1/usage-events', { events: [{ event_id: 'e1', ...event }] }), 200);
-      await new Promise((resolve) => setTimeout(resolve, 2_000)); // delivered, recharged: 9.40 + 5.00
+      await settled(h, d, 'the recharge: 9.40 + 5.00', () => rechargesSettled(h, d, 1));
       await expectStatus(
         h.call('PUT', `/v1/customers/${d}/payment-method`, { payment_method: 'pm_card_chargeDeclined' }),
         200,
       );
       const big = { customer_id: d, model: 'gpt-5.4', output_tokens: 400_000 }; // $6.00: 14.40 -> 8.40
       await expectStatus(h.call('POST', '/v1/usage-events', { events: [{ event_id: 'e2', ...big }] }), 200);
-      await new Promise((resolve) => setTimeout(resolve, 2_000)); // declined, switched off
+      await settled(h, d, 'the declined recharge', () => rechargesSettled(h, d, 2));
       await save(h, d, `${stamp}-auto-recharge`);
     }
 
@@ -127,13 +141,13 @@ async function main(): Promise<void> {
         }),
         200,
       );
-      await new Promise((resolve) => setTimeout(resolve, 2_000)); // delivered, recharged: 4.00 + 10.00
+      await settled(h, r, 'the recharge on enabling: 4.00 + 10.00', () => rechargesSettled(h, r, 1));
       const searches = { customer_id: r, model: 'gpt-5.4-nano', tool_calls: { web_search: 1000 } }; // $10.00
       await expectStatus(
         h.call('POST', '/v1/usage-events', { events: [{ event_id: 'r1', ...searches }] }),
         200,
       );
-      await new Promise((resolve) => setTimeout(resolve, 2_000)); // refused (monthly limit), waiting for next month
+      await settled(h, r, 'the refusal by the monthly limit', () => rechargesSettled(h, r, 2));
       await save(h, r, `${stamp}-auto-recharge-rearm`);
     }
 
@@ -158,15 +172,15 @@ async function main(): Promise<void> {
           occurrence_key: `history:webhook:${Date.now()}`,
         });
         let delivery_id: string | undefined;
-        for (let waited_ms = 0; waited_ms < 30_000 && delivery_id === undefined; waited_ms += 100) {
-          await new Promise((resolve) => setTimeout(resolve, 100));
+        await waitFor('the webhook delivery', async () => {
           const [row] = await h.db('webhook_deliveries').where({
             event_id,
             endpoint_id: endpoint.body.id,
             status: 'delivered',
           });
           delivery_id = row?.id as string | undefined;
-        }
+          return delivery_id !== undefined;
+        });
         if (!delivery_id) throw new Error('the webhook delivery did not complete');
         await saveWorkflow(h, webhookDeliveryWorkflowId(delivery_id), `webhook-delivery-${stamp}-retried`);
       } finally {
@@ -183,9 +197,11 @@ async function main(): Promise<void> {
         const e = `cus_hist_e_${Date.now()}`;
         await tiers.customer(e, 'pm_card_visa');
         await expectStatus(tiers.call('POST', `/v1/customers/${e}/top-ups`, { amount_usd: '50.00' }), 201);
-        await new Promise((resolve) => setTimeout(resolve, 4_000)); // 2.1 s to the timer, then the review
-        const [row] = await tiers.db('customers').where({ id: e });
-        if (row?.tier !== 'tier_2') throw new Error(`expected tier_2, found ${String(row?.tier)}`);
+        // 2.1 s to the age rule's timer, then the review.
+        await settled(tiers, e, 'tier 2 on its timer', async () => {
+          const [row] = await tiers.db('customers').where({ id: e });
+          return row?.tier === 'tier_2';
+        });
         await save(tiers, e, `${stamp}-spend-tiers`);
       } finally {
         await tiers.stop();
@@ -213,17 +229,63 @@ async function main(): Promise<void> {
         ttl_seconds: 4,
       });
       if (hold.status !== 201) throw new Error(`authorization: ${hold.status} ${JSON.stringify(hold.body)}`);
-      await new Promise((resolve) => setTimeout(resolve, 2_500)); // the expiry timer fires, 3.00 stays held
+      await settled(
+        h,
+        f,
+        'the expiry timer (3.00 stays held)',
+        async () =>
+          (await h.db('credit_grants').where({ customer_id: f, closed_reason: 'expired' })).length === 1,
+      );
       await expectStatus(h.call('POST', `/v1/authorizations/${hold.body.id}/capture`, { usage }), 200);
-      await new Promise((resolve) => setTimeout(resolve, 3_000)); // the settle timer at the hold's expiry
-      const [grant] = await h.db('credit_grants').where({ customer_id: f });
-      if (!grant?.closed_at) throw new Error('the expired grant was not settled by the account timer');
+      await settled(h, f, "the settle timer at the hold's expiry", async () => {
+        const [grant] = await h.db('credit_grants').where({ customer_id: f });
+        return grant?.closed_at != null;
+      });
       await save(h, f, `${stamp}-expiry-under-hold`);
     }
   } finally {
     await h.stop();
     await globalTeardown();
   }
+}
+
+/**
+ * Waits (with a deadline) until `ready` holds and the account's latest run is idle (no workflow task and no activity
+ * pending), so what it records is the whole step and nothing half-done.
+ */
+async function settled(h: Harness, customer_id: string, what: string, ready: () => Promise<boolean>) {
+  const handle = h.temporal.workflow.getHandle(accountWorkflowId(customer_id));
+  await waitFor(what, async () => {
+    if (!(await ready())) return false;
+    const { raw } = await handle.describe();
+    return !raw.pendingWorkflowTask && (raw.pendingActivities?.length ?? 0) === 0;
+  });
+}
+
+async function historyLength(h: Harness, customer_id: string): Promise<number> {
+  const history = await h.temporal.workflow.getHandle(accountWorkflowId(customer_id)).fetchHistory();
+  return history.events?.length ?? 0;
+}
+
+async function runCount(h: Harness, customer_id: string): Promise<number> {
+  let runs = 0;
+  for await (const _ of h.temporal.workflow.list({
+    query: `WorkflowId = '${accountWorkflowId(customer_id)}'`,
+  })) {
+    runs++;
+  }
+  return runs;
+}
+
+async function crossingsDelivered(h: Harness, customer_id: string): Promise<boolean> {
+  const rows = await h.db('threshold_crossings').where({ customer_id });
+  return rows.length > 0 && rows.every((r: { signaled_at: Date | null }) => r.signaled_at !== null);
+}
+
+/** At least `count` recharges of the customer have an outcome (none still pending). */
+async function rechargesSettled(h: Harness, customer_id: string, count: number): Promise<boolean> {
+  const rows = await h.db('auto_recharges').where({ customer_id });
+  return rows.length >= count && rows.every((r: { status: string }) => r.status !== 'pending');
 }
 
 /** Saves every run of the customer's account workflow, oldest first, one file per run. */
