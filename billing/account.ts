@@ -576,6 +576,35 @@ export function clearDueExpiries(state: AccountState, now_ms: number): AccountSt
  * outbox delivers a customer's crossings in id order, so "above the last id seen" is right whatever the kinds: the
  * `low_balance` and `recharge` crossings of one debit are two rows with two ids, each acted on once.
  */
+const CROSSING_KINDS: readonly CrossingKind[] = [
+  'low_balance',
+  'recharge',
+  'depleted',
+  'budget_alert',
+  'budget_limit',
+];
+
+/**
+ * Whether a crossing signal has the shape the notifier sends. Anyone with access to the namespace can signal an
+ * account (`temporal workflow signal`); a malformed crossing must be ignored, not throw in the handler, which would
+ * fail every workflow task from then on and wedge the account.
+ */
+export function isWellFormedCrossing(crossing: unknown): crossing is ThresholdCrossing {
+  if (typeof crossing !== 'object' || crossing === null) return false;
+  const c = crossing as Record<string, unknown>;
+  const money = (v: unknown) => typeof v === 'string' && /^-?[0-9]+\.[0-9]{9}$/.test(v);
+  return (
+    typeof c.crossing_id === 'string' &&
+    /^[0-9]{1,19}$/.test(c.crossing_id) &&
+    (c.kind === undefined || CROSSING_KINDS.includes(c.kind as CrossingKind)) &&
+    money(c.threshold_usd) &&
+    money(c.balance_usd) &&
+    (c.month_spend_usd === undefined || money(c.month_spend_usd)) &&
+    typeof c.crossed_at === 'string' &&
+    !Number.isNaN(Date.parse(c.crossed_at))
+  );
+}
+
 export function isNewCrossing(state: AccountState, crossing: ThresholdCrossing): boolean {
   const last = state.last_crossing;
   return !last || BigInt(crossing.crossing_id) > BigInt(last.crossing_id);

@@ -172,3 +172,34 @@ test('settings changed on the worker reach a running account at its next continu
     await h.startWorker();
   }
 });
+
+test('a malformed threshold crossing signal is ignored: the account goes on and takes the next real one', async () => {
+  const customer = 'cus_ref_poison';
+  await h.customer(customer, 'pm_card_visa');
+  const handle = h.temporal.workflow.getHandle(accountWorkflowId(customer));
+  const poison: unknown[] = [
+    null,
+    'crossing',
+    {
+      crossing_id: 'abc',
+      threshold_usd: '1.000000000',
+      balance_usd: '0.000000000',
+      crossed_at: '2026-11-30',
+    },
+    {
+      crossing_id: '1',
+      kind: 'nonsense',
+      threshold_usd: '1.000000000',
+      balance_usd: '0.000000000',
+      crossed_at: 'x',
+    },
+    { crossing_id: '1', threshold_usd: 5, balance_usd: '0.000000000', crossed_at: '2026-11-30T00:00:00Z' },
+  ];
+  for (const arg of poison) await handle.signal('balanceThresholdCrossed', arg);
+  // Not wedged: a top-up after the poison settles, and the crossings were not counted.
+  const topUp = await h.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd: '5.00' });
+  expect(topUp.status).toBe(201);
+  const state = await handle.query(accountStateQuery);
+  expect(state.threshold_crossings ?? 0).toBe(0);
+  expect(state.last_crossing ?? null).toBeNull();
+});

@@ -34,6 +34,7 @@ import {
   findResult,
   initialAccountState,
   isNewCrossing,
+  isWellFormedCrossing,
   mayChangeTier,
   msUntilNextExpiry,
   msUntilTierReview,
@@ -199,6 +200,10 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   });
 
   setHandler(balanceThresholdCrossedSignal, (crossing) => {
+    if (!isWellFormedCrossing(crossing)) {
+      log.warn('ignored a malformed threshold crossing signal', { crossing });
+      return;
+    }
     const fresh = isNewCrossing(state, crossing);
     state = recordThresholdCrossing(state, crossing);
     // Only a crossing not seen before becomes work, so a redelivery does nothing.

@@ -36,6 +36,7 @@ import {
   rebuildState,
   refusedOutcome,
   type AccountSnapshot,
+  isWellFormedCrossing,
 } from '../../billing/account';
 
 const NOW_MS = Date.parse('2026-11-15T12:00:00.000Z');
@@ -886,5 +887,39 @@ describe('noteGrantExpiry and noteClaimsSettleBy', () => {
     expect(next.grant_expiries).toEqual([{ grant_id: 'g', expires_at: iso(NOW_MS + 600_000) }]);
     expect(msUntilNextExpiry(next, NOW_MS)).toBe(600_000);
     expect(noteClaimsSettleBy(state, [], NOW_MS)).toEqual(state);
+  });
+});
+
+describe('isWellFormedCrossing', () => {
+  const good = {
+    crossing_id: '42',
+    kind: 'recharge',
+    threshold_usd: '5.000000000',
+    balance_usd: '-0.010000000',
+    crossed_at: '2026-11-30T18:00:00.000Z',
+  };
+
+  it('accepts what the notifier sends, with or without a kind and a month spend', () => {
+    expect(isWellFormedCrossing(good)).toBe(true);
+    const { kind: _kind, ...older } = good;
+    expect(isWellFormedCrossing(older)).toBe(true);
+    expect(isWellFormedCrossing({ ...good, kind: 'budget_limit', month_spend_usd: '10.000000000' })).toBe(
+      true,
+    );
+  });
+
+  it.each([
+    ['null', null],
+    ['a string', 'crossing'],
+    ['a non-numeric id', { ...good, crossing_id: 'abc' }],
+    ['a negative id', { ...good, crossing_id: '-1' }],
+    ['an id past int8', { ...good, crossing_id: '12345678901234567890' }],
+    ['an unknown kind', { ...good, kind: 'nonsense' }],
+    ['a number for money', { ...good, threshold_usd: 5 }],
+    ['money without its 9 decimals', { ...good, balance_usd: '1.5' }],
+    ['a bad month spend', { ...good, month_spend_usd: 'lots' }],
+    ['an unparseable time', { ...good, crossed_at: 'yesterday' }],
+  ])('refuses %s', (_what, crossing) => {
+    expect(isWellFormedCrossing(crossing)).toBe(false);
   });
 });
