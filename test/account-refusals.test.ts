@@ -67,15 +67,17 @@ test('a grant whose reason holds a NUL is refused (invalid_data), the run keeps 
   expect(state.queue).toEqual([]);
   // Operators see it in the Temporal UI without a query: the memo carries the latest refusal.
   // (The memo is read through visibility, which follows the workflow's history a little later.)
+  // One description is both waited on and checked: the account may continue as new between two descriptions.
+  let memo: Record<string, unknown> = {};
   await waitFor(
     'the memo to show the refusal',
-    async () => ((await handle.describe()).memo ?? {}).refusals === 2,
+    async () => {
+      memo = (await handle.describe()).memo ?? {};
+      return memo.refusals === 2;
+    },
     10_000,
   );
-  expect((await handle.describe()).memo).toMatchObject({
-    last_refusal: { id: 'gr_nul_signal', code: 'invalid_data' },
-    refusals: 2,
-  });
+  expect(memo).toMatchObject({ last_refusal: { id: 'gr_nul_signal', code: 'invalid_data' }, refusals: 2 });
 
   expect(await h.db('credit_grants').where({ customer_id: customer })).toHaveLength(1); // the top-up's only
   expect((await h.call('GET', `/v1/customers/${customer}/balance`)).body.available_usd).toBe('12.000000000');

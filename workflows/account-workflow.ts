@@ -3,7 +3,7 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   condition,
-  continueAsNew,
+  makeContinueAsNewFunc,
   log,
   patched,
   proxyActivities,
@@ -323,7 +323,9 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
       // not wait on a loop that waits for the handler.
       await condition(() => allHandlersFinished() || hasWork());
       if (!hasWork()) {
-        await continueAsNew<typeof accountWorkflow>({
+        // The memo goes along: the next run's first task would re-upsert it, but until then the Temporal UI (and
+        // anyone describing the workflow) would see an account with no refusals.
+        await makeContinueAsNewFunc<typeof accountWorkflow>({ memo: refusalsMemo(state) })({
           customer_id: input.customer_id,
           settings,
           state: nextRunState(state),
@@ -474,7 +476,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
 
   /** The Temporal UI shows the memo: how many commands this account refused, and the latest. */
   function showRefusals(): void {
-    upsertMemo({ refusals: state.refusals ?? 0, last_refusal: state.last_refusal ?? null });
+    upsertMemo(refusalsMemo(state));
   }
 
   /** Tells the database (the API waits there), the query and the memo shown in the Temporal UI. */
@@ -525,6 +527,10 @@ function refusalOf(error: unknown): Refusal | undefined {
 function earliest(a: number | undefined, b: number | undefined): number | undefined {
   if (a === undefined) return b;
   return b === undefined ? a : Math.min(a, b);
+}
+
+function refusalsMemo(state: AccountState): Record<string, unknown> {
+  return { refusals: state.refusals ?? 0, last_refusal: state.last_refusal ?? null };
 }
 
 function continueAsNewDue(settings: AccountSettings): boolean {
