@@ -44,3 +44,53 @@ export async function recordSimulatedCharge(
   if (!row) throw new Error(`simulated charge ${charge.idempotency_key} vanished after insert`);
   return row;
 }
+
+export type SimulatedRefundResult =
+  | { status: 'succeeded'; refund_id: string }
+  | { status: 'failed'; refund_id: null; failure_code: 'charge_not_found' | 'amount_too_large' };
+
+/**
+ * Refunds part of a simulated charge, once per idempotency key, in one statement: the charge row is locked, and
+ * a refund that would take the refunded total past the charge is refused (as Stripe refuses it), so concurrent
+ * refunds of one charge never exceed it. A retry with the same key returns the first refund.
+ */
+export async function recordSimulatedRefund(
+  db: Db,
+  refund: { id: string; idempotency_key: string; charge_id: string; amount_cents: number },
+): Promise<SimulatedRefundResult> {
+  const rows = await queryRows<{ id: string | null; charge_found: boolean }>(
+    db,
+    `WITH existing AS (
+       SELECT id FROM simulated_refunds WHERE idempotency_key = ?
+     ), charge AS (
+       SELECT c.id, c.amount_cents FROM simulated_charges c
+       WHERE c.id = ? AND c.status = 'succeeded' AND NOT EXISTS (SELECT 1 FROM existing)
+       FOR UPDATE
+     ), inserted AS (
+       INSERT INTO simulated_refunds (id, idempotency_key, charge_id, amount_cents)
+       SELECT ?, ?, charge.id, ? FROM charge
+       WHERE charge.amount_cents >= ? + (SELECT COALESCE(sum(r.amount_cents), 0) FROM simulated_refunds r
+                                         WHERE r.charge_id = charge.id)
+       ON CONFLICT (idempotency_key) DO NOTHING
+       RETURNING id
+     )
+     SELECT COALESCE((SELECT id FROM existing), (SELECT id FROM inserted)) AS id,
+            EXISTS (SELECT 1 FROM simulated_charges WHERE id = ? AND status = 'succeeded') AS charge_found`,
+    [
+      refund.idempotency_key,
+      refund.charge_id,
+      refund.id,
+      refund.idempotency_key,
+      refund.amount_cents,
+      refund.amount_cents,
+      refund.charge_id,
+    ],
+  );
+  const row = rows[0]!;
+  if (row.id !== null) return { status: 'succeeded', refund_id: row.id };
+  return {
+    status: 'failed',
+    refund_id: null,
+    failure_code: row.charge_found ? 'amount_too_large' : 'charge_not_found',
+  };
+}

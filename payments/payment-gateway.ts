@@ -1,7 +1,7 @@
 /**
  * The one door to card payments. Two implementations: the simulated gateway (default, no keys needed) and
  * Stripe. Declines are returned as values; only infrastructure failures throw (and are retried by Temporal).
- * Every charge carries an idempotency key, so a retried call returns the first charge instead of a second one.
+ * Every charge and refund carries an idempotency key, so a retried call returns the first one instead of a second.
  */
 export interface ChargeRequest {
   idempotency_key: string;
@@ -22,9 +22,24 @@ export type ChargeOutcome =
       message: string;
     };
 
+export interface RefundRequest {
+  idempotency_key: string;
+  /** The gateway's id of the charge being refunded (`payments.gateway_charge_id`). */
+  charge_id: string;
+  /** Whole cents in nanos, at most what is left to refund of the charge. */
+  amount_nanos: bigint;
+  reason: string | null;
+}
+
+export type RefundOutcome =
+  | { status: 'succeeded'; refund_id: string }
+  | { status: 'failed'; refund_id: string | null; failure_code: string; message: string };
+
 export interface PaymentGateway {
   readonly name: string;
   charge(request: ChargeRequest): Promise<ChargeOutcome>;
+  /** Refunds (part of) a charge this gateway made; a retry with the same key returns the first refund. */
+  refund(request: RefundRequest): Promise<RefundOutcome>;
   /** Whether this gateway can ever charge the given payment method id (checked when it is saved). */
   acceptsPaymentMethod(payment_method: string): boolean;
 }

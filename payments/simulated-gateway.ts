@@ -1,8 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { nanosToCents } from '../billing/money';
 import type { Db } from '../db/connection';
-import { recordSimulatedCharge } from '../db/simulated-charges';
-import type { ChargeOutcome, ChargeRequest, PaymentGateway } from './payment-gateway';
+import { recordSimulatedCharge, recordSimulatedRefund } from '../db/simulated-charges';
+import type {
+  ChargeOutcome,
+  ChargeRequest,
+  PaymentGateway,
+  RefundOutcome,
+  RefundRequest,
+} from './payment-gateway';
 
 /**
  * Stripe's documented test payment methods and what a charge on each does. Anything else is refused when it is
@@ -80,5 +86,20 @@ export class SimulatedGateway implements PaymentGateway {
       decline_code: charge.decline_code,
       message: outcome?.message || 'Your card was declined.',
     };
+  }
+
+  async refund(request: RefundRequest): Promise<RefundOutcome> {
+    const refund = await recordSimulatedRefund(this.db, {
+      id: `re_sim_${randomUUID().replaceAll('-', '')}`,
+      idempotency_key: request.idempotency_key,
+      charge_id: request.charge_id,
+      amount_cents: nanosToCents(request.amount_nanos),
+    });
+    if (refund.status === 'succeeded') return refund;
+    const message =
+      refund.failure_code === 'charge_not_found'
+        ? `no succeeded charge ${request.charge_id}`
+        : `the refund would exceed what is left of charge ${request.charge_id}`;
+    return { status: 'failed', refund_id: null, failure_code: refund.failure_code, message };
   }
 }
