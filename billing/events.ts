@@ -14,6 +14,11 @@ export const EVENT_TYPES = [
   'budget.alert',
   'budget.limit_reached',
   'tier.promoted',
+  'subscription.renewed',
+  'subscription.past_due',
+  'subscription.canceled',
+  'invoice.created',
+  'invoice.paid',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
