@@ -18,8 +18,10 @@ import { IdempotencyKeys } from './idempotency';
 import { Metrics } from './metrics';
 import { ContentionError, type HotPath } from '../db/hot-path';
 import type { PriceBook } from '../billing/price-book';
+import type { PlanCatalog } from '../billing/plans';
 import type { TierTable } from '../billing/tiers';
 import { operationRoutes } from './routes/operations';
+import { planRoutes } from './routes/plans';
 import { webhookRoutes } from './routes/webhooks';
 
 export interface AppDeps {
@@ -35,6 +37,8 @@ export interface AppDeps {
   priceBook: PriceBook;
   /** The spend-tier table (`TIERS_PATH`): new customers start on its first tier; `GET .../tier` explains it. */
   tiers: TierTable;
+  /** The subscription plan catalog (`PLANS_PATH`), validated at startup; `GET /v1/plans` shows it. */
+  plans: PlanCatalog;
   hold_ttl_seconds: number;
   crossing_sweep_interval_ms: number;
 }
@@ -90,6 +94,7 @@ export function createApp(deps: AppDeps): Api {
   creditRoutes(routes, { db: deps.db, accounts, limits: deps.limits });
   budgetRoutes(routes, { db: deps.db, accounts });
   webhookRoutes(routes, { db: deps.db });
+  planRoutes(routes, { plans: deps.plans });
   operationRoutes(publicRoutes, {
     db: deps.db,
     temporal: deps.temporal,

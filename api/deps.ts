@@ -4,12 +4,16 @@ import type { Db } from '../db/connection';
 import type { HotPath } from '../db/hot-path';
 import type { PaymentGateway } from '../payments/payment-gateway';
 import type { Config } from '../wiring/config';
+import type { PlanCatalog } from '../billing/plans';
 import type { TierTable } from '../billing/tiers';
 import { accountSettingsFrom, loadPriceBook } from '../wiring/runtime';
 import type { AppDeps } from './app';
 import { limitsFrom } from './routes/credits';
 
-/** Everything the API needs, from the configuration, the already-open connections and the tier table loaded at startup. */
+/**
+ * Everything the API needs, from the configuration, the already-open connections and the tier table and plan
+ * catalog loaded at startup.
+ */
 export function apiDeps(
   config: Config,
   parts: {
@@ -19,6 +23,7 @@ export function apiDeps(
     logger: Logger;
     gateway: PaymentGateway;
     tiers: TierTable;
+    plans: PlanCatalog;
   },
 ): AppDeps {
   return {

@@ -1,6 +1,14 @@
 import { loadConfig } from '../wiring/config';
 import { createLogger } from '../wiring/logger';
-import { connectTemporal, createGateway, loadTierTable, openDb, openHotPath } from '../wiring/runtime';
+import {
+  connectTemporal,
+  createGateway,
+  loadPlanCatalog,
+  loadPriceBook,
+  loadTierTable,
+  openDb,
+  openHotPath,
+} from '../wiring/runtime';
 import { drainHttpServer, stopOnSignals } from '../wiring/shutdown';
 import { apiDeps } from './deps';
 import { createApp } from './app';
@@ -12,8 +20,9 @@ const CLOSE_MARGIN_MS = 10_000;
 /** `npm run api`: the HTTP API alone, for production (DATABASE_URL and TEMPORAL_ADDRESS required). */
 async function main(): Promise<void> {
   const config = loadConfig();
-  // A bad tier table stops startup before any connection opens.
+  // A bad tier table or plan catalog stops startup before any connection opens.
   const tiers = loadTierTable(config);
+  const plans = loadPlanCatalog(config.PLANS_PATH, loadPriceBook(config));
   if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
     throw new Error(
       'npm run api needs DATABASE_URL and TEMPORAL_ADDRESS (npm start runs everything embedded)',
@@ -24,7 +33,7 @@ async function main(): Promise<void> {
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const logger = createLogger(config);
   const api = createApp(
-    apiDeps(config, { db, hotPath, temporal, logger, gateway: createGateway(db), tiers }),
+    apiDeps(config, { db, hotPath, temporal, logger, gateway: createGateway(db), tiers, plans }),
   );
   const server = await listen(api.app, config.PORT);
   logger.info(`API listening on :${config.PORT}`);

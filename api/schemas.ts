@@ -845,3 +845,38 @@ export const WebhookDeliveriesQuery = ListQuery.extend({
     .optional()
     .openapi({ description: 'Only deliveries in this state.' }),
 }).strict();
+
+// ---- Plans ----
+
+/** One soft cap of a plan: past `limit` requests per `window`, requests for `models` are served by `downgrade_to`. */
+export const PlanAllowance = z
+  .object({
+    models: z.array(z.string()).openapi({ description: 'The models this allowance counts.' }),
+    limit: z.number().int().min(0).openapi({ description: 'Requests per window (0: always downgraded).' }),
+    window: z.string().openapi({
+      description:
+        'An ISO-8601 duration without years or months (e.g. "PT3H", "P1D"), or "period": reset at each renewal.',
+      example: 'PT3H',
+    }),
+    downgrade_to: z
+      .string()
+      .openapi({ description: 'The model served past the allowance (never an error).' }),
+  })
+  .openapi('PlanAllowance');
+
+/** A subscription plan of the catalog (`PLANS_PATH`). */
+export const Plan = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    price_usd: MoneyOutput.nullable().openapi({
+      description:
+        'One period, per seat for per-seat plans; null when set per customer (enterprise contracts).',
+    }),
+    interval: z.enum(['month', 'year']),
+    per_seat: z.boolean(),
+    allowances: z.array(PlanAllowance),
+  })
+  .openapi('Plan');
+
+export const PlanList = listOf(Plan).openapi('PlanList');

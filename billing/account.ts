@@ -5,6 +5,7 @@ import {
   rechargeIdFor,
 } from './auto-recharge';
 import { decodeUsd, formatUsd, isWholeCents, parseUsd } from './money';
+import { type BillingPeriod, parseBillingPeriod } from './periods';
 
 /**
  * The account workflow's state and the pure decisions over it. The workflow is a thin shell: each message
@@ -25,6 +26,10 @@ export interface AccountSettings {
   billing_day_ms?: number;
   /** `TOP_UP_CREDIT_VALIDITY`: an ISO-8601 duration, or null when bought credit never expires (absent: `P1Y`). */
   top_up_credit_validity?: string | null;
+  /** `BILLING_PERIOD` as written (`P1M`, `PT12S`; billing/periods.ts parses it); absent in older starts: `P1M`. */
+  billing_period?: string;
+  /** `DUNNING_RETRY_SCHEDULE`: retries of a failed renewal, in billing days after it; absent: [1, 3, 5, 7]. */
+  dunning_retry_days?: number[];
 }
 
 /** A card processor may take long under load; its calls get more room than a database step. */
@@ -50,6 +55,25 @@ export interface TopUpResult {
 /** The validity of paid credit for these settings: `P1Y` when they predate the setting, null for never. */
 export function paidCreditValidity(settings: AccountSettings | undefined): string | null {
   return settings?.top_up_credit_validity === undefined ? 'P1Y' : settings.top_up_credit_validity;
+}
+
+/** `BILLING_PERIOD`'s default: calendar months. */
+export const DEFAULT_BILLING_PERIOD = 'P1M';
+/** `DUNNING_RETRY_SCHEDULE`'s default, in billing days after the failed renewal. */
+export const DEFAULT_DUNNING_RETRY_DAYS: readonly number[] = Object.freeze([1, 3, 5, 7]);
+
+/** The subscription period of these settings (`P1M` when they predate the setting); throws on an invalid one. */
+export function billingPeriodOf(settings: AccountSettings | undefined): BillingPeriod {
+  const text = settings?.billing_period ?? DEFAULT_BILLING_PERIOD;
+  const period = parseBillingPeriod(text);
+  // The configuration refuses a bad value at startup, so this is a defect (or a hand-edited start input).
+  if (!period) throw new Error(`billing_period ${JSON.stringify(text)} is not a billing period`);
+  return period;
+}
+
+/** The dunning retries of these settings, in billing days after the failed renewal ([1, 3, 5, 7] when absent). */
+export function dunningRetryDaysOf(settings: AccountSettings | undefined): readonly number[] {
+  return settings?.dunning_retry_days ?? DEFAULT_DUNNING_RETRY_DAYS;
 }
 
 export type OperatorGrantSource = 'promotion' | 'goodwill';

@@ -15,6 +15,8 @@ import {
   chargeLimitsFrom,
   connectTemporal,
   createGateway,
+  loadPlanCatalog,
+  loadPriceBook,
   loadTierTable,
   openDb,
   openHotPath,
@@ -37,8 +39,9 @@ const CLOSE_MARGIN_MS = 15_000;
  */
 async function main(): Promise<void> {
   const config = loadConfig();
-  // Validated before anything starts: a bad TIERS_PATH stops startup with the file's faults.
+  // Validated before anything starts: a bad TIERS_PATH or PLANS_PATH stops startup with the file's faults.
   const tiers = loadTierTable(config);
+  const plans = loadPlanCatalog(config.PLANS_PATH, loadPriceBook(config));
   // The SDK logs every bundling step and state change at INFO; on this console only warnings are news.
   // Signals are ours to handle (once, however many arrive: Ctrl-C reaches npm and this process alike), not the
   // SDK's, so the worker, the API and the pools are each stopped exactly once, in reverse order of starting.
@@ -148,7 +151,7 @@ async function main(): Promise<void> {
     const dispatcher = webhookDispatcherFrom(config, { db, temporal, logger });
     dispatcher.start();
     stops.push(() => dispatcher.stop());
-    const api = createApp(apiDeps(config, { db, hotPath, temporal, logger, gateway, tiers }));
+    const api = createApp(apiDeps(config, { db, hotPath, temporal, logger, gateway, tiers, plans }));
     stops.push(() => api.close());
     const server = await listen(api.app, config.PORT);
     stops.push(() => drainHttpServer(server, config.SHUTDOWN_GRACE_MS));

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { fixedDurationMs, isFixedLength, parseIsoDuration } from '../billing/durations';
+import { parseBillingPeriod } from '../billing/periods';
+import { DEFAULT_BILLING_PERIOD, DEFAULT_DUNNING_RETRY_DAYS } from '../billing/account';
 import { usd } from '../billing/money';
 
 /**
@@ -50,6 +52,24 @@ const durationList = z.string().transform((text, ctx) => {
     delays_ms.push(fixedDurationMs(duration));
   }
   return delays_ms;
+});
+
+/** A comma list of billing-day counts, strictly increasing from 0 (a dunning schedule), at most 20. */
+const dayList = z.string().transform((text, ctx) => {
+  const days: number[] = [];
+  for (const part of text.split(',').map((p) => p.trim())) {
+    if (!/^[0-9]{1,5}$/.test(part)) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not a whole number of billing days` });
+      return z.NEVER;
+    }
+    const day = Number(part);
+    if (days.length > 0 && day <= days[days.length - 1]!) {
+      ctx.addIssue({ code: 'custom', message: 'must be strictly increasing, e.g. "1,3,5,7"' });
+      return z.NEVER;
+    }
+    days.push(day);
+  }
+  return days;
 });
 
 /** The largest wallet floor: 1e9 USD, so that balances and batch totals stay far from the bigint limit. */
@@ -128,6 +148,20 @@ const configSchema = z.object({
     .transform((v) => (v === 'none' ? null : v))
     .default('P1Y'),
   TIERS_PATH: optionalUrl,
+  // A subscription's period: calendar months (`P1M`, the default; `P1Y`) or a fixed length (`PT12S` in tests).
+  BILLING_PERIOD: z
+    .string()
+    .refine((v) => parseBillingPeriod(v) !== null, {
+      message:
+        'must be an ISO-8601 duration of whole months or years ("P1M", "P1Y") or one without them ("PT12S"), longer than zero',
+    })
+    .default(DEFAULT_BILLING_PERIOD),
+  // Retries of a failed renewal, in billing days after the failure (each a BILLING_DAY).
+  DUNNING_RETRY_SCHEDULE: dayList
+    .pipe(z.array(z.number()).min(1).max(20, 'at most 20 retries'))
+    .default([...DEFAULT_DUNNING_RETRY_DAYS]),
+  // The subscription plan catalog replacing the bundled billing/plans/default.json (validated at startup).
+  PLANS_PATH: optionalUrl,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

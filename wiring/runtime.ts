@@ -8,6 +8,13 @@ import { usd } from '../billing/money';
 import { createDb, type Db } from '../db/connection';
 import { createHotPathPool, HotPath } from '../db/hot-path';
 import { loadDefaultPriceBook, parsePriceBook, type PriceBook } from '../billing/price-book';
+import {
+  loadDefaultPlanCatalog,
+  parsePlanCatalog,
+  PlanCatalogError,
+  unknownPlanModels,
+  type PlanCatalog,
+} from '../billing/plans';
 import { loadDefaultTierTable, parseTierTable, TierTableError, type TierTable } from '../billing/tiers';
 import { ConfigError, type Config } from './config';
 
@@ -38,7 +45,12 @@ export function createGateway(db: Db): PaymentGateway {
 export function accountSettingsFrom(
   config: Pick<
     Config,
-    'ACTIVITY_TIMEOUT_MS' | 'PAYMENT_ACTIVITY_TIMEOUT_MS' | 'BILLING_DAY' | 'TOP_UP_CREDIT_VALIDITY'
+    | 'ACTIVITY_TIMEOUT_MS'
+    | 'PAYMENT_ACTIVITY_TIMEOUT_MS'
+    | 'BILLING_DAY'
+    | 'TOP_UP_CREDIT_VALIDITY'
+    | 'BILLING_PERIOD'
+    | 'DUNNING_RETRY_SCHEDULE'
   >,
 ): AccountSettings {
   return {
@@ -46,6 +58,8 @@ export function accountSettingsFrom(
     payment_activity_timeout_ms: config.PAYMENT_ACTIVITY_TIMEOUT_MS,
     billing_day_ms: config.BILLING_DAY,
     top_up_credit_validity: config.TOP_UP_CREDIT_VALIDITY,
+    billing_period: config.BILLING_PERIOD,
+    dunning_retry_days: config.DUNNING_RETRY_SCHEDULE,
     continue_as_new_after_events: null,
   };
 }
@@ -91,4 +105,37 @@ export function loadTierTable(config: Pick<Config, 'TIERS_PATH'>): TierTable {
       throw new ConfigError(`TIERS_PATH ${config.TIERS_PATH}: ${error.message}`);
     throw error;
   }
+}
+
+/**
+ * The subscription plan catalog: the bundled billing/plans/default.json, or the file at `path` (`PLANS_PATH`),
+ * validated, and every model it names checked against the price book (the bundled one unless given). The API and
+ * the worker each load it at startup; a file that is missing, not JSON, not a valid catalog or naming an unpriced
+ * model stops startup with a ConfigError naming PLANS_PATH and each fault.
+ */
+export function loadPlanCatalog(path?: string, priceBook: PriceBook = loadDefaultPriceBook()): PlanCatalog {
+  const where = path === undefined ? 'billing/plans/default.json' : `PLANS_PATH ${path}`;
+  let catalog: PlanCatalog;
+  if (path === undefined) catalog = loadDefaultPlanCatalog();
+  else {
+    let json: unknown;
+    try {
+      json = JSON.parse(fs.readFileSync(path, 'utf8'));
+    } catch (error) {
+      throw new ConfigError(`${where}: ${(error as Error).message}`);
+    }
+    try {
+      catalog = parsePlanCatalog(json);
+    } catch (error) {
+      if (error instanceof PlanCatalogError) throw new ConfigError(`${where}: ${error.message}`);
+      throw error;
+    }
+  }
+  const unknown = unknownPlanModels(catalog, (model) => priceBook.versions.some((v) => v.models.has(model)));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `${where}: invalid plan catalog:\n${unknown.map((line) => `  ${line}`).join('\n')}`,
+    );
+  }
+  return catalog;
 }

@@ -5,6 +5,8 @@ import {
   chargeLimitsFrom,
   connectTemporal,
   createGateway,
+  loadPlanCatalog,
+  loadPriceBook,
   loadTierTable,
   openDb,
   openHotPath,
@@ -23,6 +25,8 @@ const CLOSE_MARGIN_MS = 10_000;
 async function main(): Promise<void> {
   const config = loadConfig();
   const tiers = loadTierTable(config);
+  // Validated here too, so a bad PLANS_PATH stops the worker as it stops the API (subscriptions will use it).
+  loadPlanCatalog(config.PLANS_PATH, loadPriceBook(config));
   if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
     throw new Error(
       'npm run worker needs DATABASE_URL and TEMPORAL_ADDRESS (npm start runs everything embedded)',

@@ -10,6 +10,7 @@ import { usd } from '../../billing/money';
 import { type Api, type AppDeps, createApp } from '../../api/app';
 import { listen } from '../../api/server';
 import { loadDefaultPriceBook } from '../../billing/price-book';
+import { loadDefaultPlanCatalog, type PlanCatalog } from '../../billing/plans';
 import { loadDefaultTierTable, type TierTable } from '../../billing/tiers';
 import { createHotPathPool, HotPath } from '../../db/hot-path';
 import type { Db } from '../../db/connection';
@@ -38,6 +39,13 @@ export interface HarnessOptions {
   webhook_timeout_ms?: number;
   /** The tier table of the API and the worker: the unlimited test table by default, `openai` for the bundled one. */
   tiers?: TierTable | 'openai';
+  /** The plan catalog of the API (default the bundled one). */
+  plans?: PlanCatalog;
+  /**
+   * `BILLING_PERIOD` of the account settings (e.g. 'PT12S' for a "month" of 12 seconds); the same as
+   * `settings.billing_period`, which wins when both are given. Absent: the settings' default (`P1M`).
+   */
+  billing_period?: string;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
@@ -58,6 +66,7 @@ export function testAppDeps(input: {
   wait_timeout_ms?: number;
   body_limit_bytes?: number;
   tiers?: TierTable;
+  plans?: PlanCatalog;
 }): AppDeps {
   return {
     db: input.db,
@@ -74,6 +83,7 @@ export function testAppDeps(input: {
     hotPath: input.hotPath,
     priceBook: loadDefaultPriceBook(),
     tiers: input.tiers ?? testTierTable(),
+    plans: input.plans ?? loadDefaultPlanCatalog(),
     hold_ttl_seconds: 600,
     crossing_sweep_interval_ms: 500,
     limits: {
@@ -125,6 +135,7 @@ export class Harness {
     const settings: AccountSettings = {
       activity_timeout_ms: 10_000,
       continue_as_new_after_events: null,
+      ...(options.billing_period === undefined ? {} : { billing_period: options.billing_period }),
       ...options.settings,
     };
     const hotPath = new HotPath(
@@ -143,6 +154,7 @@ export class Harness {
         wait_timeout_ms: options.update_wait_timeout_ms,
         body_limit_bytes: options.body_limit_bytes,
         tiers,
+        plans: options.plans,
       }),
     );
     const server = await listen(api.app, 0, '127.0.0.1');
