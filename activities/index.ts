@@ -1,5 +1,6 @@
 import type { AccountSettings } from '../billing/account';
 import type { ChargeLimits } from '../billing/auto-recharge';
+import type { PlanCatalog } from '../billing/plans';
 import type { TierTable } from '../billing/tiers';
 import type { Db } from '../db/connection';
 import type { HotPath } from '../db/hot-path';
@@ -14,6 +15,7 @@ import { crossingEventActivities } from './record-crossing-events';
 import { autoRechargeActivities } from './recharge-credits';
 import { reviewTierActivities } from './review-tier';
 import { paymentMethodActivities } from './save-payment-method';
+import { subscriptionActivities } from './subscriptions';
 import { topUpActivities } from './top-up-credits';
 
 export interface ActivityDeps {
@@ -26,6 +28,8 @@ export interface ActivityDeps {
   charge_limits?: ChargeLimits;
   /** The spend-tier table (`TIERS_PATH`); absent: the bundled OpenAI table. */
   tiers?: TierTable;
+  /** The plan catalog (`PLANS_PATH`); absent: the bundled one. */
+  plans?: PlanCatalog;
 }
 
 /**
@@ -44,7 +48,9 @@ export function createActivities(deps: ActivityDeps) {
     ...autoRechargeActivities(deps),
     ...crossingEventActivities(deps),
     ...reviewTierActivities(deps),
+    ...subscriptionActivities(deps),
   });
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+export type { InvoiceCharge } from './subscriptions';

@@ -35,7 +35,7 @@ export class AccountWorkflows {
    * retry with the same Idempotency-Key sends it again; the workflow runs a request id once).
    */
   async submit<Arg>(
-    kind: 'top_up' | 'credit_grant',
+    kind: 'top_up' | 'credit_grant' | 'subscription',
     customer_id: string,
     signal: SignalDefinition<[Arg]>,
     arg: Arg,

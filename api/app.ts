@@ -22,6 +22,7 @@ import type { PlanCatalog } from '../billing/plans';
 import type { TierTable } from '../billing/tiers';
 import { operationRoutes } from './routes/operations';
 import { planRoutes } from './routes/plans';
+import { subscriptionRoutes } from './routes/subscriptions';
 import { webhookRoutes } from './routes/webhooks';
 
 export interface AppDeps {
@@ -95,6 +96,7 @@ export function createApp(deps: AppDeps): Api {
   budgetRoutes(routes, { db: deps.db, accounts });
   webhookRoutes(routes, { db: deps.db });
   planRoutes(routes, { plans: deps.plans });
+  subscriptionRoutes(routes, { db: deps.db, accounts, plans: deps.plans });
   operationRoutes(publicRoutes, {
     db: deps.db,
     temporal: deps.temporal,

@@ -208,7 +208,10 @@ export class Metrics {
   }
 
   /** A money request was signalled to its account; `answer` is what the caller heard. */
-  moneyRequestSent(kind: 'top_up' | 'credit_grant', answer: 'settled' | 'pending' | 'undelivered'): void {
+  moneyRequestSent(
+    kind: 'top_up' | 'credit_grant' | 'subscription',
+    answer: 'settled' | 'pending' | 'undelivered',
+  ): void {
     this.moneyRequests.inc({ kind, answer });
   }
 

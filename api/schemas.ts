@@ -880,3 +880,97 @@ export const Plan = z
   .openapi('Plan');
 
 export const PlanList = listOf(Plan).openapi('PlanList');
+
+// ---- subscriptions and invoices ----------------------------------------------------------------------------------
+
+export const SubscriptionPut = z
+  .object({
+    plan: identifier(64, 'A plan id from GET /v1/plans.'),
+    seats: z
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .max(100_000, 'must be at most 100000')
+      .optional()
+      .openapi({ description: 'Per-seat plans only (default 1); refused for flat plans.' }),
+  })
+  .strict();
+
+export const SubscriptionDeleteQuery = z
+  .object({
+    at_period_end: z
+      .enum(['true', 'false'], { error: 'must be true or false' })
+      .optional()
+      .openapi({ description: 'false cancels now (no refund); default true: at the end of the period.' }),
+  })
+  .strict();
+
+const AllowanceUsage = z
+  .object({
+    models: z.array(z.string()),
+    limit: z.number().int(),
+    used: z.number().int(),
+    remaining: z.number().int(),
+    window: z.string(),
+    downgrade_to: z.string(),
+    resets_at: Timestamp.nullable(),
+  })
+  .catchall(z.unknown());
+
+export const Subscription = z
+  .object({
+    object: z.literal('subscription'),
+    id: z.string().nullable().openapi({ description: 'null when the customer never subscribed (on Free).' }),
+    customer_id: z.string(),
+    plan: z.string(),
+    seats: z.number().int(),
+    status: z.enum(['active', 'past_due', 'canceled']),
+    current_period_start: Timestamp.nullable(),
+    current_period_end: Timestamp.nullable(),
+    cancel_at_period_end: z.boolean(),
+    canceled_at: Timestamp.nullable(),
+    pending_change: z
+      .object({ plan: z.string(), seats: z.number().int(), at: Timestamp })
+      .nullable()
+      .openapi({ description: 'A downgrade or seat decrease that applies at the period end.' }),
+    seat_price_usd: MoneyOutput.optional(),
+    usage_this_period: z.array(AllowanceUsage),
+  })
+  .openapi('Subscription');
+
+export const SubscriptionPending = z
+  .object({
+    object: z.literal('subscription_change'),
+    id: z.string(),
+    status: z.literal('pending'),
+  })
+  .openapi('SubscriptionChangePending');
+
+export const Invoice = z
+  .object({
+    object: z.literal('invoice'),
+    id: z.string(),
+    customer_id: z.string(),
+    subscription_id: z.string().nullable(),
+    status: z.enum(['open', 'paid', 'uncollectible', 'void']),
+    collection: z.enum(['charge', 'net_terms']).openapi({
+      description: 'charge: paid by card at once; net_terms: sent, due at due_at (enterprise, net 30).',
+    }),
+    total_usd: MoneyOutput,
+    lines: z.array(
+      z.object({
+        description: z.string(),
+        amount_usd: MoneyOutput,
+        quantity: z.string().openapi({ description: 'Exact decimal: seats, a fraction of a period, units.' }),
+        period: z.object({ start: Timestamp, end: Timestamp }),
+      }),
+    ),
+    period_start: Timestamp,
+    period_end: Timestamp,
+    due_at: Timestamp,
+    paid_at: Timestamp.nullable(),
+    payment_id: z.string().nullable(),
+    attempts: z.number().int(),
+    created_at: Timestamp,
+  })
+  .openapi('Invoice');

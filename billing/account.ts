@@ -1,3 +1,4 @@
+import type { SubscriptionCache } from './subscriptions';
 import {
   type AutoRechargeResult,
   type AutoRechargeState,
@@ -196,6 +197,12 @@ export interface AccountState {
   crossing_events?: ThresholdCrossing[];
   /** The monthly budget (cached from PostgreSQL, where the hot path enforces it). Absent in older runs' state. */
   budget?: BudgetState | null;
+  /** The live subscription (cached from PostgreSQL; null: none, the account is on Free). Absent in older runs. */
+  subscription?: SubscriptionCache | null;
+  /** Subscription change requests received and not run yet (ids of `subscription_changes`), oldest first. */
+  subscription_changes?: string[];
+  /** The past-due invoice whose dunning workflow this account started (started once per invoice). */
+  dunning_started?: string | null;
 }
 
 /** The customer's monthly budget as `PUT .../budget` saved it: USD strings, null for none. */

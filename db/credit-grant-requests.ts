@@ -94,7 +94,7 @@ export async function pendingGrantRequests(
 }
 
 /**
- * Which of the given top-up and grant-request ids are no longer pending (one statement for any number of ids: the
+ * Which of the given top-up, grant-request and subscription-change ids are no longer pending (one statement for any number of ids: the
  * API's waiters ask together). Ids are [A-Za-z0-9_]: they are passed as one comma-separated text.
  */
 export async function settledRequestIds(db: Db, ids: readonly string[]): Promise<string[]> {
@@ -104,8 +104,10 @@ export async function settledRequestIds(db: Db, ids: readonly string[]): Promise
     db,
     `SELECT id FROM top_ups WHERE id = ANY(string_to_array(?, ',')) AND status <> 'pending'
      UNION ALL
-     SELECT id FROM credit_grant_requests WHERE id = ANY(string_to_array(?, ',')) AND status <> 'pending'`,
-    [list, list],
+     SELECT id FROM credit_grant_requests WHERE id = ANY(string_to_array(?, ',')) AND status <> 'pending'
+     UNION ALL
+     SELECT id FROM subscription_changes WHERE id = ANY(string_to_array(?, ',')) AND status <> 'pending'`,
+    [list, list, list],
   );
   return rows.map((r) => r.id);
 }

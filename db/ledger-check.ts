@@ -101,6 +101,27 @@ const INVARIANTS: { name: string; sql: string }[] = [
           JOIN ledger_entries e ON e.kind = 'top_up' AND e.ref = t.id WHERE t.status = 'failed'`,
   },
   {
+    // Invoices: a paid card invoice was paid by exactly one succeeded charge of its total, and its lines sum to it.
+    name: 'a paid card invoice has a succeeded payment of its total, and its lines sum to its total',
+    sql: `SELECT i.id AS subject, i.total_nanos::text || ' total, paid ' || COALESCE(p.amount_nanos, 0)::text ||
+              ', lines ' || COALESCE(l.sum, 0)::text AS detail
+          FROM invoices i
+          LEFT JOIN payments p ON p.id = i.payment_id AND p.status = 'succeeded'
+          LEFT JOIN (SELECT invoice_id, sum(amount_nanos) AS sum FROM invoice_lines GROUP BY invoice_id) l
+            ON l.invoice_id = i.id
+          WHERE COALESCE(l.sum, 0) <> i.total_nanos
+             OR (i.status = 'paid' AND i.collection = 'charge' AND i.total_nanos > 0
+                 AND p.amount_nanos IS DISTINCT FROM i.total_nanos)`,
+  },
+  {
+    // A charge for an invoice that is not paid is money taken without what it bought (a refund is owed).
+    name: 'every succeeded invoice charge paid its invoice',
+    sql: `SELECT p.id AS subject, COALESCE(i.status, 'no invoice') AS detail FROM payments p
+          LEFT JOIN invoices i ON i.payment_id = p.id
+          WHERE p.idempotency_key LIKE 'invoice:%' AND p.status = 'succeeded'
+            AND (i.id IS NULL OR i.status <> 'paid')`,
+  },
+  {
     name: 'every usage or capture entry charges exactly the cost of the usage events it charged',
     sql: `SELECT e.id::text AS subject, e.kind || ' revenue ' || COALESCE(r.revenue, 0)::text || ' vs events ' ||
               COALESCE(u.cost, 0)::text AS detail

@@ -15,7 +15,8 @@ import { readWalletLimits, setTierLimits } from './limits';
 /**
  * Customers' spend tiers in PostgreSQL, the source of truth (the account workflow caches the tier for its timer,
  * its query and the `BillingTier` search attribute). What a customer has paid is read from `payments`, the record of
- * every charge, so top-ups and auto-recharges count alike; a future refund subtracts here, and a tier never demotes
+ * every charge, so top-ups and auto-recharges count alike (subscription invoices do not: a plan is not API
+ * spend); a future refund subtracts here, and a tier never demotes
  * automatically (billing/tiers.ts `promotion`).
  */
 
@@ -44,7 +45,7 @@ export async function readPaymentFacts(
   const [row] = await queryRows<{ lifetime_paid_nanos: bigint; first_payment_at: Date | null }>(
     db,
     `SELECT COALESCE(sum(amount_nanos), 0)::bigint AS lifetime_paid_nanos, min(created_at) AS first_payment_at
-     FROM payments WHERE customer_id = ? AND status = 'succeeded'`,
+     FROM payments WHERE customer_id = ? AND status = 'succeeded' AND idempotency_key NOT LIKE 'invoice:%'`,
     [customer_id],
   );
   return row ?? { lifetime_paid_nanos: 0n, first_payment_at: null };

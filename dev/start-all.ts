@@ -129,6 +129,7 @@ async function main(): Promise<void> {
         settings: accountSettingsFrom(config),
         charge_limits: chargeLimitsFrom(config),
         tiers,
+        plans,
       },
       overrides: { shutdownGraceTime: config.SHUTDOWN_GRACE_MS },
     });

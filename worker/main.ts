@@ -25,8 +25,8 @@ const CLOSE_MARGIN_MS = 10_000;
 async function main(): Promise<void> {
   const config = loadConfig();
   const tiers = loadTierTable(config);
-  // Validated here too, so a bad PLANS_PATH stops the worker as it stops the API (subscriptions will use it).
-  loadPlanCatalog(config.PLANS_PATH, loadPriceBook(config));
+  // Validated before any connection, so a bad PLANS_PATH stops the worker as it stops the API.
+  const plans = loadPlanCatalog(config.PLANS_PATH, loadPriceBook(config));
   if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
     throw new Error(
       'npm run worker needs DATABASE_URL and TEMPORAL_ADDRESS (npm start runs everything embedded)',
@@ -54,6 +54,7 @@ async function main(): Promise<void> {
       settings: accountSettingsFrom(config),
       charge_limits: chargeLimitsFrom(config),
       tiers,
+      plans,
     },
     // In-flight activities get the grace period to finish, then are cancelled (and retried elsewhere).
     overrides: { shutdownGraceTime: config.SHUTDOWN_GRACE_MS },

@@ -3,16 +3,20 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   condition,
+  getExternalWorkflowHandle,
   makeContinueAsNewFunc,
   log,
+  ParentClosePolicy,
   patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  startChild,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
 import {
   type AccountSettings,
@@ -28,7 +32,9 @@ import {
   clearCrossingEvents,
   clearDueExpiries,
   completeCommand,
+  DEFAULT_BILLING_PERIOD,
   DEFAULT_PAYMENT_ACTIVITY_TIMEOUT_MS,
+  dunningRetryDaysOf,
   enqueue,
   enqueuePending,
   findResult,
@@ -50,6 +56,9 @@ import {
   validateTopUp,
 } from '../billing/account';
 import { applyRechargeSettings, clearMonthlyRetry, msUntilMonthlyRetry } from '../billing/auto-recharge';
+import type { SubscriptionCache } from '../billing/subscriptions';
+import type { InvoiceCharge } from '../activities';
+import { dunningWorkflow } from './dunning-workflow';
 import {
   accountStateQuery,
   accountStatusSearchAttribute,
@@ -59,10 +68,15 @@ import {
   balanceThresholdCrossedSignal,
   creditGrantRequestedSignal,
   customerIdSearchAttribute,
+  dunningWorkflowId,
   expireCreditSignal,
   grantCreditUpdate,
   paymentMethodChangedSignal,
+  planSearchAttribute,
+  retryInvoicePaymentSignal,
   setPaymentMethodUpdate,
+  subscriptionChangedSignal,
+  subscriptionChangeRequestedSignal,
   tierSearchAttribute,
   topUpRequestedSignal,
   topUpUpdate,
@@ -119,6 +133,26 @@ const EXPIRY_WAITS_FOR_HOLDS_PATCH = 'account-expiry-waits-for-holds';
 const MONTHLY_RETRY_PATCH = 'account-auto-recharge-monthly-retry';
 
 /**
+ * Subscriptions (README "Subscriptions"): change requests run in turn after the money commands, the renewal runs on
+ * a durable timer at the period end, and a failed renewal starts the invoice's dunning workflow. Runs recorded
+ * before this never met any of it; runs that were already going when it shipped turn it on when their first
+ * subscription request arrives.
+ */
+const SUBSCRIPTIONS_PATCH = 'account-subscriptions';
+
+/** How long a renewal that could not run waits before it is tried again (a step that failed for good). */
+const RENEWAL_RETRY_MS = 60_000;
+
+/** A charge step that failed for good is a failed charge: the change or renewal still reaches an outcome. */
+const UNCHARGEABLE: InvoiceCharge = {
+  status: 'failed',
+  payment_id: '',
+  failure_code: 'processing_error',
+  decline_code: null,
+  message: 'the charge could not be made',
+};
+
+/**
  * One long-lived workflow per customer (`account:<customer_id>`) that owns the account's lifecycle. It is a
  * thin shell over billing/account.ts: messages go through pure functions, accepted work is queued in state and
  * run one command at a time as activities, so the account's money operations never interleave.
@@ -135,6 +169,13 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   /** The value of BillingAutoRecharge this run last upserted (undefined: none yet). */
   let shownAutoRecharge: boolean | undefined;
   let tiersOn = false;
+  let subscriptionsOn = false;
+  let subscriptionRefresh = false;
+  let retryDunning = false;
+  let renewalRetryAt_ms: number | undefined;
+  /** The BillingPlan and BillingStatus values this run last upserted. */
+  let shownPlan: string | undefined;
+  let shownStatus: string | undefined;
 
   upsertSearchAttributes([
     { key: customerIdSearchAttribute, value: state.customer_id },
@@ -189,6 +230,19 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
 
   setHandler(paymentMethodChangedSignal, (request) => {
     state = setPaymentMethod(state, request);
+    // A new card retries a past-due invoice at once.
+    if (state.subscription?.status === 'past_due') retryDunning = true;
+  });
+
+  setHandler(subscriptionChangeRequestedSignal, ({ change_id }) => {
+    const known = state.subscription_changes ?? [];
+    if (typeof change_id === 'string' && !known.includes(change_id)) {
+      state = { ...state, subscription_changes: [...known, change_id] };
+    }
+  });
+
+  setHandler(subscriptionChangedSignal, () => {
+    subscriptionRefresh = true;
   });
 
   setHandler(topUpRequestedSignal, (request) => {
@@ -269,6 +323,13 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     }
   }
 
+  if (patchedRun && patched(SUBSCRIPTIONS_PATCH)) {
+    subscriptionsOn = true;
+    // A continued run carries its subscription; a rebuilt one (or one from before subscriptions) reads it.
+    if (input.state?.subscription === undefined) await loadSubscription(true);
+    else showSubscription();
+  }
+
   // A run carrying auto-recharge settings (continued, or rebuilt) shows them; older runs carry none.
   if (state.auto_recharge?.settings) showAutoRecharge();
 
@@ -276,7 +337,10 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     state.queue.length > 0 ||
     expiryRequested ||
     state.backlog === true ||
-    (state.crossing_events?.length ?? 0) > 0;
+    (state.crossing_events?.length ?? 0) > 0 ||
+    (state.subscription_changes?.length ?? 0) > 0 ||
+    subscriptionRefresh ||
+    retryDunning;
   // Asked only while a retry is noted, so histories without one never meet the patch.
   const monthlyRetryOn = () => state.auto_recharge?.retry_month != null && patched(MONTHLY_RETRY_PATCH);
   for (;;) {
@@ -285,14 +349,18 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     const tier_ms = tiersOn ? msUntilTierReview(state, now_ms) : undefined;
     const retryOn = monthlyRetryOn();
     const retry_ms = retryOn ? msUntilMonthlyRetry(state.auto_recharge, now_ms) : undefined;
-    const timeout_ms = earliest(earliest(expiry_ms, tier_ms), retry_ms);
+    const renewal_ms = subscriptionsOn ? msUntilRenewal(Date.now()) : undefined;
+    const timeout_ms = earliest(earliest(earliest(expiry_ms, tier_ms), retry_ms), renewal_ms);
     const woke = await condition(
       () => hasWork() || continueAsNewDue(settings),
       timeout_ms === undefined ? undefined : Math.max(timeout_ms, 1),
     );
     const timedOut = patchedRun ? woke === false : !woke;
     // With tiers (or a monthly retry) one timer serves several deadlines, so each acts only once its instant has come.
-    const expiryDue = tiersOn || retryOn ? timedOut && msUntilNextExpiry(state, Date.now()) === 0 : timedOut;
+    const expiryDue =
+      tiersOn || retryOn || renewal_ms !== undefined
+        ? timedOut && msUntilNextExpiry(state, Date.now()) === 0
+        : timedOut;
     if (expiryDue || expiryRequested) {
       expiryRequested = false;
       const now = new Date(Date.now());
@@ -312,6 +380,12 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     if (tiersOn && msUntilTierReview(state, Date.now()) === 0) await reviewTier();
     if (retryOn && msUntilMonthlyRetry(state.auto_recharge, Date.now()) === 0) await askMonthlyRetry();
     while (state.queue.length > 0) await runHead(state.queue[0]!);
+    // Runs that were going when subscriptions shipped turn them on with their first subscription request.
+    if (!subscriptionsOn && (state.subscription_changes?.length ?? 0) > 0 && patched(SUBSCRIPTIONS_PATCH)) {
+      subscriptionsOn = true;
+      await loadSubscription(false);
+    }
+    if (subscriptionsOn) await subscriptionWork();
     if (state.backlog === true) {
       const pending = await attempt(() => acts.db.pendingAccountRequests({ customer_id: state.customer_id }));
       state = enqueuePending(state, pending ?? { commands: [], more: false });
@@ -331,6 +405,144 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
           state: nextRunState(state),
         });
       }
+    }
+  }
+
+  /** The subscription's steps due now: queued change requests, a refresh, the renewal, a card update's retry. */
+  async function subscriptionWork(): Promise<void> {
+    while ((state.subscription_changes?.length ?? 0) > 0) {
+      const change_id = state.subscription_changes![0]!;
+      await runSubscriptionChange(change_id);
+      state = {
+        ...state,
+        subscription_changes: (state.subscription_changes ?? []).filter((id) => id !== change_id),
+      };
+    }
+    if (subscriptionRefresh) {
+      subscriptionRefresh = false;
+      await loadSubscription(false);
+    }
+    if (msUntilRenewal(Date.now()) === 0) await renew(state.subscription!);
+    if (retryDunning) {
+      retryDunning = false;
+      const invoice_id = state.subscription?.dunning_invoice_id;
+      if (invoice_id) {
+        await getExternalWorkflowHandle(dunningWorkflowId(invoice_id))
+          .signal(retryInvoicePaymentSignal)
+          .catch((error: unknown) =>
+            log.warn('dunning is not running', { invoice_id, error: String(error) }),
+          );
+      }
+    }
+  }
+
+  /** Decide, charge the change's invoice once (attempt 1), apply or refuse: each step keyed by the change id. */
+  async function runSubscriptionChange(change_id: string): Promise<void> {
+    const billing_period = billingPeriodText(settings);
+    const prepared = await attempt(() => acts.db.prepareSubscriptionChange({ change_id, billing_period }));
+    if (prepared?.status === 'charge') {
+      const charge =
+        (await attempt(() => acts.payment.chargeInvoice({ invoice_id: prepared.invoice_id, attempt: 1 }))) ??
+        UNCHARGEABLE;
+      await attempt(() => acts.db.completeSubscriptionChange({ change_id, charge }));
+    }
+    await loadSubscription(false);
+  }
+
+  /** The renewal at the period end: the new period's charge (attempt 1 of its invoice), or the cancellation. */
+  async function renew(sub: SubscriptionCache): Promise<void> {
+    const billing_period = billingPeriodText(settings);
+    const period_index = sub.period_index + 1;
+    const at = new Date(Date.now()).toISOString();
+    const step = await attempt(() =>
+      acts.db.renewSubscription({ subscription_id: sub.id, period_index, billing_period, at }),
+    );
+    if (step?.status === 'charge') {
+      const charge =
+        (await attempt(() => acts.payment.chargeInvoice({ invoice_id: step.invoice_id, attempt: 1 }))) ??
+        UNCHARGEABLE;
+      await attempt(() =>
+        acts.db.completeRenewal({
+          subscription_id: sub.id,
+          period_index,
+          invoice_id: step.invoice_id,
+          charge,
+          billing_period,
+        }),
+      );
+    }
+    await loadSubscription(false);
+    // Nothing moved (a step that failed for good): try again later rather than at once.
+    const after = state.subscription;
+    if (
+      after &&
+      after.id === sub.id &&
+      after.period_index === sub.period_index &&
+      after.status === 'active'
+    ) {
+      renewalRetryAt_ms = Date.now() + RENEWAL_RETRY_MS;
+    }
+  }
+
+  /** Milliseconds until the renewal is due (0: due now); undefined when none is (no live, active subscription). */
+  function msUntilRenewal(now_ms: number): number | undefined {
+    const sub = state.subscription;
+    if (!subscriptionsOn || !sub || sub.status !== 'active') return undefined;
+    const due_ms = Math.max(Date.parse(sub.current_period_end), renewalRetryAt_ms ?? 0);
+    return Math.max(0, due_ms - now_ms);
+  }
+
+  /** Reads the subscription from PostgreSQL (and, rebuilding, the change requests still pending). */
+  async function loadSubscription(withPending: boolean): Promise<void> {
+    const loaded = await attempt(() => acts.db.loadSubscription({ customer_id: state.customer_id }));
+    if (!loaded) return;
+    if (loaded.subscription?.period_index !== state.subscription?.period_index) renewalRetryAt_ms = undefined;
+    const known = state.subscription_changes ?? [];
+    const pending = withPending ? loaded.pending_changes.filter((id) => !known.includes(id)) : [];
+    state = { ...state, subscription: loaded.subscription, subscription_changes: [...known, ...pending] };
+    showSubscription();
+    await startDunning();
+  }
+
+  /** A past-due invoice gets its dunning workflow, once (it outlives this run: continue-as-new, terminate). */
+  async function startDunning(): Promise<void> {
+    const sub = state.subscription;
+    const invoice_id = sub?.status === 'past_due' ? sub.dunning_invoice_id : null;
+    if (!invoice_id || state.dunning_started === invoice_id) return;
+    try {
+      await startChild(dunningWorkflow, {
+        workflowId: dunningWorkflowId(invoice_id),
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        args: [
+          {
+            customer_id: state.customer_id,
+            invoice_id,
+            retry_days: [...dunningRetryDaysOf(settings)],
+            billing_day_ms: settings.billing_day_ms ?? DEFAULT_BILLING_DAY_MS,
+            activity_timeout_ms: settings.activity_timeout_ms,
+            payment_activity_timeout_ms:
+              settings.payment_activity_timeout_ms ?? DEFAULT_PAYMENT_ACTIVITY_TIMEOUT_MS,
+          },
+        ],
+      });
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    }
+    state = { ...state, dunning_started: invoice_id };
+  }
+
+  /** Operators filter on the plan and on past-due accounts: `BillingPlan="plus"`, `BillingStatus="past_due"`. */
+  function showSubscription(): void {
+    const sub = state.subscription;
+    const plan = sub && sub.status !== 'canceled' ? sub.plan : 'free';
+    const status = sub?.status === 'past_due' ? 'past_due' : state.status;
+    if (plan !== shownPlan) {
+      shownPlan = plan;
+      upsertSearchAttributes([{ key: planSearchAttribute, value: plan }]);
+    }
+    if (status !== shownStatus) {
+      shownStatus = status;
+      upsertSearchAttributes([{ key: accountStatusSearchAttribute, value: status }]);
     }
   }
 
@@ -527,6 +739,14 @@ function refusalOf(error: unknown): Refusal | undefined {
 function earliest(a: number | undefined, b: number | undefined): number | undefined {
   if (a === undefined) return b;
   return b === undefined ? a : Math.min(a, b);
+}
+
+/** BILLING_DAY when the run's settings predate it (its default, a day). */
+const DEFAULT_BILLING_DAY_MS = 86_400_000;
+
+/** BILLING_PERIOD of the run's settings as written (its default when they predate it); activities parse it. */
+function billingPeriodText(settings: AccountSettings): string {
+  return settings.billing_period ?? DEFAULT_BILLING_PERIOD;
 }
 
 function refusalsMemo(state: AccountState): Record<string, unknown> {

@@ -40,6 +40,15 @@ export const paymentMethodChangedSignal = defineSignal<[PaymentMethodRequest]>('
 export const autoRechargeChangedSignal = defineSignal<[AutoRechargeSettings]>('autoRechargeChanged');
 /** The API saved the customer's budget in PostgreSQL (the hot path enforces it); the workflow refreshes its copy. */
 export const budgetChangedSignal = defineSignal<[BudgetSettings]>('budgetChanged');
+/** The API recorded a subscription change request (`subscription_changes`); the account runs it in turn. */
+export const subscriptionChangeRequestedSignal = defineSignal<[{ change_id: string }]>(
+  'subscriptionChangeRequested',
+);
+/** The subscription changed in PostgreSQL outside the account's own steps (a cancellation, dunning's outcome). */
+export const subscriptionChangedSignal = defineSignal<[{ reason: string }]>('subscriptionChanged');
+/** Sent to a dunning workflow: the payment method changed, retry the invoice now. */
+export const retryInvoicePaymentSignal = defineSignal('retryInvoicePayment');
+export const dunningWorkflowId = (invoice_id: string): string => `dunning:${invoice_id}`;
 /** Asks the workflow to write off expired credit now (operators, tests); the workflow also does it on a timer. */
 export const expireCreditSignal = defineSignal('expireCredit');
 
@@ -59,9 +68,12 @@ export const autoRechargeSearchAttribute = defineSearchAttributeKey(
   'BillingAutoRecharge',
   SearchAttributeType.BOOL,
 );
+/** The subscription plan (`free` without one): `temporal workflow list --query 'BillingPlan="plus"'`. */
+export const planSearchAttribute = defineSearchAttributeKey('BillingPlan', SearchAttributeType.KEYWORD);
 export const SEARCH_ATTRIBUTES = {
   [customerIdSearchAttribute.name]: 'Keyword',
   [accountStatusSearchAttribute.name]: 'Keyword',
   [autoRechargeSearchAttribute.name]: 'Bool',
   [tierSearchAttribute.name]: 'Keyword',
+  [planSearchAttribute.name]: 'Keyword',
 } as const;

@@ -13,6 +13,7 @@ import * as grantHolds from './20261130190100_grant_holds';
 import * as crossingKindsReplaceXact from './20261130190500_crossing_kinds_replace_xact';
 import * as rechargeRearming from './20261130190600_recharge_rearming';
 import * as subscriptions from './20261201090000_subscriptions';
+import * as subscriptionChanges from './20261201095000_subscription_changes';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -33,6 +34,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261130190500_crossing_kinds_replace_xact': crossingKindsReplaceXact,
   '20261130190600_recharge_rearming': rechargeRearming,
   '20261201090000_subscriptions': subscriptions,
+  '20261201095000_subscription_changes': subscriptionChanges,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -2,6 +2,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { SimulatedGateway } from '../../payments/simulated-gateway';
 import { createDb } from '../../db/connection';
+import { getInvoice } from '../../db/subscriptions';
 import { createHotPathPool, HotPath } from '../../db/hot-path';
 import { createBillingWorker } from '../../worker/worker';
 import { testTierTable } from './test-tiers';
@@ -12,6 +13,8 @@ import { testTierTable } from './test-tiers';
  * CRASH_AT=after_charge: the card is charged, then the process dies before the activity reports back.
  * CRASH_AT=before_grant: the charge activity completed; the process dies as the grant activity starts.
  * CRASH_AT=recharge_after_charge / recharge_before_grant: the same two points of an auto-recharge.
+ * CRASH_AT=renewal_after_charge: a subscription renewal's invoice is charged, then the process dies before the
+ * charge step reports back (the period is not opened yet).
  */
 async function main(): Promise<void> {
   const crashAt = process.env.CRASH_AT;
@@ -39,6 +42,12 @@ async function main(): Promise<void> {
     },
     completeAutoRecharge: async (input) =>
       crashAt === 'recharge_before_grant' ? die() : real.completeAutoRecharge(input),
+    chargeInvoice: async (input) => {
+      const result = await real.chargeInvoice(input);
+      const invoice = await getInvoice(db, input.invoice_id);
+      if (crashAt === 'renewal_after_charge' && invoice?.key.startsWith('period:')) die();
+      return result;
+    },
   };
   const connection = await NativeConnection.connect({ address: process.env.TEST_TEMPORAL_ADDRESS! });
   const worker = await createBillingWorker({

@@ -8,6 +8,7 @@ import {
   accountStatusSearchAttribute,
   autoRechargeSearchAttribute,
   customerIdSearchAttribute,
+  planSearchAttribute,
   tierSearchAttribute,
 } from '../../workflows/messages';
 import { DEFAULT_TOOLS_DIR, findTemporalCli } from '../../dev/temporal-cli';
@@ -44,6 +45,7 @@ export default async function globalSetup(): Promise<void> {
         accountStatusSearchAttribute,
         autoRechargeSearchAttribute,
         tierSearchAttribute,
+        planSearchAttribute,
       ],
       extraArgs: ['--log-level', 'error'],
     },

@@ -193,6 +193,7 @@ export class Harness {
         hotPath: this.hotPath,
         settings,
         tiers: this.tiers,
+        plans: this.options.plans,
       },
       workflow_bundle_path: process.env.TEST_WORKFLOW_BUNDLE,
     });

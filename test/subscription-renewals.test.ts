@@ -1,0 +1,141 @@
+import { usd } from '../billing/money';
+import { dunningWorkflowId } from '../workflows/messages';
+import { waitFor } from './support/eventually';
+import { useHarness } from './support/harness';
+
+/**
+ * Renewals, cancellation at the period end and dunning on a real Temporal server with time as configuration: a
+ * billing period of one second (BILLING_PERIOD=PT1S) and a billing day of one second, so a year of monthly renewals
+ * takes about twelve seconds and the dunning schedule (1, 3, 5, 7 days) seven. The account workflow's durable timers
+ * drive all of it; nothing here sleeps against real time, it waits on conditions with deadlines.
+ */
+const h = useHarness({
+  settings: { billing_period: 'PT1S', billing_day_ms: 1_000, dunning_retry_days: [1, 3, 5, 7] },
+});
+
+async function invoicesOf(customer: string) {
+  return h.db('invoices').where({ customer_id: customer }).orderBy('period_start');
+}
+
+test('a year of monthly renewals for a Plus subscriber: twelve renewals of exactly 20.00, one charge per period', async () => {
+  const customer = 'cus_ren_year';
+  await h.customer(customer, 'pm_card_visa');
+  const put = await h.call('PUT', `/v1/customers/${customer}/subscription`, { plan: 'plus' });
+  expect(put.status).toBe(200);
+  await waitFor(
+    'twelve renewals',
+    async () => (await h.db('subscriptions').where({ customer_id: customer }).first()).period_index >= 12,
+    60_000,
+  );
+  // Stop the clock: cancel now (no more renewals), then read the whole history back.
+  expect((await h.call('DELETE', `/v1/customers/${customer}/subscription?at_period_end=false`)).status).toBe(
+    200,
+  );
+  const invoices = await invoicesOf(customer);
+  const paid = invoices.filter((i) => i.status === 'paid');
+  expect(paid.length).toBeGreaterThanOrEqual(13); // the first period and twelve renewals
+  for (const invoice of paid) expect(invoice.total_nanos).toBe(usd('20.00'));
+  // Periods follow one another without gap or overlap, and each was invoiced once.
+  for (let i = 1; i < paid.length; i += 1) {
+    expect(paid[i].period_start.getTime()).toBe(paid[i - 1].period_end.getTime());
+  }
+  const keys = invoices.map((i) => i.key);
+  expect(new Set(keys).size).toBe(keys.length);
+  const charges = await h.db('simulated_charges').where({ customer_ref: customer });
+  expect(charges).toHaveLength(paid.length);
+  expect(charges.every((c) => c.amount_cents === 2000n)).toBe(true);
+  const renewed = await h.db('events').where({ customer_id: customer, type: 'subscription.renewed' });
+  expect(renewed).toHaveLength(paid.length - 1);
+  for (const invoice of invoices) {
+    const lines = await h.db('invoice_lines').where({ invoice_id: invoice.id });
+    expect(lines.reduce((sum: bigint, l: { amount_nanos: bigint }) => sum + l.amount_nanos, 0n)).toBe(
+      invoice.total_nanos,
+    );
+  }
+});
+
+test('cancel at period end: the plan runs to the end, then the subscription ends without a charge and the account is on Free', async () => {
+  const customer = 'cus_ren_cancel';
+  await h.customer(customer, 'pm_card_visa');
+  await h.call('PUT', `/v1/customers/${customer}/subscription`, { plan: 'go' });
+  expect((await h.call('DELETE', `/v1/customers/${customer}/subscription`)).body.cancel_at_period_end).toBe(
+    true,
+  );
+  await waitFor('the subscription to end', async () => {
+    const sub = await h.call('GET', `/v1/customers/${customer}/subscription`);
+    return sub.body.status === 'canceled';
+  });
+  const sub = await h.call('GET', `/v1/customers/${customer}/subscription`);
+  expect(sub.body).toMatchObject({ plan: 'free', status: 'canceled' });
+  expect(await h.db('simulated_charges').where({ customer_ref: customer })).toHaveLength(1);
+  const events = await h.db('events').where({ customer_id: customer, type: 'subscription.canceled' });
+  expect(events).toHaveLength(1);
+  expect(events[0].data.reason).toBe('canceled_at_period_end');
+});
+
+test('a renewal that fails twice is paid at once after a card update, and the subscription is active again', async () => {
+  const customer = 'cus_ren_dunning';
+  await h.customer(customer, 'pm_card_visa');
+  await h.call('PUT', `/v1/customers/${customer}/subscription`, { plan: 'plus' });
+  // The card on file starts declining before the first renewal.
+  await h.call('PUT', `/v1/customers/${customer}/payment-method`, {
+    payment_method: 'pm_card_chargeDeclined',
+  });
+  await waitFor('the renewal to fail and the first dunning retry to fail', async () => {
+    const open = await h.db('invoices').where({ customer_id: customer, status: 'open' }).first();
+    return open !== undefined && (await attemptsOf(open.id)) >= 2;
+  });
+  const past = await h.call('GET', `/v1/customers/${customer}/subscription`);
+  expect(past.body.status).toBe('past_due');
+  const open = await h.db('invoices').where({ customer_id: customer, status: 'open' }).first();
+  // The dunning workflow is named after the invoice, for operators.
+  const dunning = h.temporal.workflow.getHandle(dunningWorkflowId(open.id));
+  expect((await dunning.describe()).status.name).toBe('RUNNING');
+
+  await h.call('PUT', `/v1/customers/${customer}/payment-method`, { payment_method: 'pm_card_visa' });
+  expect(await dunning.result()).toBe('paid');
+  const paid = await h.db('invoices').where({ id: open.id }).first();
+  expect(paid.status).toBe('paid');
+  await waitFor('the subscription to be active again', async () => {
+    const sub = await h.call('GET', `/v1/customers/${customer}/subscription`);
+    return sub.body.status === 'active';
+  });
+  expect(await h.db('events').where({ customer_id: customer, type: 'subscription.past_due' })).toHaveLength(
+    1,
+  );
+  const paidEvents = await h.db('events').where({ customer_id: customer, type: 'invoice.paid' });
+  expect(paidEvents.map((e) => e.data.invoice_id)).toContain(open.id);
+  await h.call('DELETE', `/v1/customers/${customer}/subscription?at_period_end=false`);
+});
+
+test('a renewal whose card keeps declining exhausts dunning: invoice uncollectible, subscription canceled, account on Free', async () => {
+  const customer = 'cus_ren_exhaust';
+  await h.customer(customer, 'pm_card_visa');
+  await h.call('PUT', `/v1/customers/${customer}/subscription`, { plan: 'plus' });
+  await h.call('PUT', `/v1/customers/${customer}/payment-method`, {
+    payment_method: 'pm_card_chargeDeclinedExpiredCard',
+  });
+  await waitFor('the subscription to be past due', async () => {
+    const sub = await h.db('subscriptions').where({ customer_id: customer }).first();
+    return sub.status === 'past_due';
+  });
+  const invoice = await h.db('invoices').where({ customer_id: customer, status: 'open' }).first();
+  const dunning = h.temporal.workflow.getHandle(dunningWorkflowId(invoice.id));
+  await waitFor('the dunning workflow to start', () => dunning.describe().then(() => true, () => false));
+  const outcome = await dunning.result();
+  expect(outcome).toBe('uncollectible');
+  expect((await h.db('invoices').where({ id: invoice.id }).first()).status).toBe('uncollectible');
+  // One renewal attempt and four dunning retries, each its own charge attempt.
+  expect(await attemptsOf(invoice.id)).toBe(5);
+  const sub = await h.call('GET', `/v1/customers/${customer}/subscription`);
+  expect(sub.body).toMatchObject({ plan: 'free', status: 'canceled' });
+  const canceled = await h.db('events').where({ customer_id: customer, type: 'subscription.canceled' });
+  expect(canceled).toHaveLength(1);
+  expect(canceled[0].data.reason).toBe('payment_failed');
+});
+
+/** Charge attempts made for an invoice (each a payment keyed by invoice and attempt). */
+async function attemptsOf(invoice_id: string): Promise<number> {
+  const rows = await h.db('payments').where('idempotency_key', 'like', `invoice:${invoice_id}:%`);
+  return rows.length;
+}
