@@ -121,7 +121,12 @@ test('a renewal whose card keeps declining exhausts dunning: invoice uncollectib
   });
   const invoice = await h.db('invoices').where({ customer_id: customer, status: 'open' }).first();
   const dunning = h.temporal.workflow.getHandle(dunningWorkflowId(invoice.id));
-  await waitFor('the dunning workflow to start', () => dunning.describe().then(() => true, () => false));
+  await waitFor('the dunning workflow to start', () =>
+    dunning.describe().then(
+      () => true,
+      () => false,
+    ),
+  );
   const outcome = await dunning.result();
   expect(outcome).toBe('uncollectible');
   expect((await h.db('invoices').where({ id: invoice.id }).first()).status).toBe('uncollectible');
