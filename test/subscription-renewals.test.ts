@@ -1,5 +1,5 @@
 import { usd } from '../billing/money';
-import { dunningWorkflowId } from '../workflows/messages';
+import { accountWorkflowId, dunningWorkflowId } from '../workflows/messages';
 import { waitFor } from './support/eventually';
 import { useHarness } from './support/harness';
 
@@ -9,8 +9,14 @@ import { useHarness } from './support/harness';
  * takes about twelve seconds and the dunning schedule (1, 3, 5, 7 days) seven. The account workflow's durable timers
  * drive all of it; nothing here sleeps against real time, it waits on conditions with deadlines.
  */
+// The account continues as new every 60 history events, so a year of renewals spans several runs.
 const h = useHarness({
-  settings: { billing_period: 'PT1S', billing_day_ms: 1_000, dunning_retry_days: [1, 3, 5, 7] },
+  settings: {
+    billing_period: 'PT1S',
+    billing_day_ms: 1_000,
+    dunning_retry_days: [1, 3, 5, 7],
+    continue_as_new_after_events: 60,
+  },
 });
 
 async function invoicesOf(customer: string) {
@@ -22,10 +28,15 @@ test('a year of monthly renewals for a Plus subscriber: twelve renewals of exact
   await h.customer(customer, 'pm_card_visa');
   const put = await h.call('PUT', `/v1/customers/${customer}/subscription`, { plan: 'plus' });
   expect(put.status).toBe(200);
+  const firstRun = (await h.temporal.workflow.getHandle(accountWorkflowId(customer)).describe()).runId;
   await waitFor(
     'twelve renewals',
     async () => (await h.db('subscriptions').where({ customer_id: customer }).first()).period_index >= 12,
     60_000,
+  );
+  // The renewals spanned more than one run of the account workflow.
+  expect((await h.temporal.workflow.getHandle(accountWorkflowId(customer)).describe()).runId).not.toBe(
+    firstRun,
   );
   // Stop the clock: cancel now (no more renewals), then read the whole history back.
   expect((await h.call('DELETE', `/v1/customers/${customer}/subscription?at_period_end=false`)).status).toBe(
@@ -87,6 +98,12 @@ test('a renewal that fails twice is paid at once after a card update, and the su
   });
   const past = await h.call('GET', `/v1/customers/${customer}/subscription`);
   expect(past.body.status).toBe('past_due');
+  // Operators find it in the Temporal UI: BillingStatus="past_due".
+  const account = h.temporal.workflow.getHandle(accountWorkflowId(customer));
+  await waitFor('BillingStatus to be past_due', async () => {
+    const attrs = (await account.describe()).searchAttributes as Record<string, unknown[]>;
+    return attrs.BillingStatus?.[0] === 'past_due';
+  });
   const open = await h.db('invoices').where({ customer_id: customer, status: 'open' }).first();
   // The dunning workflow is named after the invoice, for operators.
   const dunning = h.temporal.workflow.getHandle(dunningWorkflowId(open.id));
