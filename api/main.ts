@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const logger = createLogger(config);
   const api = createApp(
-    apiDeps(config, { db, hotPath, temporal, logger, gateway: createGateway(db), tiers, plans }),
+    apiDeps(config, { db, hotPath, temporal, logger, gateway: createGateway(config, db), tiers, plans }),
   );
   const server = await listen(api.app, config.PORT);
   logger.info(`API listening on :${config.PORT}`);

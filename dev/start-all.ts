@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     stops.push(() => nativeConnection.close());
     if (config.TEMPORAL_ADDRESS)
       await ensureSearchAttributes(nativeConnection, config.TEMPORAL_NAMESPACE, say);
-    const gateway = createGateway(db);
+    const gateway = createGateway(config, db);
     const worker = await createBillingWorker({
       connection: nativeConnection,
       namespace: config.TEMPORAL_NAMESPACE,
@@ -167,6 +167,9 @@ async function main(): Promise<void> {
     );
     say(`PostgreSQL   ${config.DATABASE_URL ? 'DATABASE_URL' : databaseUrl.replace(/:[^:@/]+@/, ':***@')}`);
     say(`Data folder  ${config.DATA_DIR}`);
+    say(
+      `Payments     ${gateway.name === 'stripe' ? `Stripe at ${config.STRIPE_API_BASE ?? 'api.stripe.com'}` : 'simulated gateway (no STRIPE_SECRET_KEY)'}`,
+    );
     say('Ready. Ctrl-C stops everything.');
   } catch (error) {
     console.error(error instanceof ConfigError || error instanceof Error ? error.message : error);

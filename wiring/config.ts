@@ -72,6 +72,23 @@ const dayList = z.string().transform((text, ctx) => {
   return days;
 });
 
+/** An optional variable where empty means unset (docker-compose passes `${VAR:-}` through as ''). */
+const unsetWhenEmpty = (schema: z.ZodString) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === '' ? undefined : v))
+    .pipe(schema.optional());
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 /** The largest wallet floor: 1e9 USD, so that balances and batch totals stay far from the bigint limit. */
 const WALLET_FLOOR_MAX_NANOS = usd('1000000000');
 const USD_DECIMAL = /^[0-9]+(\.[0-9]{1,9})?$/;
@@ -162,6 +179,19 @@ const configSchema = z.object({
     .default([...DEFAULT_DUNNING_RETRY_DAYS]),
   // The subscription plan catalog replacing the bundled billing/plans/default.json (validated at startup).
   PLANS_PATH: optionalUrl,
+
+  // Stripe (README "Stripe"): a secret key switches card payments from the simulated gateway to Stripe.
+  STRIPE_SECRET_KEY: unsetWhenEmpty(
+    z.string().regex(/^(sk|rk)_[A-Za-z0-9_]+$/, 'must be a Stripe secret or restricted key (sk_… or rk_…)'),
+  ),
+  // Where the Stripe client sends its requests instead of api.stripe.com (stripe-mock in tests).
+  STRIPE_API_BASE: unsetWhenEmpty(
+    z.string().refine(isHttpUrl, 'must be an http:// or https:// URL, e.g. "http://127.0.0.1:12111"'),
+  ),
+  // Verifies the signatures of Stripe's inbound webhooks.
+  STRIPE_WEBHOOK_SECRET: unsetWhenEmpty(
+    z.string().regex(/^whsec_[A-Za-z0-9_]+$/, 'must be a Stripe webhook signing secret (whsec_…)'),
+  ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import type { PaymentGateway } from '../payments/payment-gateway';
 import { SimulatedGateway } from '../payments/simulated-gateway';
+import { createStripeClient, StripeGateway } from '../payments/stripe-gateway';
 import type { AccountSettings } from '../billing/account';
 import type { ChargeLimits } from '../billing/auto-recharge';
 import { usd } from '../billing/money';
@@ -32,9 +33,30 @@ export async function connectTemporal(address: string, namespace: string): Promi
   return new Client({ connection, namespace });
 }
 
-/** The payment gateway: the simulated one, which needs no keys and honours Stripe's test payment-method tokens. */
-export function createGateway(db: Db): PaymentGateway {
-  return new SimulatedGateway(db);
+/**
+ * The payment gateway: Stripe when `STRIPE_SECRET_KEY` is set (at `STRIPE_API_BASE` when that is set too), else the
+ * simulated one, which needs no keys and honours Stripe's test payment-method tokens. Stripe's requests time out
+ * within a payment activity's timeout, so a hung call is retried by the activity rather than abandoned by it.
+ */
+export function createGateway(
+  config: Pick<Config, 'STRIPE_SECRET_KEY' | 'STRIPE_API_BASE' | 'PAYMENT_ACTIVITY_TIMEOUT_MS'>,
+  db: Db,
+): PaymentGateway {
+  if (config.STRIPE_SECRET_KEY === undefined) return new SimulatedGateway(db);
+  const stripe = createStripeClient({
+    secret_key: config.STRIPE_SECRET_KEY,
+    api_base: config.STRIPE_API_BASE,
+    timeout_ms: stripeRequestTimeoutMs(config.PAYMENT_ACTIVITY_TIMEOUT_MS),
+  });
+  return new StripeGateway(db, stripe);
+}
+
+/**
+ * One Stripe request's timeout: a charge makes up to four requests (customer, card, attach, PaymentIntent), each
+ * retried twice by the client, so each gets a fifth of the activity's time, between 1 s and Stripe's 80 s.
+ */
+export function stripeRequestTimeoutMs(payment_activity_timeout_ms: number): number {
+  return Math.min(80_000, Math.max(1_000, Math.floor(payment_activity_timeout_ms / 5)));
 }
 
 /**

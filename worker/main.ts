@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     task_queue: config.TEMPORAL_TASK_QUEUE,
     deps: {
       db,
-      gateway: createGateway(db),
+      gateway: createGateway(config, db),
       hotPath,
       settings: accountSettingsFrom(config),
       charge_limits: chargeLimitsFrom(config),

@@ -14,6 +14,7 @@ import * as crossingKindsReplaceXact from './20261130190500_crossing_kinds_repla
 import * as rechargeRearming from './20261130190600_recharge_rearming';
 import * as subscriptions from './20261201090000_subscriptions';
 import * as subscriptionChanges from './20261201095000_subscription_changes';
+import * as stripeCustomers from './20261201091000_stripe_customers';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -35,6 +36,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261130190600_recharge_rearming': rechargeRearming,
   '20261201090000_subscriptions': subscriptions,
   '20261201095000_subscription_changes': subscriptionChanges,
+  '20261201091000_stripe_customers': stripeCustomers,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
+import type { PaymentGateway } from '../../payments/payment-gateway';
 import { SimulatedGateway } from '../../payments/simulated-gateway';
 import type { AccountSettings } from '../../billing/account';
 import { usd } from '../../billing/money';
@@ -46,6 +47,8 @@ export interface HarnessOptions {
    * `settings.billing_period`, which wins when both are given. Absent: the settings' default (`P1M`).
    */
   billing_period?: string;
+  /** The payment gateway of the API and the worker, built on the file's database (default: the simulated one). */
+  gateway?: (db: Db) => PaymentGateway;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
@@ -67,11 +70,12 @@ export function testAppDeps(input: {
   body_limit_bytes?: number;
   tiers?: TierTable;
   plans?: PlanCatalog;
+  gateway?: PaymentGateway;
 }): AppDeps {
   return {
     db: input.db,
     temporal: input.temporal,
-    gateway: new SimulatedGateway(input.db),
+    gateway: input.gateway ?? new SimulatedGateway(input.db),
     logger: pino({ level: 'silent' }),
     api_keys: input.api_keys ?? [ADMIN_KEY],
     body_limit_bytes: input.body_limit_bytes ?? 64 * 1024,
@@ -155,6 +159,7 @@ export class Harness {
         body_limit_bytes: options.body_limit_bytes,
         tiers,
         plans: options.plans,
+        gateway: options.gateway?.(db),
       }),
     );
     const server = await listen(api.app, 0, '127.0.0.1');
@@ -189,7 +194,7 @@ export class Harness {
       task_queue: this.taskQueue,
       deps: {
         db: this.db,
-        gateway: new SimulatedGateway(this.db),
+        gateway: this.options.gateway?.(this.db) ?? new SimulatedGateway(this.db),
         hotPath: this.hotPath,
         settings,
         tiers: this.tiers,
