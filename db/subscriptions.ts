@@ -495,6 +495,28 @@ export async function markInvoicePaid(
   return row;
 }
 
+/**
+ * An operator records that a net-terms invoice was paid outside the card gateway (a bank transfer, a check):
+ * `paid` and `invoice.paid`, once. Card invoices are paid by their charges only.
+ */
+export async function payInvoiceExternally(
+  db: Db,
+  invoice_id: string,
+  at: Date,
+): Promise<'paid' | 'not_found' | 'not_net_terms' | InvoiceStatus> {
+  return db.transaction(async (trx) => {
+    const first = await getInvoice(trx, invoice_id);
+    if (!first) return 'not_found';
+    await lockCustomer(trx, first.customer_id);
+    const invoice = (await getInvoice(trx, invoice_id))!;
+    if (invoice.collection !== 'net_terms') return 'not_net_terms';
+    if (invoice.status === 'paid') return 'paid';
+    if (invoice.status !== 'open') return invoice.status;
+    await markInvoicePaid(trx, invoice.id, null, at);
+    return 'paid';
+  });
+}
+
 export async function closeInvoice(
   trx: Knex.Transaction,
   invoice_id: string,

@@ -10,6 +10,7 @@ import {
   getSubscriptionChange,
   invoiceLines,
   listInvoices,
+  payInvoiceExternally,
   recordSubscriptionChange,
   type InvoiceLineRow,
   type InvoiceRow,
@@ -196,6 +197,34 @@ export function subscriptionRoutes(
       return { status: 200, body: invoiceView(row, await invoiceLines(deps.db, [row.id])) };
     },
   });
+
+  routes.add({
+    method: 'post',
+    path: '/v1/invoices/:id/pay',
+    tag: 'Subscriptions',
+    summary:
+      'Records that a net-terms (enterprise) invoice was paid outside the card gateway, e.g. by bank transfer: ' +
+      'paid and invoice.paid, once; paying it again changes nothing. Card invoices are paid by their charges: 409.',
+    responses: { 200: { description: 'The paid invoice', schema: Invoice } },
+    handler: async ({ params }) => {
+      const outcome = await payInvoiceExternally(deps.db, params.id!, new Date());
+      if (outcome === 'not_found') throw notFound('invoice', params.id!);
+      if (outcome === 'not_net_terms') {
+        throw new ApiError('conflict', 'a card invoice is paid by its charges, not by hand', {
+          code: 'invoice_not_net_terms',
+        });
+      }
+      if (outcome !== 'paid') {
+        throw new ApiError('conflict', `the invoice is ${outcome}`, { code: `invoice_${outcome}` });
+      }
+      const row = (await getInvoice(deps.db, params.id!)) ?? unreachable();
+      return { status: 200, body: invoiceView(row, await invoiceLines(deps.db, [row.id])) };
+    },
+  });
+}
+
+function unreachable(): never {
+  throw new Error('unreachable');
 }
 
 function refusalOf(change: SubscriptionChangeRow): ApiError {
