@@ -10,6 +10,7 @@ import { ApiError } from './errors';
 import { refuseMethod, requireJsonBody, RouteTable } from './http';
 import { openApiDocument, registerReferencedSchemas } from './openapi';
 import { budgetRoutes } from './routes/budget';
+import { contractRoutes } from './routes/contracts';
 import { creditRoutes, type CreditLimits } from './routes/credits';
 import { customerRoutes } from './routes/customers';
 import { meteringRoutes } from './routes/metering';
@@ -94,6 +95,7 @@ export function createApp(deps: AppDeps): Api {
   });
   creditRoutes(routes, { db: deps.db, accounts, limits: deps.limits });
   budgetRoutes(routes, { db: deps.db, accounts });
+  contractRoutes(routes, { db: deps.db, priceBook: deps.priceBook });
   webhookRoutes(routes, { db: deps.db });
   planRoutes(routes, { plans: deps.plans });
   subscriptionRoutes(routes, { db: deps.db, accounts, plans: deps.plans });

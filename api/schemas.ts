@@ -1,7 +1,8 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { EVENT_TYPES } from '../billing/events';
-import { formatCents, formatUsd, NANOS_PER_CENT, parseUsd } from '../billing/money';
+import { tierTableProblem, USAGE_DIMENSION } from '../billing/contracts';
+import { formatCents, formatUsd, NANOS_PER_CENT, NANOS_PER_USD, parseUsd } from '../billing/money';
 import { ALL_EVENTS } from '../billing/webhooks';
 import { IMAGE_QUALITY, IMAGE_SIZE } from '../billing/price-book';
 import { MAX_IMAGE_ENTRIES, parseStorageGbDays } from '../billing/rating';
@@ -974,3 +975,164 @@ export const Invoice = z
     created_at: Timestamp,
   })
   .openapi('Invoice');
+
+// ---- Enterprise contracts ----
+
+/** The most a contract may price one unit (or one seat): $1,000,000, far from the ledger's bigint limit. */
+const CONTRACT_PRICE_MAX_NANOS = 1_000_000n * NANOS_PER_USD;
+const CONTRACT_PRICE_UNITS =
+  'per 1M tokens for a token dimension (input_tokens, cached_input_tokens, output_tokens, ...), per image for ' +
+  'images.<size>.<quality>, per audio minute for audio_seconds, per GB-day for storage_gb_days, per 1,000 calls for ' +
+  'tool_calls.<tool>: the price book’s unit';
+
+const ContractUnitPrice = MoneyInput.refine(
+  (v) => {
+    const parsed = parseUsd(v);
+    return !parsed.ok || parsed.nanos <= CONTRACT_PRICE_MAX_NANOS;
+  },
+  `must be at most ${formatUsd(CONTRACT_PRICE_MAX_NANOS)}`,
+).openapi({
+  description: `USD per price unit of the dimension (${CONTRACT_PRICE_UNITS}); exact decimal string, at most 9 decimals, 0 allowed.`,
+});
+
+const UsageDimensionName = z
+  .string()
+  .max(200, 'must be at most 200 characters')
+  .regex(
+    USAGE_DIMENSION,
+    'must be a usage dimension: a token dimension such as "input_tokens", "images.<size>.<quality>", ' +
+      '"audio_seconds", "storage_gb_days" or "tool_calls.<tool>"',
+  )
+  .openapi({
+    example: 'input_tokens',
+    description:
+      'A usage dimension as GET /v1/customers/{id}/usage?group_by=dimension names it; the model must price it.',
+  });
+
+const ContractTierInput = z
+  .object({
+    up_to: z
+      .number({ error: 'must be a whole number of units, or null for the last tier' })
+      .int('must be a whole number of units')
+      .min(1, 'must be at least 1')
+      .max(Number.MAX_SAFE_INTEGER, `must be at most ${Number.MAX_SAFE_INTEGER}`)
+      .nullable()
+      .openapi({
+        description:
+          "The last unit of the period's quantity this tier prices (tokens, images, seconds, whole GB-days, calls), " +
+          'counted from the first; null for the last tier, which prices every further unit.',
+      }),
+    unit_price_usd: ContractUnitPrice,
+  })
+  .strict();
+
+const MAX_CONTRACT_ENTRIES = 200;
+const MAX_TIERS = 20;
+
+export const ContractPut = z
+  .object({
+    seat_price_usd: MoneyInput.refine((v) => {
+      const parsed = parseUsd(v);
+      return !parsed.ok || parsed.nanos % NANOS_PER_CENT === 0n;
+    }, 'must be whole cents (e.g. "45.00")')
+      .refine(
+        (v) => {
+          const parsed = parseUsd(v);
+          return !parsed.ok || parsed.nanos <= CONTRACT_PRICE_MAX_NANOS;
+        },
+        `must be at most ${formatUsd(CONTRACT_PRICE_MAX_NANOS)}`,
+      )
+      .openapi({ description: "USD per seat per period of the customer's enterprise plan, whole cents." }),
+    price_overrides: z
+      .array(
+        z
+          .object({
+            model: ModelName,
+            dimension: UsageDimensionName,
+            unit_price_usd: ContractUnitPrice,
+          })
+          .strict(),
+      )
+      .max(MAX_CONTRACT_ENTRIES, `at most ${MAX_CONTRACT_ENTRIES} overrides`)
+      .optional()
+      .openapi({ description: 'A flat price for every unit of one model and dimension in the period.' }),
+    volume_tiers: z
+      .array(
+        z
+          .object({
+            model: ModelName,
+            dimension: UsageDimensionName,
+            tiers: z
+              .array(ContractTierInput)
+              .min(1, 'must list at least one tier')
+              .max(MAX_TIERS, `at most ${MAX_TIERS} tiers`)
+              .openapi({
+                description:
+                  'Graduated: each unit at the price of the tier its position falls in; up_to strictly increasing, the last null.',
+              }),
+          })
+          .strict(),
+      )
+      .max(MAX_CONTRACT_ENTRIES, `at most ${MAX_CONTRACT_ENTRIES} tier tables`)
+      .optional(),
+  })
+  .strict()
+  .superRefine((body, ctx) => {
+    const seen = new Map<string, string>();
+    const claim = (model: string, dimension: string, path: (string | number)[]) => {
+      const key = `${model}\u0000${dimension}`;
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, 'dimension'],
+          message: `${model} ${dimension} is already priced by ${earlier}`,
+        });
+      }
+      seen.set(key, path.join('.'));
+    };
+    for (const [i, override] of (body.price_overrides ?? []).entries()) {
+      claim(override.model, override.dimension, ['price_overrides', i]);
+    }
+    for (const [i, table] of (body.volume_tiers ?? []).entries()) {
+      claim(table.model, table.dimension, ['volume_tiers', i]);
+      const problem = tierTableProblem(
+        table.tiers.map((tier) => ({
+          up_to: tier.up_to === null ? null : BigInt(tier.up_to),
+          unit_price_nanos: 0n,
+        })),
+      );
+      if (problem) {
+        const at = problem.index < 0 ? [] : [problem.index, 'up_to'];
+        ctx.addIssue({ code: 'custom', path: ['volume_tiers', i, 'tiers', ...at], message: problem.message });
+      }
+    }
+  });
+
+const PriceUnit = z.string().openapi({ example: '1M tokens', description: 'What one unit price is for.' });
+
+export const CustomerContract = z
+  .object({
+    object: z.literal('customer_contract'),
+    customer_id: z.string(),
+    seat_price_usd: MoneyOutput,
+    price_overrides: z.array(
+      z.object({
+        model: z.string(),
+        dimension: z.string(),
+        price_unit: PriceUnit,
+        unit_price_usd: MoneyOutput,
+      }),
+    ),
+    volume_tiers: z.array(
+      z.object({
+        model: z.string(),
+        dimension: z.string(),
+        price_unit: PriceUnit,
+        tiers: z.array(z.object({ up_to: z.number().int().nullable(), unit_price_usd: MoneyOutput })),
+      }),
+    ),
+    version: z.number().int().openapi({ description: '1 for the first save, one more for each later one.' }),
+    updated_at: Timestamp,
+  })
+  .openapi('CustomerContract');

@@ -1,6 +1,8 @@
 import type { z } from 'zod';
 import { formatUsd, formatUsdOrNull } from '../billing/money';
 import { settingsOf } from '../billing/auto-recharge';
+import { meterOf } from '../billing/contracts';
+import type { StoredContract } from '../db/contracts';
 import type { AutoRechargeSummary } from '../db/auto-recharge';
 import { findTier, limitsView, nextTier, type TierTable } from '../billing/tiers';
 import type { WalletLimits } from '../db/limits';
@@ -17,6 +19,7 @@ import type {
   Balance,
   Customer,
   CustomerBudget,
+  CustomerContract,
   CustomerCreditGrant,
   CustomerTier,
   GrantDebit,
@@ -227,5 +230,32 @@ export function grantDebitView(row: GrantDebitRow): z.infer<typeof GrantDebit> {
     ref: row.ref,
     amount_usd: formatUsd(row.amount_nanos),
     created_at: row.created_at.toISOString(),
+  };
+}
+
+/** A stored contract as the API shows it, each price with the unit it is for. */
+export function contractView(contract: StoredContract): z.infer<typeof CustomerContract> {
+  const unit = (dimension: string) => meterOf(dimension)?.price_unit ?? 'unit';
+  return {
+    object: 'customer_contract',
+    customer_id: contract.customer_id,
+    seat_price_usd: formatUsd(contract.seat_price_nanos),
+    price_overrides: contract.price_overrides.map((o) => ({
+      model: o.model,
+      dimension: o.dimension,
+      price_unit: unit(o.dimension),
+      unit_price_usd: formatUsd(o.unit_price_nanos),
+    })),
+    volume_tiers: contract.volume_tiers.map((t) => ({
+      model: t.model,
+      dimension: t.dimension,
+      price_unit: unit(t.dimension),
+      tiers: t.tiers.map((tier) => ({
+        up_to: tier.up_to === null ? null : Number(tier.up_to),
+        unit_price_usd: formatUsd(tier.unit_price_nanos),
+      })),
+    })),
+    version: contract.version,
+    updated_at: contract.updated_at.toISOString(),
   };
 }

@@ -312,7 +312,8 @@ const processingSchema = z.strictObject({
 });
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
-const TOOL_NAME = /^[a-z][a-z0-9_]{0,63}$/;
+/** A tool name in the price book (`web_search`); also the `<tool>` of a `tool_calls.<tool>` usage dimension. */
+export const TOOL_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 
 const priceVersionSchema = z.strictObject({
   version: z

@@ -15,6 +15,7 @@ import * as rechargeRearming from './20261130190600_recharge_rearming';
 import * as subscriptions from './20261201090000_subscriptions';
 import * as subscriptionChanges from './20261201095000_subscription_changes';
 import * as stripeCustomers from './20261201091000_stripe_customers';
+import * as customerContracts from './20261201094000_customer_contracts';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -37,6 +38,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261201090000_subscriptions': subscriptions,
   '20261201095000_subscription_changes': subscriptionChanges,
   '20261201091000_stripe_customers': stripeCustomers,
+  '20261201094000_customer_contracts': customerContracts,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
