@@ -234,14 +234,20 @@ export function subscriptionActivities(deps: {
           });
           return;
         }
+        if (input.charge.status === 'closed') {
+          // Nothing was charged: the invoice was closed before its charge (the subscription was canceled now).
+          await settleSubscriptionChange(trx, change.id, {
+            status: 'refused',
+            failure_code: 'subscription_canceled',
+            decline_code: null,
+            failure_message:
+              'the subscription was canceled while the change was running; nothing was charged',
+          });
+          return;
+        }
         await applyDecision(trx, change.customer_id, decision);
         await linkInvoiceToSubscription(trx, change.invoice_id, decision.subscription_id);
-        await markInvoicePaid(
-          trx,
-          change.invoice_id,
-          input.charge.status === 'succeeded' ? input.charge.payment_id : null,
-          new Date(),
-        );
+        await markInvoicePaid(trx, change.invoice_id, input.charge.payment_id, new Date());
         await settleSubscriptionChange(trx, change.id, {
           status: 'applied',
           subscription_id: decision.subscription_id,

@@ -233,7 +233,7 @@ export async function setCancelAtPeriodEnd(
 
 /**
  * DELETE of the subscription: at the period end (the plan stays until then; asking again changes nothing), or now,
- * which ends it, voids its open card invoices (dunning stops at its next attempt) and records
+ * which ends it, voids its open renewal invoices (dunning stops at its next attempt) and records
  * `subscription.canceled`. Answers `none` when the customer never subscribed, `ended` when it has ended already.
  */
 export async function cancelSubscription(
@@ -253,7 +253,7 @@ export async function cancelSubscription(
     await execute(
       trx,
       `UPDATE invoices SET status = 'void', updated_at = now()
-       WHERE subscription_id = ? AND status = 'open' AND collection = 'charge'`,
+       WHERE subscription_id = ? AND status = 'open' AND collection = 'charge' AND key LIKE 'period:%'`,
       [sub.id],
     );
     await recordSubscriptionEvent(trx, 'subscription.canceled', { ...sub, status: 'canceled' }, 'ended', {
