@@ -23,6 +23,7 @@ import type { PlanCatalog } from '../billing/plans';
 import type { TierTable } from '../billing/tiers';
 import { operationRoutes } from './routes/operations';
 import { planRoutes } from './routes/plans';
+import { allowanceUsageOf, softCapRoutes } from './routes/soft-caps';
 import { subscriptionRoutes } from './routes/subscriptions';
 import { webhookRoutes } from './routes/webhooks';
 
@@ -39,7 +40,7 @@ export interface AppDeps {
   priceBook: PriceBook;
   /** The spend-tier table (`TIERS_PATH`): new customers start on its first tier; `GET .../tier` explains it. */
   tiers: TierTable;
-  /** The subscription plan catalog (`PLANS_PATH`), validated at startup; `GET /v1/plans` shows it. */
+  /** The subscription plan catalog (`PLANS_PATH`), validated at startup; `GET /v1/plans` shows it, soft caps route by its allowances. */
   plans: PlanCatalog;
   hold_ttl_seconds: number;
   crossing_sweep_interval_ms: number;
@@ -85,6 +86,8 @@ export function createApp(deps: AppDeps): Api {
     hold_ttl_seconds: deps.hold_ttl_seconds,
     logger: deps.logger,
   });
+  // Soft-cap routing is on the hot path too: one statement per request, right after metering.
+  softCapRoutes(routes, { hotPath: deps.hotPath, priceBook: deps.priceBook, plans: deps.plans });
   customerRoutes(routes, {
     db: deps.db,
     accounts,
@@ -98,7 +101,12 @@ export function createApp(deps: AppDeps): Api {
   contractRoutes(routes, { db: deps.db, priceBook: deps.priceBook });
   webhookRoutes(routes, { db: deps.db });
   planRoutes(routes, { plans: deps.plans });
-  subscriptionRoutes(routes, { db: deps.db, accounts, plans: deps.plans });
+  subscriptionRoutes(routes, {
+    db: deps.db,
+    accounts,
+    plans: deps.plans,
+    allowanceUsage: allowanceUsageOf(deps.db, deps.plans),
+  });
   operationRoutes(publicRoutes, {
     db: deps.db,
     temporal: deps.temporal,

@@ -906,17 +906,51 @@ export const SubscriptionDeleteQuery = z
   })
   .strict();
 
-const AllowanceUsage = z
+// ---- Soft caps (README "Soft caps") ----
+
+export const RouteCreate = z.object({ model: ModelName }).strict();
+
+export const RouteDecision = z
+  .object({
+    object: z.literal('route'),
+    customer_id: z.string(),
+    model: z.string().openapi({ description: 'The model this request may use.' }),
+    requested_model: z.string(),
+    downgraded: z.boolean().openapi({ description: 'Whether `model` differs from `requested_model`.' }),
+    reason: z
+      .enum(['allowance_exhausted', 'all_allowances_exhausted'])
+      .nullable()
+      .openapi({
+        description:
+          'null: served within its allowance (or no allowance covers it). `allowance_exhausted`: past the ' +
+          "requested model's allowance, served as its downgrade. `all_allowances_exhausted`: every allowance of " +
+          'the downgrade chain is used up; served as the last model of the chain, counted nowhere.',
+      }),
+    remaining: z.number().int().nullable().openapi({
+      description: 'What is left of the allowance counted, after this request; null: unlimited.',
+    }),
+    resets_at: Timestamp.nullable().openapi({
+      description: "When that allowance's window resets; null: unlimited.",
+    }),
+    plan: z.string().openapi({ description: 'The plan whose allowances applied (`free` while past due).' }),
+  })
+  .openapi('RouteDecision');
+
+/** One allowance with its count in the current window (the subscription's `usage_this_period`). */
+export const AllowanceUsage = z
   .object({
     models: z.array(z.string()),
     limit: z.number().int(),
     used: z.number().int(),
     remaining: z.number().int(),
-    window: z.string(),
+    window: z
+      .string()
+      .openapi({ description: 'An ISO-8601 duration aligned to the epoch in UTC, or `period`.' }),
     downgrade_to: z.string(),
-    resets_at: Timestamp.nullable(),
+    window_start: Timestamp,
+    resets_at: Timestamp,
   })
-  .catchall(z.unknown());
+  .openapi('AllowanceUsage');
 
 export const Subscription = z
   .object({

@@ -15,10 +15,13 @@ import { grantCredit } from '../db/ledger';
 import { setBudget, setLimitOverrides } from '../db/limits';
 import { checkLedger } from '../db/ledger-check';
 import { EMBEDDED_POSTGRES_DATABASE, EMBEDDED_POSTGRES_PASSWORD } from '../dev/embedded-postgres';
-import { loadPriceBook } from '../wiring/runtime';
+import { loadPlanCatalog, loadPriceBook } from '../wiring/runtime';
+import { FREE_PLAN_ID } from '../billing/plans';
+import { counterKey, routeChains } from '../billing/soft-caps';
+import { routeRequest } from '../db/soft-caps';
 
 /**
- * `npm run bench:hot-path`: the hot path (authorize + capture pairs, usage ingestion) measured through HTTP against
+ * `npm run bench:hot-path`: the hot path (authorize + capture pairs, usage ingestion, soft-cap routing) measured through HTTP against
  * a running engine, next to the same SQL issued straight through `pg` by `HotPath` (the ceiling), on the same
  * PostgreSQL in the same run. See bench/README.md for the knobs and how to read the output.
  *
@@ -59,12 +62,27 @@ const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undef
 const CPU_PROF_DIR = process.env.BENCH_ENGINE_CPU_PROF || undefined;
 const REPO_ROOT = path.resolve(__dirname, '..');
 
-type Kind = 'pairs-hot' | 'pairs-spread' | 'ingest-100' | 'ingest-1000' | 'ingest-1000-c10';
+/**
+ * Soft-cap routing asks for the model of the Free plan's first allowance (the engine's customers have no
+ * subscription), so requests take the counted path until that allowance is used up, then walk its downgrades.
+ */
+const PLANS = loadPlanCatalog(process.env.PLANS_PATH);
+const ROUTE_MODEL = PLANS.find(FREE_PLAN_ID)?.allowances[0]?.models[0] ?? MODEL;
+
+type Kind =
+  | 'pairs-hot'
+  | 'pairs-spread'
+  | 'ingest-100'
+  | 'ingest-1000'
+  | 'ingest-1000-c10'
+  | 'route-hot'
+  | 'route-spread';
+type Unit = 'pairs' | 'events' | 'routes';
 interface Scenario {
   name: string;
   kind: Kind;
   clients: number;
-  unit: 'pairs' | 'events';
+  unit: Unit;
 }
 
 const SCENARIOS: Scenario[] = [
@@ -73,6 +91,9 @@ const SCENARIOS: Scenario[] = [
   ),
   ...(['ingest-100', 'ingest-1000', 'ingest-1000-c10'] as const).flatMap((kind) =>
     [2, 4].map((clients) => ({ name: `${kind}/${clients}`, kind, clients, unit: 'events' as const })),
+  ),
+  ...(['route-hot', 'route-spread'] as const).flatMap((kind) =>
+    [1, 10, 50].map((clients) => ({ name: `${kind}/${clients}`, kind, clients, unit: 'routes' as const })),
   ),
 ].filter((s) => !ONLY || ONLY.test(s.name));
 
@@ -352,6 +373,8 @@ interface Workload {
     rawCaptures: number;
     rawEvents: number;
     orphanHolds: number;
+    engineRoutes: number;
+    rawRoutes: number;
   };
 }
 
@@ -378,7 +401,15 @@ function makeWorkload(): Workload {
     hold: rateOrDie(MODEL, ESTIMATED_USAGE),
     capture: rateOrDie(MODEL, CAPTURED_USAGE),
     event: rateOrDie(MODEL, EVENT_USAGE),
-    done: { engineCaptures: 0, engineEvents: 0, rawCaptures: 0, rawEvents: 0, orphanHolds: 0 },
+    done: {
+      engineCaptures: 0,
+      engineEvents: 0,
+      rawCaptures: 0,
+      rawEvents: 0,
+      orphanHolds: 0,
+      engineRoutes: 0,
+      rawRoutes: 0,
+    },
   };
 }
 
@@ -480,8 +511,22 @@ function engineOps(engine: Engine, w: Workload) {
     return accepted;
   };
 
+  const routeBody = Buffer.from(JSON.stringify({ model: ROUTE_MODEL }));
+  const routeRequest = json(routeBody);
+  const routePaths = w.customers.map((c) => `/v1/customers/${c}/route`);
+  const routeOnce = async (client: HttpClient, routePath: string): Promise<number> => {
+    const reply = await client.post(routePath, routeRequest.body, routeRequest.headers);
+    if (reply.status !== 200) throw unexpected('route', reply);
+    w.done.engineRoutes++;
+    return 1;
+  };
+
   return (client: HttpClient, kind: Kind): Op => {
     switch (kind) {
+      case 'route-hot':
+        return () => routeOnce(client, `/v1/customers/${w.hot}/route`);
+      case 'route-spread':
+        return () => routeOnce(client, routePaths[cursor++ % CUSTOMERS]!);
       case 'pairs-hot':
         return () => pair(client, hotAuth);
       case 'pairs-spread':
@@ -560,8 +605,25 @@ function rawOps(hot: HotPath, w: Workload) {
     return outcome.recorded.size;
   };
 
+  const route = async (customer_id: string): Promise<number> => {
+    const at = new Date();
+    const outcome = await routeRequest(hot.pool, {
+      customer_id,
+      chains: routeChains(PLANS, ROUTE_MODEL, at),
+      free_plan_id: FREE_PLAN_ID,
+      at,
+    });
+    if (!outcome.ok) throw new Error(`raw route: ${outcome.code}`);
+    w.done.rawRoutes++;
+    return 1;
+  };
+
   return (kind: Kind): Op => {
     switch (kind) {
+      case 'route-hot':
+        return () => route(w.hot);
+      case 'route-spread':
+        return () => route(w.customers[cursor++ % CUSTOMERS]!);
       case 'pairs-hot':
         return () => pair(w.hot);
       case 'pairs-spread':
@@ -721,6 +783,21 @@ async function correctness(db: Db, w: Workload, requestErrors: number): Promise<
           .join('; ') + (violations.length > 5 ? ` (+${violations.length - 5} more)` : ''),
   );
 
+  // Soft caps: no counter went past its allowance's limit, however many routes raced on one customer.
+  const counters = (await db.raw(
+    `SELECT counter_key, used FROM allowance_counters WHERE starts_with(customer_id, ?)`,
+    [w.prefix],
+  )) as { rows: { counter_key: string; used: number }[] };
+  const limits = new Map(
+    PLANS.plans.flatMap((p) => p.allowances.map((a, i) => [counterKey(p.id, i), a.limit] as const)),
+  );
+  const over = counters.rows.filter((c) => c.used > (limits.get(c.counter_key) ?? Infinity));
+  check(
+    'no allowance counter passed its limit',
+    over.length === 0,
+    `${counters.rows.length} counters, ${over.length} over; ${w.done.engineRoutes + w.done.rawRoutes} routes`,
+  );
+
   check('every request succeeded', requestErrors === 0, `${requestErrors} failed`);
   return checks;
 }
@@ -732,7 +809,7 @@ interface Row {
   scenario: string;
   kind: Kind;
   clients: number;
-  unit: 'pairs' | 'events';
+  unit: Unit;
   engine: RunResult;
   raw: RunResult;
   ratio: number;
@@ -895,6 +972,7 @@ async function main(): Promise<number> {
         hot_path_pool_max: POOL_MAX,
         customers: CUSTOMERS,
         model: MODEL,
+        route_model: ROUTE_MODEL,
         estimated_usage: ESTIMATED_USAGE,
         captured_usage: CAPTURED_USAGE,
         event_usage: EVENT_USAGE,

@@ -16,6 +16,7 @@ import * as subscriptions from './20261201090000_subscriptions';
 import * as subscriptionChanges from './20261201095000_subscription_changes';
 import * as stripeCustomers from './20261201091000_stripe_customers';
 import * as customerContracts from './20261201094000_customer_contracts';
+import * as allowanceCounters from './20261201093000_allowance_counters';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -39,6 +40,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261201095000_subscription_changes': subscriptionChanges,
   '20261201091000_stripe_customers': stripeCustomers,
   '20261201094000_customer_contracts': customerContracts,
+  '20261201093000_allowance_counters': allowanceCounters,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
