@@ -90,6 +90,12 @@ export interface EnterpriseUsage {
   readonly total_nanos: bigint;
   /** The contract version that priced the lines, or null when the customer has none (list prices throughout). */
   readonly contract_version: number | null;
+  /**
+   * The same usage at list price, unrounded: the sum of the groups' `cost_nanos` read with the lines, which equals
+   * the ledger's usage debits for those events (what a prepaid wallet already paid for them; see README "Enterprise
+   * contracts" on not charging usage twice).
+   */
+  readonly list_cost_nanos: bigint;
 }
 
 /**
@@ -118,5 +124,6 @@ export async function enterpriseUsageLines(
     contract,
   );
   const total_nanos = lines.reduce((sum, line) => sum + line.amount_nanos, 0n);
-  return { lines, total_nanos, contract_version: contract?.version ?? null };
+  const list_cost_nanos = usage.groups.reduce((sum, group) => sum + group.cost_nanos, 0n);
+  return { lines, total_nanos, contract_version: contract?.version ?? null, list_cost_nanos };
 }

@@ -270,6 +270,7 @@ test("a period's usage priced with a contract price and graduated tiers: the lin
   expect(usage.total_nanos).toBe(usd('20.36'));
   expect(usage.lines.reduce((sum, line) => sum + line.amount_nanos, 0n)).toBe(usage.total_nanos);
   expect(usage.contract_version).toBe(1);
+  expect(usage.list_cost_nanos).toBe(usd('26.8847875')); // the list price of the same usage, as in the next test
 });
 
 test("without a contract every line is list price: GET usage's cost for that model and dimension, rounded half-up to the cent", async () => {
@@ -304,4 +305,7 @@ test("without a contract every line is list price: GET usage's cost for that mod
   // By hand: 8.3333325 -> 8.33, 18.518505 -> 18.52, 0.025 -> 0.03, 0.0075 -> 0.01; total 26.89.
   expect(usage.total_nanos).toBe(usd('26.89'));
   expect(usage.contract_version).toBeNull();
+  // What the wallet already paid for the same events, exact: 8.3333325 + 18.518505 + 0.025 + 0.0075 + 0.00045.
+  expect(usage.list_cost_nanos).toBe(usd('26.8847875'));
+  expect(usage.list_cost_nanos).toBe(usd(report.body.total_cost_usd));
 });
