@@ -31,6 +31,7 @@ import { pendingGrantRequests, settleGrantRequest, type GrantRequestRow } from '
 import { pendingTopUps, settleTopUp, type TopUpRow } from '../db/top-ups';
 import { recordEvent } from '../db/events';
 import { lockWallet } from '../db/ledger';
+import { failRefund, pendingRefunds, type RefundRow } from '../db/refunds';
 import { failedEvent, resultFrom } from './recharge-credits';
 
 /** How many of an account's latest delivered crossings a rebuilt run looks through for ones it never acted on. */
@@ -78,7 +79,7 @@ export function accountStateActivities(deps: { db: Db; settings?: AccountSetting
           crossed_at: facts.last_crossing.crossed_at.toISOString(),
         },
         threshold_crossings: facts.threshold_crossings,
-        pending: pendingOf(facts.pending_top_ups, facts.pending_grants, QUEUE_LIMIT),
+        pending: pendingOf(facts.pending_top_ups, facts.pending_grants, QUEUE_LIMIT, facts.pending_refunds),
         auto_recharge: await autoRechargeStateOf(deps.db, input.customer_id),
         budget: await budgetStateOf(deps.db, input.customer_id),
         unhandled_crossings: (
@@ -96,11 +97,12 @@ export function accountStateActivities(deps: { db: Db; settings?: AccountSetting
 
     /** The next pending requests, oldest first (the workflow's backlog, read once its queue has drained). */
     async pendingAccountRequests(input: { customer_id: string }): Promise<PendingRequests> {
-      const [topUps, grants] = await Promise.all([
+      const [topUps, grants, refunds] = await Promise.all([
         pendingTopUps(deps.db, input.customer_id, QUEUE_LIMIT),
         pendingGrantRequests(deps.db, input.customer_id, QUEUE_LIMIT),
+        pendingRefunds(deps.db, input.customer_id, QUEUE_LIMIT),
       ]);
-      return pendingOf(topUps, grants, QUEUE_LIMIT);
+      return pendingOf(topUps, grants, QUEUE_LIMIT, refunds);
     },
 
     /**
@@ -121,6 +123,9 @@ export function accountStateActivities(deps: { db: Db; settings?: AccountSetting
         return {
           auto_recharge: await refuseRecharge(deps.db, { ...input, payment_id: input.payment_id ?? null }),
         };
+      } else if (input.command_kind === 'refund') {
+        // A claim already posted is given back unless the gateway refunded the card (db/refunds.ts failRefund).
+        await failRefund(deps.db, input.id, { code: input.code, message: input.message });
       } else if (input.command_kind === 'top_up') {
         await settleTopUp(deps.db, input.id, {
           status: 'failed',
@@ -175,8 +180,13 @@ async function refuseRecharge(
   });
 }
 
-/** Both kinds of pending request as commands in the order they were made, at most `limit`. */
-function pendingOf(topUps: TopUpRow[], grants: GrantRequestRow[], limit: number): PendingRequests {
+/** Every kind of pending request as commands in the order they were made, at most `limit`. */
+function pendingOf(
+  topUps: TopUpRow[],
+  grants: GrantRequestRow[],
+  limit: number,
+  refunds: RefundRow[] = [],
+): PendingRequests {
   const commands: { at_ms: number; id: string; command: Command }[] = [
     ...topUps.map((t) => ({
       at_ms: t.created_at.getTime(),
@@ -203,9 +213,15 @@ function pendingOf(topUps: TopUpRow[], grants: GrantRequestRow[], limit: number)
         accepted_at: g.created_at.toISOString(),
       },
     })),
+    ...refunds.map((r) => ({
+      at_ms: r.created_at.getTime(),
+      id: r.id,
+      command: { kind: 'refund' as const, id: r.id, request: { refund_id: r.id } },
+    })),
   ];
   commands.sort((a, b) => a.at_ms - b.at_ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const more = topUps.length >= limit || grants.length >= limit || commands.length > limit;
+  const more =
+    topUps.length >= limit || grants.length >= limit || refunds.length >= limit || commands.length > limit;
   return { commands: commands.slice(0, limit).map((c) => c.command), more };
 }
 

@@ -13,6 +13,7 @@ import { grantCreditActivities } from './grant-credit';
 import { releaseExpiredHoldsActivities } from './release-expired-holds';
 import { crossingEventActivities } from './record-crossing-events';
 import { autoRechargeActivities } from './recharge-credits';
+import { refundActivities } from './refund-credits';
 import { reviewTierActivities } from './review-tier';
 import { paymentMethodActivities } from './save-payment-method';
 import { subscriptionActivities } from './subscriptions';
@@ -49,6 +50,7 @@ export function createActivities(deps: ActivityDeps) {
     ...crossingEventActivities(deps),
     ...reviewTierActivities(deps),
     ...subscriptionActivities(deps),
+    ...refundActivities(deps),
   });
 }
 

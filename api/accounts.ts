@@ -6,14 +6,14 @@ import { settledRequestIds } from '../db/credit-grant-requests';
 import { accountWorkflowId } from '../workflows/messages';
 import type { accountWorkflow } from '../workflows';
 import { ApiError } from './errors';
-import type { Metrics } from './metrics';
+import type { Metrics, MoneyRequestKind } from './metrics';
 
 /**
  * The API's door to account workflows. Every message starts the workflow if it is missing (created while Temporal
  * was down, say, or terminated by an operator), and the caller waits for the outcome for at most
  * `wait_timeout_ms` before hearing that the work is still pending.
  *
- * Money requests (top-ups, grants) are recorded in PostgreSQL by the route, then signalled (`submit`), and their
+ * Money requests (top-ups, grants, refunds) are recorded in PostgreSQL by the route, then signalled (`submit`), and their
  * outcome is read back from PostgreSQL: any number may be in flight at once (Updates admit 10 per workflow).
  */
 export class AccountWorkflows {
@@ -35,7 +35,7 @@ export class AccountWorkflows {
    * retry with the same Idempotency-Key sends it again; the workflow runs a request id once).
    */
   async submit<Arg>(
-    kind: 'top_up' | 'credit_grant' | 'subscription',
+    kind: MoneyRequestKind,
     customer_id: string,
     signal: SignalDefinition<[Arg]>,
     arg: Arg,

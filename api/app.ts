@@ -12,6 +12,7 @@ import { openApiDocument, registerReferencedSchemas } from './openapi';
 import { budgetRoutes } from './routes/budget';
 import { contractRoutes } from './routes/contracts';
 import { creditRoutes, type CreditLimits } from './routes/credits';
+import { refundRoutes } from './routes/refunds';
 import { customerRoutes } from './routes/customers';
 import { meteringRoutes } from './routes/metering';
 import { CrossingNotifier } from './crossing-notifier';
@@ -97,6 +98,7 @@ export function createApp(deps: AppDeps): Api {
     billing_day_ms: deps.accounts.settings.billing_day_ms,
   });
   creditRoutes(routes, { db: deps.db, accounts, limits: deps.limits });
+  refundRoutes(routes, { db: deps.db, accounts });
   budgetRoutes(routes, { db: deps.db, accounts });
   contractRoutes(routes, { db: deps.db, priceBook: deps.priceBook });
   webhookRoutes(routes, { db: deps.db });

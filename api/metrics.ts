@@ -26,6 +26,8 @@ export type AuthorizationRefusal =
   | 'rate_limit_exceeded'
   | 'unknown_customer';
 export type UsageEventStatus = 'accepted' | 'duplicate' | 'rejected';
+/** The money requests the API records and signals to account workflows (`billing_money_requests_total`'s `kind`). */
+export type MoneyRequestKind = 'top_up' | 'credit_grant' | 'subscription' | 'refund';
 
 export interface MetricSources {
   db: Db;
@@ -79,7 +81,7 @@ export class Metrics {
   private readonly moneyRequests = new Counter({
     name: 'billing_money_requests_total',
     help:
-      'Top-ups and credit grants recorded and signalled to account workflows, by kind and by how the API answered ' +
+      'Top-ups, credit grants and refunds recorded and signalled to account workflows, by kind and by how the API answered ' +
       '(settled in time, pending, undelivered).',
     labelNames: ['kind', 'answer'] as const,
     registers: [this.registry],
@@ -208,10 +210,7 @@ export class Metrics {
   }
 
   /** A money request was signalled to its account; `answer` is what the caller heard. */
-  moneyRequestSent(
-    kind: 'top_up' | 'credit_grant' | 'subscription',
-    answer: 'settled' | 'pending' | 'undelivered',
-  ): void {
+  moneyRequestSent(kind: MoneyRequestKind, answer: 'settled' | 'pending' | 'undelivered'): void {
     this.moneyRequests.inc({ kind, answer });
   }
 

@@ -448,9 +448,68 @@ export const TopUp = z
     decline_code: z.string().nullable(),
     failure_message: z.string().nullable(),
     grant_id: z.string().nullable(),
+    refunded_usd: MoneyOutput.openapi({
+      description: 'What its succeeded refunds returned to the card (POST /v1/top-ups/{id}/refunds).',
+    }),
     created_at: Timestamp,
   })
   .openapi('TopUp');
+
+/**
+ * A refund of a top-up's or an auto-recharge's payment: all of what is left to refund (no amount), or part of it in
+ * whole cents; `allow_negative` lets it take credit that was spent already off the available balance.
+ */
+export const RefundCreate = z
+  .object({
+    // The largest amount the schema takes is far above any payment; the real bound is what is left to refund.
+    amount_usd: boundedMoneyInput({
+      min_nanos: NANOS_PER_CENT,
+      max_nanos: AUTO_RECHARGE_MAX_NANOS,
+      cents: true,
+    })
+      .optional()
+      .openapi({
+        description:
+          'Whole cents above zero, at most what is left to refund of the payment (400 otherwise); absent: all of it.',
+      }),
+    allow_negative: z
+      .boolean()
+      .optional()
+      .openapi({
+        description:
+          'Refund even when the credit was spent (or is held by open authorizations): the grant gives what it has ' +
+          'left and the rest comes off the available balance, which may go below zero. Default false: 409 ' +
+          'credit_already_spent instead.',
+      }),
+  })
+  .strict();
+
+export const Refund = z
+  .object({
+    id: z.string(),
+    object: z.literal('refund'),
+    customer_id: z.string(),
+    top_up_id: z.string().nullable(),
+    recharge_id: z
+      .string()
+      .nullable()
+      .openapi({ description: 'The auto-recharge refunded (ar_...), if it is one.' }),
+    payment_id: z.string(),
+    grant_id: z.string(),
+    status: z.enum(['pending', 'succeeded', 'failed']),
+    amount_usd: MoneyOutput,
+    allow_negative: z.boolean(),
+    from_grant_usd: MoneyOutput.nullable().openapi({
+      description:
+        "How much came off the payment's grant (the rest off the available balance alone); null until claimed.",
+    }),
+    gateway_refund_id: z.string().nullable(),
+    failure_code: z.string().nullable(),
+    failure_message: z.string().nullable(),
+    created_at: Timestamp,
+    settled_at: Timestamp.nullable(),
+  })
+  .openapi('Refund');
 
 export const CreditGrant = Balance.shape.grants.element
   .extend({ customer_id: z.string() })

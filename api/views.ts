@@ -12,6 +12,7 @@ import type { GrantDebitRow, GrantWithStatus } from '../db/credit-grants';
 import { PAID_GRANT_SOURCES } from '../db/ledger';
 import type { CustomerRow } from '../db/customers';
 import type { LedgerEntryRow } from '../db/ledger';
+import type { RefundRow } from '../db/refunds';
 import type { TopUpRow } from '../db/top-ups';
 import type { DeliveryRow, WebhookEndpointRow } from '../db/webhooks';
 import type {
@@ -24,6 +25,7 @@ import type {
   CustomerTier,
   GrantDebit,
   LedgerEntry,
+  Refund,
   TopUp,
   WebhookDelivery,
   WebhookEndpoint,
@@ -86,7 +88,29 @@ export function balanceView(customer_id: string, balance: BalanceView): z.infer<
   };
 }
 
-export function topUpView(row: TopUpRow): z.infer<typeof TopUp> {
+export function refundView(row: RefundRow): z.infer<typeof Refund> {
+  return {
+    id: row.id,
+    object: 'refund',
+    customer_id: row.customer_id,
+    top_up_id: row.top_up_id,
+    recharge_id: row.recharge_id,
+    payment_id: row.payment_id,
+    grant_id: row.grant_id,
+    status: row.status,
+    amount_usd: formatUsd(row.amount_nanos),
+    allow_negative: row.allow_negative,
+    from_grant_usd: formatUsdOrNull(row.from_grant_nanos),
+    gateway_refund_id: row.gateway_refund_id,
+    failure_code: row.failure_code,
+    failure_message: row.failure_message,
+    created_at: row.created_at.toISOString(),
+    settled_at: row.settled_at?.toISOString() ?? null,
+  };
+}
+
+/** `refunded_nanos`: what its succeeded refunds returned (db/refunds.ts `refundedNanosOf`). */
+export function topUpView(row: TopUpRow, refunded_nanos = 0n): z.infer<typeof TopUp> {
   return {
     id: row.id,
     object: 'top_up',
@@ -97,6 +121,7 @@ export function topUpView(row: TopUpRow): z.infer<typeof TopUp> {
     decline_code: row.decline_code,
     failure_message: row.failure_message,
     grant_id: row.grant_id,
+    refunded_usd: formatUsd(refunded_nanos),
     created_at: row.created_at.toISOString(),
   };
 }

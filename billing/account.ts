@@ -7,6 +7,7 @@ import {
 } from './auto-recharge';
 import { decodeUsd, formatUsd, isWholeCents, parseUsd } from './money';
 import { type BillingPeriod, parseBillingPeriod } from './periods';
+import type { RefundRequest, RefundResult } from './refunds';
 
 /**
  * The account workflow's state and the pure decisions over it. The workflow is a thin shell: each message
@@ -141,13 +142,16 @@ export type Command =
       accepted_at?: string;
     }
   /** Charge the card once for a `recharge` crossing (id `ar_<crossing_id>`, see billing/auto-recharge.ts). */
-  | { kind: 'auto_recharge'; id: string; crossing: ThresholdCrossing };
+  | { kind: 'auto_recharge'; id: string; crossing: ThresholdCrossing }
+  /** Refund (part of) a paid credit's payment and remove the credit; recorded by the API (see billing/refunds.ts). */
+  | { kind: 'refund'; id: string; request: RefundRequest };
 
 export type CommandResult =
   /** `already_settled`: the database had its outcome before this run ran it (a redelivery); counted already. */
   | { kind: 'top_up'; result: TopUpResult; already_settled?: boolean }
   | { kind: 'grant_credit'; result: CreditGrantResult }
   | { kind: 'auto_recharge'; result: AutoRechargeResult }
+  | { kind: 'refund'; result: RefundResult }
   /** The account refused the command: it was invalid, or a step failed in a way no retry can fix. */
   | { kind: 'refused'; id: string; command_kind: Command['kind']; refusal: Refusal };
 
@@ -439,6 +443,7 @@ export function noteGrantExpiry(state: AccountState, grant_id: string, expires_a
 function outcomeId(outcome: CommandResult): string {
   if (outcome.kind === 'refused') return outcome.id;
   if (outcome.kind === 'auto_recharge') return outcome.result.recharge_id;
+  if (outcome.kind === 'refund') return outcome.result.refund_id;
   return outcome.kind === 'top_up' ? outcome.result.top_up_id : outcome.result.grant_id;
 }
 
@@ -474,6 +479,8 @@ export function noteRefusal(
 export function checkCommand(command: Command): Refusal | null {
   // Sized and checked by its own first step, against the settings and balance in PostgreSQL when it runs.
   if (command.kind === 'auto_recharge') return null;
+  // Decided by its own first step (the claim), under the wallet lock, against the payment and the credit left.
+  if (command.kind === 'refund') return null;
   if (command.kind === 'top_up') {
     const amount = parseUsd(command.request.amount_usd);
     if (!amount.ok || amount.nanos <= 0n || !isWholeCents(amount.nanos)) {
@@ -686,6 +693,8 @@ export function mayChangeTier(outcome: CommandResult): boolean {
       return outcome.command_kind !== 'grant_credit';
     case 'top_up':
     case 'auto_recharge':
+    // A refund lowers lifetime paid (a tier never demotes, but the next tier's rules and timer see it).
+    case 'refund':
       return outcome.result.status === 'succeeded';
   }
 }

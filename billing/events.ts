@@ -19,6 +19,7 @@ export const EVENT_TYPES = [
   'subscription.canceled',
   'invoice.created',
   'invoice.paid',
+  'refund.succeeded',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -317,6 +317,11 @@ export interface StatementEntry {
   owned_delta_nanos: bigint;
   /** Its change to held: a capture's is minus the hold it settled. */
   held_delta_nanos: bigint;
+  /**
+   * A debit that names its grant (a refund's claim: the payment's own grant) and how much of the debit that grant
+   * gave; the rest of the debit is consumption like any other. Absent for every other entry.
+   */
+  from_grant?: { grant_id: string; amount_nanos: bigint } | null;
 }
 
 /** What one entry took from one grant. */
@@ -339,7 +344,8 @@ export function writeOffGrantId(ref: string): string {
  * Replays a customer's ledger to say which debits consumed which grant, by the rules the ledger allocates with:
  * - a debit (a capture's cost, a usage batch) is taken from the grants live at that point in consumption order
  *   (soonest expiry first, then oldest); a debit beyond every live grant is debt, paid by the next grants granted;
- * - a write-off (`expiry`, `void`) takes from the grant its ref names;
+ * - a write-off (`expiry`, `void`) takes from the grant its ref names; a refund's claim takes what it took of the
+ *   payment's grant (`from_grant`) from that grant, and the rest like any debit;
  * - from its retirement on, a grant takes no ordinary debit: only captures of the holds it claimed pay from it (each
  *   hold's capture, up to the hold, pays its claims in consumption order; the rest is live credit's).
  * Holds and releases consume nothing. Entries must be in id order; the result is in entry order.
@@ -407,6 +413,12 @@ export function attributeDebits(
       continue;
     }
     let left_nanos = consumed_nanos;
+    if (entry.from_grant && remaining.has(entry.from_grant.grant_id)) {
+      const part_nanos =
+        entry.from_grant.amount_nanos < left_nanos ? entry.from_grant.amount_nanos : left_nanos;
+      take(entry.id, entry.from_grant.grant_id, part_nanos);
+      left_nanos -= part_nanos;
+    }
     const holdClaims = entry.kind === 'capture' ? claimsByHold.get(entry.ref) : undefined;
     if (holdClaims) {
       const hold_nanos = -entry.held_delta_nanos;

@@ -1,6 +1,7 @@
 import type { CrossingKind } from '../billing/account';
 import { queryRows, type Db } from './connection';
 import { pendingGrantRequests, type GrantRequestRow } from './credit-grant-requests';
+import { pendingRefunds, type RefundRow } from './refunds';
 import { pendingTopUps, topUpTotals, type TopUpRow, type TopUpTotals } from './top-ups';
 
 /**
@@ -16,6 +17,7 @@ export interface AccountFacts {
   /** Requests recorded but not settled, oldest first, at most `pending_limit` of each kind. */
   pending_top_ups: TopUpRow[];
   pending_grants: GrantRequestRow[];
+  pending_refunds: RefundRow[];
   /** The latest threshold crossing delivered to the account, and how many were. */
   last_crossing: {
     id: bigint;
@@ -72,6 +74,7 @@ export async function loadAccountFacts(
     top_ups: await topUpTotals(db, customer_id),
     pending_top_ups: await pendingTopUps(db, customer_id, pending_limit),
     pending_grants: await pendingGrantRequests(db, customer_id, pending_limit),
+    pending_refunds: await pendingRefunds(db, customer_id, pending_limit),
     last_crossing: last
       ? {
           id: last.id,

@@ -94,7 +94,7 @@ export async function pendingGrantRequests(
 }
 
 /**
- * Which of the given top-up, grant-request and subscription-change ids are no longer pending (one statement for any number of ids: the
+ * Which of the given top-up, grant-request, subscription-change and refund ids are no longer pending (one statement for any number of ids: the
  * API's waiters ask together). Ids are [A-Za-z0-9_]: they are passed as one comma-separated text.
  */
 export async function settledRequestIds(db: Db, ids: readonly string[]): Promise<string[]> {
@@ -106,8 +106,10 @@ export async function settledRequestIds(db: Db, ids: readonly string[]): Promise
      UNION ALL
      SELECT id FROM credit_grant_requests WHERE id = ANY(string_to_array(?, ',')) AND status <> 'pending'
      UNION ALL
-     SELECT id FROM subscription_changes WHERE id = ANY(string_to_array(?, ',')) AND status <> 'pending'`,
-    [list, list, list],
+     SELECT id FROM subscription_changes WHERE id = ANY(string_to_array(?, ',')) AND status <> 'pending'
+     UNION ALL
+     SELECT id FROM refunds WHERE id = ANY(string_to_array(?, ',')) AND status <> 'pending'`,
+    [list, list, list, list],
   );
   return rows.map((r) => r.id);
 }

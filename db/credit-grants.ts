@@ -99,16 +99,34 @@ export async function grantStatement(
       if (!row) return undefined;
       const [grant] = await withCurrentRemaining(trx, wallet, [row]);
       // Every entry that changed what the customer owns (holds and releases change nothing), in ledger order.
-      const entries = await queryRows<StatementEntry & { created_at: Date }>(
+      // A refund's claim names the grant it took from (db/refunds.ts) and how much.
+      const rows = await queryRows<
+        Omit<StatementEntry, 'from_grant'> & {
+          created_at: Date;
+          refund_grant_id: string | null;
+          from_grant_nanos: bigint | null;
+        }
+      >(
         trx,
-        `SELECT e.id, e.kind, e.ref, e.created_at, p.owned_delta_nanos, p.held_delta_nanos
+        `SELECT e.id, e.kind, e.ref, e.created_at, p.owned_delta_nanos, p.held_delta_nanos,
+                r.grant_id AS refund_grant_id, r.from_grant_nanos
          FROM (SELECT entry_id, sum(amount_nanos)::bigint AS owned_delta_nanos,
                  COALESCE(sum(amount_nanos) FILTER (WHERE account = 'held'), 0)::bigint AS held_delta_nanos
                FROM ledger_postings WHERE customer_id = ? AND account IN ('available', 'held')
                GROUP BY entry_id HAVING sum(amount_nanos) <> 0) p
          JOIN ledger_entries e ON e.id = p.entry_id
+         LEFT JOIN refunds r ON e.kind = 'refund' AND r.id = e.ref
          ORDER BY e.id`,
         [customer_id],
+      );
+      const entries = rows.map(
+        ({ refund_grant_id, from_grant_nanos, ...entry }): StatementEntry & { created_at: Date } => ({
+          ...entry,
+          from_grant:
+            refund_grant_id === null
+              ? null
+              : { grant_id: refund_grant_id, amount_nanos: from_grant_nanos ?? 0n },
+        }),
       );
       const claims = await queryRows<HoldClaim>(
         trx,

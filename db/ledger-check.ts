@@ -96,6 +96,35 @@ const INVARIANTS: { name: string; sql: string }[] = [
               OR g.amount_nanos IS DISTINCT FROM p.amount_nanos)))`,
   },
   {
+    name: 'no payment is refunded beyond its amount, and only a succeeded payment is refunded',
+    sql: `SELECT p.id AS subject, p.status || ' ' || p.amount_nanos::text || ' refunded ' || r.total::text AS detail
+          FROM payments p JOIN (SELECT payment_id, sum(amount_nanos) AS total FROM refunds
+            WHERE status = 'succeeded' OR (status = 'pending' AND claimed_at IS NOT NULL) GROUP BY payment_id) r
+            ON r.payment_id = p.id
+          WHERE r.total > p.amount_nanos OR p.status <> 'succeeded'`,
+  },
+  {
+    // A failed refund whose claim was not given back is one the gateway refunded that the account could not settle.
+    name: "a refund's entries follow its status: claimed once for its amount, then settled or given back",
+    sql: `SELECT r.id AS subject, r.status || ' claim ' || COALESCE(c.amount_nanos::text, 'none') || ' settled ' ||
+              (s.id IS NOT NULL)::text || ' released ' || (l.id IS NOT NULL)::text AS detail
+          FROM refunds r
+          LEFT JOIN ledger_entries c ON c.kind = 'refund' AND c.ref = r.id
+          LEFT JOIN ledger_entries s ON s.kind = 'refund_settled' AND s.ref = r.id
+          LEFT JOIN ledger_entries l ON l.kind = 'refund_release' AND l.ref = r.id
+          WHERE (r.claimed_at IS NOT NULL) <> (c.id IS NOT NULL)
+             OR (c.id IS NOT NULL AND c.amount_nanos <> -r.amount_nanos)
+             OR (s.id IS NOT NULL) <> (r.status = 'succeeded')
+             OR (l.id IS NOT NULL) <> (r.status = 'failed' AND r.claimed_at IS NOT NULL)`,
+  },
+  {
+    name: 'the refunds clearing account holds exactly the claims of the refunds under way',
+    sql: `SELECT 'refunds' AS subject, COALESCE(p.total, 0)::text || ' vs ' || COALESCE(r.total, 0)::text AS detail
+          FROM (SELECT sum(amount_nanos) AS total FROM ledger_postings WHERE account = 'refunds') p,
+               (SELECT sum(amount_nanos) AS total FROM refunds WHERE status = 'pending' AND claimed_at IS NOT NULL) r
+          WHERE COALESCE(p.total, 0) <> COALESCE(r.total, 0)`,
+  },
+  {
     name: 'no failed top-up granted credit',
     sql: `SELECT t.id AS subject, t.failure_code AS detail FROM top_ups t
           JOIN ledger_entries e ON e.kind = 'top_up' AND e.ref = t.id WHERE t.status = 'failed'`,

@@ -7,11 +7,12 @@ import {
   type GrantSlice,
   type HoldClaim,
   type OpenGrant,
+  type OpenHold,
 } from '../billing/grants';
 import { formatUsd } from '../billing/money';
 import { execute, queryRows, type Db } from './connection';
 import { recordEvent } from './events';
-import { MOVEMENTS, postMovement, type Wallet } from './postings';
+import { MOVEMENTS, postMovement, type MovementRequest, type PostedMovement, type Wallet } from './postings';
 
 /**
  * Ledger writes for lifecycle events (grants, top-ups, expiries) and the grant rows that record where credit came
@@ -213,6 +214,21 @@ async function reconcile(trx: Knex.Transaction, locked: Wallet): Promise<Reconci
   return { wallet, grants, open_claims: result.open_claims };
 }
 
+/** The authorizations held right now, oldest first, each with what grants that retired earlier claimed of it. */
+async function openHolds(trx: Knex.Transaction, reconciled: Reconciled): Promise<OpenHold[]> {
+  const holds = await queryRows<{ authorization_id: string; hold_nanos: bigint }>(
+    trx,
+    `SELECT id AS authorization_id, hold_nanos FROM authorizations
+     WHERE customer_id = ? AND status = 'held' ORDER BY created_at, id`,
+    [reconciled.wallet.customer_id],
+  );
+  const claimed = new Map<string, bigint>();
+  for (const c of reconciled.open_claims) {
+    claimed.set(c.authorization_id, (claimed.get(c.authorization_id) ?? 0n) + c.amount_nanos);
+  }
+  return holds.map((h) => ({ ...h, claimed_nanos: claimed.get(h.authorization_id) ?? 0n }));
+}
+
 export interface Retirement {
   grant_id: string;
   /** Written off now. */
@@ -233,20 +249,10 @@ async function retire(
 ): Promise<{ wallet: Wallet; retirements: Retirement[] }> {
   let wallet = reconciled.wallet;
   const customer_id = wallet.customer_id;
-  const holds = await queryRows<{ authorization_id: string; hold_nanos: bigint }>(
-    trx,
-    `SELECT id AS authorization_id, hold_nanos FROM authorizations
-     WHERE customer_id = ? AND status = 'held' ORDER BY created_at, id`,
-    [customer_id],
-  );
-  const claimed = new Map<string, bigint>();
-  for (const c of reconciled.open_claims) {
-    claimed.set(c.authorization_id, (claimed.get(c.authorization_id) ?? 0n) + c.amount_nanos);
-  }
   const plans = planRetirement(
     reconciled.grants.filter((g) => g.closed_reason === null),
     grant_ids,
-    holds.map((h) => ({ ...h, claimed_nanos: claimed.get(h.authorization_id) ?? 0n })),
+    await openHolds(trx, reconciled),
   );
   const [last] = await queryRows<{ id: bigint | null }>(
     trx,
@@ -310,10 +316,20 @@ export interface GrantRequest {
   /** The entry that funds the grant; (kind, ref) makes granting idempotent. */
   kind: string;
   ref: string;
-  /** Where the credit comes from: `payments` for money a card paid, `promotions` for free credit. */
-  funded_by: 'payments' | 'promotions';
+  /**
+   * Where the credit comes from: `payments` for money a card paid, `promotions` for free credit, `refunds` for the
+   * claim of a refund the gateway refused, given back.
+   */
+  funded_by: keyof typeof FUNDING_MOVEMENTS;
   granted_at?: Date;
 }
+
+/** The movement that funds a grant, by where its credit comes from. */
+const FUNDING_MOVEMENTS = {
+  payments: MOVEMENTS.paidCredit,
+  promotions: MOVEMENTS.promotionalCredit,
+  refunds: MOVEMENTS.refundRelease,
+} as const;
 
 /**
  * Grants credit: one entry (funding account -> customer's available), one grant row and its `credit.granted` event,
@@ -329,7 +345,7 @@ export async function grantCredit(db: Db, request: GrantRequest): Promise<GrantR
     const reconciled = await reconcile(trx, wallet);
     const posted = await postMovement(trx, reconciled.wallet, {
       customer_id: request.customer_id,
-      definition: request.funded_by === 'payments' ? MOVEMENTS.paidCredit : MOVEMENTS.promotionalCredit,
+      definition: FUNDING_MOVEMENTS[request.funded_by],
       kind: request.kind,
       ref: request.ref,
       amounts: { amount: request.amount_nanos },
@@ -508,4 +524,77 @@ export async function listLedgerEntries(
     [customer_id, page.starting_after ?? null, page.starting_after ?? null, page.limit + 1],
   );
   return { data: rows.slice(0, page.limit), has_more: rows.length > page.limit };
+}
+
+/** One grant's credit as a debit that names it (a refund) sees it, under the wallet lock, grants brought up to date. */
+export interface GrantCredit {
+  wallet: Wallet;
+  /** The grant as it stands now; undefined when it does not exist for this customer. */
+  grant: GrantRow | undefined;
+  /** false when it expired or was voided (retired): what it keeps belongs to open holds, not to the customer. */
+  open: boolean;
+  remaining_nanos: bigint;
+  /** The part of the remainder no open authorization may still capture (held money is the grants' in their order). */
+  free_nanos: bigint;
+}
+
+/**
+ * Locks the customer's wallet, brings its grants up to date (see `reconcile`) and says how much of one grant is left
+ * and how much of that is free of open holds (attributed to the grants in consumption order, as a capture would
+ * consume them: `planRetirement`'s rule). Call inside the transaction that then debits it (`debitGrant`).
+ */
+export async function readGrantCredit(
+  trx: Knex.Transaction,
+  customer_id: string,
+  grant_id: string,
+): Promise<GrantCredit> {
+  const reconciled = await reconcile(trx, await lockWallet(trx, customer_id));
+  const grant = reconciled.grants.find((g) => g.id === grant_id);
+  if (!grant || grant.closed_reason !== null) {
+    const [row] = await queryRows<GrantRow>(
+      trx,
+      `SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE id = ? AND customer_id = ?`,
+      [grant_id, customer_id],
+    );
+    return { wallet: reconciled.wallet, grant: row, open: false, remaining_nanos: 0n, free_nanos: 0n };
+  }
+  const live = reconciled.grants.filter((g) => g.closed_reason === null);
+  const [plan] = planRetirement(live, new Set([grant_id]), await openHolds(trx, reconciled));
+  return {
+    wallet: reconciled.wallet,
+    grant,
+    open: true,
+    remaining_nanos: grant.remaining_nanos,
+    free_nanos: plan?.write_off_nanos ?? 0n,
+  };
+}
+
+/**
+ * Posts a debit that names one grant (a refund's claim) through the one posting path and takes `from_grant_nanos`
+ * of it off that grant's remaining; the rest of the debit is consumption like any other (attributed to the grants in
+ * their order at the next reconciliation, or debt). The caller holds the wallet lock (`readGrantCredit`). Idempotent by
+ * the movement's (kind, ref): a repeat changes nothing.
+ */
+export async function debitGrant(
+  trx: Knex.Transaction,
+  wallet: Wallet,
+  request: { grant_id: string; from_grant_nanos: bigint; movement: MovementRequest<'amount'> },
+): Promise<PostedMovement> {
+  if (request.from_grant_nanos < 0n || request.from_grant_nanos > request.movement.amounts.amount) {
+    throw new Error(`debit ${request.movement.ref} takes ${request.from_grant_nanos} of its grant`);
+  }
+  const posted = await postMovement(trx, wallet, request.movement);
+  if (!posted.created || request.from_grant_nanos === 0n) return posted;
+  const updated = await queryRows<{ id: string }>(
+    trx,
+    `UPDATE credit_grants SET remaining_nanos = remaining_nanos - ?
+     WHERE id = ? AND customer_id = ? AND closed_reason IS NULL AND remaining_nanos >= ? RETURNING id`,
+    [request.from_grant_nanos, request.grant_id, wallet.customer_id, request.from_grant_nanos],
+  );
+  if (updated.length !== 1) {
+    throw new Error(
+      `grant ${request.grant_id} cannot give ${request.from_grant_nanos} to ${request.movement.ref}`,
+    );
+  }
+  return posted;
 }

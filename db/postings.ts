@@ -138,6 +138,40 @@ export const MOVEMENTS = {
     ],
     rearms: true,
   }),
+  /**
+   * A refund's claim, the reversing entry of paid credit (kind `refund`, ref the refund id): available -> refunds,
+   * before the gateway refunds the card, so the credit cannot be spent while the refund is under way. `refunds` is
+   * the clearing account of refunds in flight: the claim is settled or released by one of the two movements below.
+   */
+  refund: define({
+    kind: 'refund',
+    amounts: ['amount'],
+    postings: [
+      { account: 'available', terms: { amount: -1 } },
+      { account: 'refunds', terms: { amount: 1 } },
+    ],
+    rearms: false,
+  }),
+  /** The gateway refunded the card: the claim leaves the clearing account back to where card money came from. */
+  refundSettled: define({
+    kind: 'refund_settled',
+    amounts: ['amount'],
+    postings: [
+      { account: 'refunds', terms: { amount: -1 } },
+      { account: 'payments', terms: { amount: 1 } },
+    ],
+    rearms: false,
+  }),
+  /** The gateway refused the refund: the claimed credit comes back (a `refund_reversal` grant): refunds -> available. */
+  refundRelease: define({
+    kind: null,
+    amounts: ['amount'],
+    postings: [
+      { account: 'refunds', terms: { amount: -1 } },
+      { account: 'available', terms: { amount: 1 } },
+    ],
+    rearms: true,
+  }),
   /** What is left of an expired grant, written off: available -> breakage. */
   expiry: define({
     kind: 'expiry',

@@ -16,7 +16,7 @@ import { readWalletLimits, setTierLimits } from './limits';
  * Customers' spend tiers in PostgreSQL, the source of truth (the account workflow caches the tier for its timer,
  * its query and the `BillingTier` search attribute). What a customer has paid is read from `payments`, the record of
  * every charge, so top-ups and auto-recharges count alike (subscription invoices do not: a plan is not API
- * spend); a future refund subtracts here, and a tier never demotes
+ * spend); succeeded refunds subtract, and a tier never demotes
  * automatically (billing/tiers.ts `promotion`).
  */
 
@@ -35,8 +35,8 @@ export async function readCustomerTier(db: Db, customer_id: string): Promise<Cus
 }
 
 /**
- * Lifetime paid (the sum of succeeded charges) and the time of the first succeeded charge (as the payment was
- * recorded, right after the gateway accepted it); 0 and null for a customer who never paid.
+ * Lifetime paid (the sum of succeeded charges less their succeeded refunds) and the time of the first succeeded
+ * charge (as the payment was recorded, right after the gateway accepted it); 0 and null for a customer who never paid.
  */
 export async function readPaymentFacts(
   db: Db,
@@ -44,9 +44,11 @@ export async function readPaymentFacts(
 ): Promise<{ lifetime_paid_nanos: bigint; first_payment_at: Date | null }> {
   const [row] = await queryRows<{ lifetime_paid_nanos: bigint; first_payment_at: Date | null }>(
     db,
-    `SELECT COALESCE(sum(amount_nanos), 0)::bigint AS lifetime_paid_nanos, min(created_at) AS first_payment_at
+    `SELECT (COALESCE(sum(amount_nanos), 0) - (SELECT COALESCE(sum(r.amount_nanos), 0) FROM refunds r
+               WHERE r.customer_id = ? AND r.status = 'succeeded'))::bigint AS lifetime_paid_nanos,
+            min(created_at) AS first_payment_at
      FROM payments WHERE customer_id = ? AND status = 'succeeded' AND idempotency_key NOT LIKE 'invoice:%'`,
-    [customer_id],
+    [customer_id, customer_id],
   );
   return row ?? { lifetime_paid_nanos: 0n, first_payment_at: null };
 }

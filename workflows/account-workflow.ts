@@ -56,6 +56,7 @@ import {
   validateTopUp,
 } from '../billing/account';
 import { applyRechargeSettings, clearMonthlyRetry, msUntilMonthlyRetry } from '../billing/auto-recharge';
+import { isWellFormedRefundRequest } from '../billing/refunds';
 import type { SubscriptionCache } from '../billing/subscriptions';
 import type { InvoiceCharge } from '../activities';
 import { dunningWorkflow } from './dunning-workflow';
@@ -73,6 +74,7 @@ import {
   grantCreditUpdate,
   paymentMethodChangedSignal,
   planSearchAttribute,
+  refundRequestedSignal,
   retryInvoicePaymentSignal,
   setPaymentMethodUpdate,
   subscriptionChangedSignal,
@@ -247,6 +249,18 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
 
   setHandler(topUpRequestedSignal, (request) => {
     state = acceptRequest(state, { kind: 'top_up', id: request.top_up_id, request });
+  });
+
+  setHandler(refundRequestedSignal, (request) => {
+    if (!isWellFormedRefundRequest(request)) {
+      log.warn('ignored a malformed refund request signal', { request });
+      return;
+    }
+    state = acceptRequest(state, {
+      kind: 'refund',
+      id: request.refund_id,
+      request: { refund_id: request.refund_id },
+    });
   });
 
   setHandler(creditGrantRequestedSignal, ({ accepted_at, ...request }) => {
@@ -682,6 +696,19 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
               })
             : await acts.db.failAutoRecharge({ ...base, ...charge });
         return { kind: 'auto_recharge', result };
+      }
+      case 'refund': {
+        // Claim the credit (decided under the wallet lock, before the gateway hears of it), refund the card once,
+        // then settle or give the claim back: each step keyed by the refund id (activities/refund-credits.ts).
+        const base = { customer_id: state.customer_id, refund_id: command.id };
+        const claimed = await acts.db.claimRefund(base);
+        if (claimed.status === 'settled') return { kind: 'refund', result: claimed.result };
+        const sent = await acts.payment.refundPayment(base);
+        const result =
+          sent.status === 'succeeded'
+            ? await acts.money.completeRefund({ ...base, gateway_refund_id: sent.gateway_refund_id })
+            : await acts.db.failRefund({ ...base, failure_code: sent.failure_code, message: sent.message });
+        return { kind: 'refund', result };
       }
     }
   }

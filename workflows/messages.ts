@@ -11,6 +11,7 @@ import type {
   TopUpResult,
 } from '../billing/account';
 import type { AutoRechargeSettings } from '../billing/auto-recharge';
+import type { RefundRequest } from '../billing/refunds';
 
 /**
  * Every name that crosses between the API, the worker and the account workflow: one module, imported by all.
@@ -34,6 +35,8 @@ export const balanceThresholdCrossedSignal = defineSignal<[ThresholdCrossing]>('
 export const topUpRequestedSignal = defineSignal<[TopUpRequest]>('topUpRequested');
 export const creditGrantRequestedSignal =
   defineSignal<[CreditGrantRequest & { accepted_at: string }]>('creditGrantRequested');
+/** A refund the API recorded in PostgreSQL (`refunds`, pending); the workflow runs it like a top-up request. */
+export const refundRequestedSignal = defineSignal<[RefundRequest]>('refundRequested');
 /** The API saved a new payment method in PostgreSQL (the authority on it); the workflow refreshes its copy. */
 export const paymentMethodChangedSignal = defineSignal<[PaymentMethodRequest]>('paymentMethodChanged');
 /** The API saved the auto-recharge settings in PostgreSQL; the workflow refreshes its copy and search attribute. */

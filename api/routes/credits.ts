@@ -8,6 +8,7 @@ import { listLedgerEntries, voidGrant } from '../../db/ledger';
 import { INVALID_REQUEST_REFUSALS } from '../../billing/account';
 import { getGrantRequest, recordGrantRequest, type GrantRequestRow } from '../../db/credit-grant-requests';
 import { PermanentError, sqlStateOf } from '../../db/errors';
+import { refundedNanosOf } from '../../db/refunds';
 import { getTopUp, recordTopUp, type TopUpRow } from '../../db/top-ups';
 import { creditGrantRequestedSignal, topUpRequestedSignal } from '../../workflows/messages';
 import type { AccountWorkflows } from '../accounts';
@@ -106,7 +107,7 @@ export function creditRoutes(
           top_up_id,
         );
       }
-      return topUpAnswer((await getTopUp(deps.db, top_up_id))!);
+      return topUpAnswer((await getTopUp(deps.db, top_up_id))!, await refundedNanosOf(deps.db, top_up_id));
     },
   });
 
@@ -119,7 +120,7 @@ export function creditRoutes(
     handler: async ({ params }) => {
       const row = await getTopUp(deps.db, params.id!);
       if (!row) throw notFound('top-up', params.id!);
-      return { status: 200, body: topUpView(row) };
+      return { status: 200, body: topUpView(row, await refundedNanosOf(deps.db, row.id)) };
     },
   });
 
@@ -305,9 +306,9 @@ export function creditRoutes(
  * A top-up as the API answers it: 201 succeeded, 202 still pending, 402 for a card that declined (or a processor
  * that refused the charge), 400/409 when the account refused it.
  */
-function topUpAnswer(row: TopUpRow): { status: number; body: z.infer<typeof TopUp> } {
+function topUpAnswer(row: TopUpRow, refunded_nanos: bigint): { status: number; body: z.infer<typeof TopUp> } {
   if (row.status === 'pending') return { status: 202, body: topUpView(row) };
-  if (row.status === 'succeeded') return { status: 201, body: topUpView(row) };
+  if (row.status === 'succeeded') return { status: 201, body: topUpView(row, refunded_nanos) };
   const code = row.failure_code ?? 'card_declined';
   const declined =
     (row.payment_id !== null && !INVALID_REQUEST_REFUSALS.has(code)) || code === 'payment_refused';
@@ -363,7 +364,7 @@ function pendingGrantView(row: GrantRequestRow): z.infer<typeof CreditGrantPendi
  * Records a request, answering in the API's terms what PostgreSQL refuses: an id reused for another request is a
  * 409, text PostgreSQL cannot store (a NUL byte) is a 400, never a 500.
  */
-async function conflictOnReuse<T>(record: () => Promise<T>): Promise<T> {
+export async function conflictOnReuse<T>(record: () => Promise<T>): Promise<T> {
   try {
     return await record();
   } catch (error) {

@@ -17,6 +17,7 @@ import * as subscriptionChanges from './20261201095000_subscription_changes';
 import * as stripeCustomers from './20261201091000_stripe_customers';
 import * as customerContracts from './20261201094000_customer_contracts';
 import * as allowanceCounters from './20261201093000_allowance_counters';
+import * as refunds from './20261201092000_refunds';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -41,6 +42,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261201091000_stripe_customers': stripeCustomers,
   '20261201094000_customer_contracts': customerContracts,
   '20261201093000_allowance_counters': allowanceCounters,
+  '20261201092000_refunds': refunds,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -74,10 +74,24 @@ test('each movement moves the wallet as named; only bought or granted credit re-
     account: 'promotions',
     amount_nanos: -a,
   });
+  // A refund's claim debits available; its settlement moves no customer money; its release credits it back.
+  expect(postingsOf(MOVEMENTS.refund, { amount: a })).toEqual([
+    { account: 'available', amount_nanos: -a },
+    { account: 'refunds', amount_nanos: a },
+  ]);
+  expect(walletDelta(postingsOf(MOVEMENTS.refundSettled, { amount: a }))).toEqual({
+    available_nanos: 0n,
+    held_nanos: 0n,
+  });
+  expect(walletDelta(postingsOf(MOVEMENTS.refundRelease, { amount: a }))).toEqual({
+    available_nanos: a,
+    held_nanos: 0n,
+  });
   const rearming = Object.entries(MOVEMENTS)
     .filter(([, d]) => d.rearms)
     .map(([name]) => name);
-  expect(rearming.sort()).toEqual(['paidCredit', 'promotionalCredit']);
+  // The release of a refused refund's claim is granted credit (a `refund_reversal` grant).
+  expect(rearming.sort()).toEqual(['paidCredit', 'promotionalCredit', 'refundRelease']);
 });
 
 test('an unbalanced definition is refused', () => {
