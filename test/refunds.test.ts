@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { refundActivities } from '../activities/refund-credits';
 import { usd } from '../billing/money';
+import { recordRefund } from '../db/refunds';
+import { SimulatedGateway } from '../payments/simulated-gateway';
+import { accountWorkflowId } from '../workflows/messages';
 import { waitFor } from './support/eventually';
 import { useHarness } from './support/harness';
 
@@ -363,4 +367,83 @@ test('a refund the gateway refuses gives the claimed credit back and answers 409
   );
   expect(await lifetimePaid(customer)).toBe('8.000000000');
   expect(await h.db('events').where({ customer_id: customer, type: 'refund.succeeded' })).toEqual([]);
+});
+
+/** Records a refund of `amount_usd` of the top-up straight in PostgreSQL (as the API does), without telling the account. */
+async function recordDirectly(id: string, customer: string, top_up_id: string, amount_usd: string) {
+  const [top] = await h.db('top_ups').where({ id: top_up_id });
+  return recordRefund(h.db, {
+    id,
+    customer_id: customer,
+    payment_id: top.payment_id,
+    top_up_id,
+    recharge_id: null,
+    grant_id: top.grant_id,
+    amount_nanos: usd(amount_usd),
+    allow_negative: false,
+  });
+}
+
+test('every step run again (a worker killed between steps) claims, refunds at the gateway and settles once', async () => {
+  const customer = 'cus_rf_steps';
+  await h.customer(customer, 'pm_card_visa');
+  const bought = await topUp(customer, '10.00');
+  const row = await recordDirectly('re_rf_steps', customer, bought.id, '4.00');
+  const gateway = new SimulatedGateway(h.db);
+  const steps = refundActivities({ db: h.db, gateway });
+  const input = { customer_id: customer, refund_id: row.id };
+
+  expect(await steps.claimRefund(input)).toEqual({ status: 'claimed' });
+  expect(await steps.claimRefund(input)).toEqual({ status: 'claimed' });
+  expect(await available(customer)).toBe('6.000000000');
+
+  // The gateway refunded, then the worker died before our record of it: the retry gets the same refund back.
+  const [payment] = await h.db('payments').where({ id: row.payment_id });
+  const lost = await gateway.refund({
+    idempotency_key: `refund:${row.id}`,
+    charge_id: payment.gateway_charge_id,
+    amount_nanos: usd('4'),
+    reason: null,
+  });
+  const sent = await steps.refundPayment(input);
+  expect(sent).toEqual({ status: 'succeeded', gateway_refund_id: (lost as { refund_id: string }).refund_id });
+  expect(await steps.refundPayment(input)).toEqual(sent);
+  expect(await gatewayRefunds(payment.id)).toHaveLength(1);
+
+  const settled = await steps.completeRefund({ ...input, gateway_refund_id: 're_sim_ignored' });
+  expect(settled).toEqual({
+    refund_id: row.id,
+    status: 'succeeded',
+    amount_usd: '4.000000000',
+    failure_code: null,
+  });
+  expect(await steps.completeRefund({ ...input, gateway_refund_id: 're_sim_ignored' })).toEqual(settled);
+  expect(await steps.claimRefund(input)).toEqual({ status: 'settled', result: settled });
+
+  const kinds = await h.db('ledger_entries').where({ ref: row.id }).orderBy('id').pluck('kind');
+  expect(kinds).toEqual(['refund', 'refund_settled']);
+  expect(await h.db('events').where({ customer_id: customer, type: 'refund.succeeded' })).toHaveLength(1);
+  // The gateway's refund id recorded is the one the gateway made, not what a late caller claimed.
+  expect((await h.db('refunds').where({ id: row.id }))[0].gateway_refund_id).toBe(
+    (lost as { refund_id: string }).refund_id,
+  );
+  expect(await available(customer)).toBe('6.000000000');
+});
+
+test('a refund the account never heard of (its run terminated) is run by the rebuilt run, once', async () => {
+  const customer = 'cus_rf_rebuild';
+  await h.customer(customer, 'pm_card_visa');
+  const bought = await topUp(customer, '10.00');
+  const row = await recordDirectly('re_rf_rebuild', customer, bought.id, '2.50');
+  await h.temporal.workflow.getHandle(accountWorkflowId(customer)).terminate('refund test: terminate');
+
+  // Any request starts a new run, which reads the pending refund from PostgreSQL and runs it before the grant.
+  await h.fund(customer, '1.00');
+  await waitFor('the rebuilt run to settle the refund', async () => {
+    const [settled] = await h.db('refunds').where({ id: row.id });
+    return settled.status !== 'pending';
+  });
+  expect((await h.call('GET', `/v1/refunds/${row.id}`)).body).toMatchObject({ status: 'succeeded' });
+  expect(await available(customer)).toBe('8.500000000');
+  expect(await gatewayRefunds(row.payment_id)).toHaveLength(1);
 });
