@@ -113,6 +113,8 @@ const CONFLICT_REFUND_CODES: ReadonlySet<string> = new Set([
   'charge_already_refunded',
   'charge_disputed',
   'amount_too_large',
+  // Stripe refused the refund request as invalid for another reason (payments/stripe-gateway.ts).
+  'refund_refused',
   'gateway_mismatch',
   'conflict',
   'not_found',
