@@ -10,6 +10,7 @@ import {
   type SubscriptionCache,
 } from '../billing/subscriptions';
 import type { Db } from '../db/connection';
+import { enterpriseUsageLines, getContract } from '../db/contracts';
 import { PermanentError } from '../db/errors';
 import {
   advancePeriod,
@@ -27,6 +28,7 @@ import {
   markInvoicePaid,
   newSubscriptionId,
   noteChangeDecision,
+  noteInvoiceAttempt,
   pendingSubscriptionChanges,
   recordSubscriptionEvent,
   scheduleSubscriptionChange,
@@ -75,18 +77,20 @@ interface StoredDecision {
   period_end: string;
 }
 
-export function subscriptionActivities(deps: {
-  db: Db;
-  gateway: PaymentGateway;
-  plans?: PlanCatalog;
-  /** The customer's enterprise seat price, if a contract sets one (null: none). */
-  contractSeatPrice?: (customer_id: string) => Promise<bigint | null>;
-  /** The ended period's metered usage lines for a net-terms invoice. */
-  usageLines?: (customer_id: string, window: { from: Date; to: Date }) => Promise<InvoiceLine[]>;
-}) {
+export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; plans?: PlanCatalog }) {
   const catalog = deps.plans ?? loadDefaultPlanCatalog();
-  const seatPrice = deps.contractSeatPrice ?? (() => Promise.resolve(null));
-  const usageLines = deps.usageLines ?? (() => Promise.resolve([]));
+  /** The customer's contract seat price (enterprise), null without a contract. */
+  const seatPrice = async (customer_id: string): Promise<bigint | null> =>
+    (await getContract(deps.db, customer_id))?.seat_price_nanos ?? null;
+  /** A net-terms period's metered usage, priced by the contract: the same aggregation as GET .../usage. */
+  const usageLines = async (customer_id: string, window: { from: Date; to: Date }): Promise<InvoiceLine[]> =>
+    (await enterpriseUsageLines(deps.db, customer_id, window)).lines.map((line) => ({
+      description: line.description,
+      amount_nanos: line.amount_nanos,
+      quantity: line.quantity,
+      period_start: window.from,
+      period_end: window.to,
+    }));
 
   return {
     /** The subscription an account run starts with (rebuilt from PostgreSQL), and the change requests pending. */
@@ -118,16 +122,19 @@ export function subscriptionActivities(deps: {
         if (change.status !== 'pending') return { status: 'settled' } as const;
         if (change.invoice_id) return { status: 'charge', invoice_id: change.invoice_id } as const;
         const current = await getLiveSubscription(trx, change.customer_id);
-        const decision = decideChange(
-          current,
-          { plan: change.plan, seats: change.seats },
-          {
-            catalog,
-            period,
-            now: new Date(),
-            contract_seat_price_nanos: await seatPrice(change.customer_id),
-            change_id: change.id,
-          },
+        const contract_seat_price_nanos = await seatPrice(change.customer_id);
+        const decision = rule(() =>
+          decideChange(
+            current,
+            { plan: change.plan, seats: change.seats },
+            {
+              catalog,
+              period,
+              now: new Date(),
+              contract_seat_price_nanos,
+              change_id: change.id,
+            },
+          ),
         );
         const applied = (subscription_id: string | null) =>
           settleSubscriptionChange(trx, change.id, { status: 'applied', subscription_id });
@@ -169,8 +176,17 @@ export function subscriptionActivities(deps: {
                 : current!.current_period_end
               ).toISOString(),
             };
-            if (decision.invoice === null) {
+            if (decision.invoice === null || decision.invoice.collection === 'net_terms') {
+              // Nothing to charge now: a plan that costs nothing, or one invoiced with net terms (the invoice is
+              // sent, open until paid), applies at once.
               await applyDecision(trx, change.customer_id, stored);
+              if (decision.invoice !== null) {
+                await writeInvoice(trx, {
+                  ...decision.invoice,
+                  customer_id: change.customer_id,
+                  subscription_id,
+                });
+              }
               await applied(subscription_id);
               return { status: 'settled' } as const;
             }
@@ -193,6 +209,7 @@ export function subscriptionActivities(deps: {
       if (!invoice) throw new PermanentError('not_found', `invoice ${input.invoice_id} does not exist`);
       const key = `invoice:${invoice.id}:${input.attempt}`;
       if (invoice.status !== 'open') return { status: 'closed' };
+      await noteInvoiceAttempt(deps.db, invoice.id, input.attempt);
       const result = await chargeCardOnce(deps, {
         idempotency_key: key,
         payment_id: `pay_${invoice.id}_${input.attempt}`,
@@ -245,6 +262,18 @@ export function subscriptionActivities(deps: {
           });
           return;
         }
+        if (decision.kind === 'start' && (await getLiveSubscription(trx, change.customer_id))) {
+          // Another start won (a request recorded later but run first). The charge stands on its paid invoice;
+          // the refusal says it is owed back, and reconciliation lists it.
+          await markInvoicePaid(trx, change.invoice_id, input.charge.payment_id, new Date());
+          await settleSubscriptionChange(trx, change.id, {
+            status: 'refused',
+            failure_code: 'subscription_exists',
+            decline_code: null,
+            failure_message: 'a subscription started meanwhile; this charge is owed back',
+          });
+          return;
+        }
         await applyDecision(trx, change.customer_id, decision);
         await linkInvoiceToSubscription(trx, change.invoice_id, decision.subscription_id);
         await markInvoicePaid(trx, change.invoice_id, input.charge.payment_id, new Date());
@@ -277,13 +306,21 @@ export function subscriptionActivities(deps: {
               to: sub0.current_period_end,
             })
           : [];
+      const contract_seat_price = await seatPrice(sub0.customer_id);
       return deps.db.transaction(async (trx) => {
         await lockCustomer(trx, sub0.customer_id);
         const sub = (await getSubscription(trx, input.subscription_id))!;
         if (sub.status !== 'active' || sub.period_index !== input.period_index - 1)
           return { status: 'skipped' };
         if (Date.parse(input.at) < sub.current_period_end.getTime()) return { status: 'skipped' };
-        const decision = decideRenewal(sub, catalog, period, usage);
+        const decision = rule(() => decideRenewal(sub, catalog, period, usage, contract_seat_price));
+        if (decision.usage_invoice) {
+          await writeInvoice(trx, {
+            ...decision.usage_invoice,
+            customer_id: sub.customer_id,
+            subscription_id: sub.id,
+          });
+        }
         if (decision.kind === 'cancel') {
           await endSubscription(trx, sub.id, sub.current_period_end);
           await recordSubscriptionEvent(
@@ -327,9 +364,29 @@ export function subscriptionActivities(deps: {
         const sub = (await getSubscription(trx, input.subscription_id))!;
         if (sub.status === 'canceled' || sub.period_index !== input.period_index - 1)
           return { status: 'skipped' };
-        const decision = decideRenewal(sub, catalog, period);
-        if (decision.kind === 'cancel') return { status: 'skipped' };
         const paid = input.charge.status !== 'failed';
+        if (!paid && sub.cancel_at_period_end) {
+          // Cancelled while its renewal was being charged, and the charge failed: it simply ends, owing nothing.
+          await closeInvoice(trx, input.invoice_id, 'void');
+          await endSubscription(trx, sub.id, sub.current_period_end);
+          await recordSubscriptionEvent(
+            trx,
+            'subscription.canceled',
+            { ...sub, status: 'canceled' },
+            'ended',
+            {
+              reason: 'canceled_at_period_end',
+            },
+          );
+          return { status: 'skipped' };
+        }
+        // A charge that went through opens the period it paid for, even if a cancellation arrived meanwhile (the
+        // subscription then ends after that period); the renewal is decided as it was when its invoice was written.
+        const contract_seat_price = await seatPrice(sub.customer_id);
+        const decision = rule(() =>
+          decideRenewal({ ...sub, cancel_at_period_end: false }, catalog, period, [], contract_seat_price),
+        );
+        if (decision.kind === 'cancel') return { status: 'skipped' };
         await advance(trx, sub, decision, paid ? 'active' : 'past_due');
         if (paid) {
           await markInvoicePaid(
@@ -432,7 +489,6 @@ export function subscriptionActivities(deps: {
     decision: Extract<ReturnType<typeof decideRenewal>, { kind: 'renew' }>,
     status: 'active' | 'past_due',
   ): Promise<void> {
-    const reanchored = catalog.find(sub.plan)?.interval !== catalog.find(decision.plan)?.interval;
     await advancePeriod(trx, sub.id, {
       plan: decision.plan,
       seats: decision.seats,
@@ -440,7 +496,7 @@ export function subscriptionActivities(deps: {
       period_index: decision.period_index,
       period_start: decision.period_start,
       period_end: decision.period_end,
-      anchor_at: reanchored ? decision.period_start : null,
+      reanchor: decision.reanchor,
       status,
     });
     if (status === 'active') {
@@ -468,6 +524,18 @@ async function cacheOf(db: Db, sub: Subscription): Promise<SubscriptionCache> {
 async function openPeriodInvoice(db: Db, sub: Subscription): Promise<string | null> {
   const invoice = await findInvoiceByKey(db, `period:${sub.id}:${sub.period_index}`);
   return invoice?.status === 'open' ? invoice.id : null;
+}
+
+/**
+ * Runs a pure billing rule; a rule that throws (a price it cannot compute, a catalog changed under a subscription)
+ * will throw again on every retry, so it is a permanent failure that the workflow handles, not a retry loop.
+ */
+function rule<T>(decide: () => T): T {
+  try {
+    return decide();
+  } catch (error) {
+    throw new PermanentError('invalid_data', error instanceof Error ? error.message : String(error));
+  }
 }
 
 function billingPeriodOf(text: string): BillingPeriod {

@@ -31,6 +31,8 @@ export interface Subscription {
   seat_price_nanos: bigint | null;
   status: SubscriptionStatus;
   anchor_at: Date;
+  /** The period index at `anchor_at` (0 unless a change of interval re-anchored the subscription). */
+  anchor_index: number;
   period_index: number;
   current_period_start: Date;
   current_period_end: Date;
@@ -194,14 +196,14 @@ export function decideChange(
     period_ms: end_ms - start_ms,
   });
   const invoice =
-    charge === 0n || plan.collection !== 'charge'
+    charge === 0n
       ? null
       : {
           key: `proration:${live.id}:${context.change_id}`,
-          collection: 'charge' as const,
+          collection: plan.collection,
           period_start: context.now,
           period_end: live.current_period_end,
-          due_at: context.now,
+          due_at: dueAt(plan, context.now),
           lines: [
             {
               description: `${describePlan(currentPlan?.name ?? live.plan, live.seats, currentPlan?.per_seat ?? false)} -> ${describePlan(plan.name, seats, plan.per_seat)}, prorated for the rest of the period`,
@@ -238,13 +240,20 @@ function startDecision(
   const period_end = new Date(bounds.end_ms);
   const amount = periodPrice_nanos(plan, seats, seat_price_nanos);
   const invoice =
-    plan.collection === 'charge' && amount > 0n
+    amount > 0n
       ? periodInvoice(`start:${context.change_id}`, plan, seats, amount, period_start, period_end)
       : null;
   return { kind: 'start', plan: plan.id, seats, seat_price_nanos, period_start, period_end, invoice };
 }
 
-/** An invoice for one period of a plan charged by card, due at once. */
+/** When an invoice of the plan written at `from` is due: at once for card plans, `net_days` later for net terms. */
+function dueAt(plan: Plan, from: Date): Date {
+  return plan.collection === 'charge' ? from : new Date(from.getTime() + plan.net_days * DAY_MS);
+}
+
+const DAY_MS = 86_400_000;
+
+/** An invoice for one period of a plan, in advance: charged to the card at once, or sent with net terms. */
 export function periodInvoice(
   key: string,
   plan: Plan,
@@ -255,10 +264,10 @@ export function periodInvoice(
 ): InvoiceDraft {
   return {
     key,
-    collection: 'charge',
+    collection: plan.collection,
     period_start,
     period_end,
-    due_at: period_start,
+    due_at: dueAt(plan, period_start),
     lines: [
       {
         description: describePlan(plan.name, seats, plan.per_seat),
@@ -272,17 +281,21 @@ export function periodInvoice(
 }
 
 export type RenewalDecision =
-  | { kind: 'cancel' }
+  | { kind: 'cancel'; usage_invoice: InvoiceDraft | null }
   | {
       kind: 'renew';
       plan: string;
       seats: number;
       seat_price_nanos: bigint | null;
       period_index: number;
+      /** Set when this renewal re-anchors the subscription (a change of interval): the new anchor. */
+      reanchor: { anchor_at: Date; anchor_index: number } | null;
       period_start: Date;
       period_end: Date;
-      /** Card plans: the new period's invoice, charged now. Net terms: the ended period's, sent. Null: nothing owed. */
+      /** The new period's invoice, in advance: charged now (card plans) or sent (net terms); null: nothing owed. */
       invoice: InvoiceDraft | null;
+      /** The ended period's metered usage (a net-terms plan's), invoiced in arrears; null: none. */
+      usage_invoice: InvoiceDraft | null;
     };
 
 /**
@@ -294,66 +307,63 @@ export function decideRenewal(
   catalog: PlanCatalog,
   period: BillingPeriod,
   usage_lines: readonly InvoiceLine[] = [],
+  /** The customer's contract seat price now (enterprise); it governs a plan priced per customer. */
+  contract_seat_price_nanos: bigint | null = null,
 ): RenewalDecision {
-  if (current.cancel_at_period_end) return { kind: 'cancel' };
+  const usage_invoice = usageInvoice(current, catalog, usage_lines);
+  if (current.cancel_at_period_end) return { kind: 'cancel', usage_invoice };
   const plan = catalog.find(current.next_plan ?? current.plan) ?? catalog.find(FREE_PLAN_ID)!;
   const seats = plan.per_seat ? (current.next_seats ?? current.seats) : 1;
-  const seat_price_nanos = plan.price_nanos === null ? current.seat_price_nanos : null;
+  const seat_price_nanos =
+    plan.price_nanos === null ? (contract_seat_price_nanos ?? current.seat_price_nanos) : null;
   const period_index = current.period_index + 1;
-  // Periods are counted from the anchor in units of the plan's interval; a plan change of interval re-anchors.
+  // Periods are counted from the anchor in units of the plan's interval; a change of interval re-anchors at the
+  // renewal that makes it (the new period is then period 0 from the new anchor), while the index keeps counting.
   const intervalChanged = catalog.find(current.plan)?.interval !== plan.interval;
   const anchor_ms = intervalChanged ? current.current_period_end.getTime() : current.anchor_at.getTime();
-  const index = intervalChanged ? 0 : period_index;
+  const index = intervalChanged ? 0 : period_index - current.anchor_index;
   const bounds = periodBounds(anchor_ms, index, period, plan.interval);
   const period_start = new Date(bounds.start_ms);
   const period_end = new Date(bounds.end_ms);
   const amount = periodPrice_nanos(plan, seats, seat_price_nanos);
-  let invoice: InvoiceDraft | null = null;
-  if (plan.collection === 'charge') {
-    if (amount > 0n) {
-      invoice = periodInvoice(
-        `period:${current.id}:${period_index}`,
-        plan,
-        seats,
-        amount,
-        period_start,
-        period_end,
-      );
-    }
-  } else {
-    // Net terms: the period just served is invoiced (seats and metered usage), due `net_days` after it.
-    const ended_start = current.current_period_start;
-    const ended_end = current.current_period_end;
-    const currentPlan = catalog.find(current.plan) ?? plan;
-    const seatAmount = periodPrice_nanos(currentPlan, current.seats, current.seat_price_nanos);
-    const lines: InvoiceLine[] = [
-      {
-        description: describePlan(currentPlan.name, current.seats, currentPlan.per_seat),
-        amount_nanos: seatAmount,
-        quantity: String(currentPlan.per_seat ? current.seats : 1),
-        period_start: ended_start,
-        period_end: ended_end,
-      },
-      ...usage_lines,
-    ].filter((line) => line.amount_nanos !== 0n);
-    invoice = {
-      key: `period:${current.id}:${current.period_index}`,
-      collection: 'net_terms',
-      period_start: ended_start,
-      period_end: ended_end,
-      due_at: new Date(ended_end.getTime() + currentPlan.net_days * 86_400_000),
-      lines,
-    };
-  }
+  const invoice =
+    amount > 0n
+      ? periodInvoice(`period:${current.id}:${period_index}`, plan, seats, amount, period_start, period_end)
+      : null;
+  const reanchor = intervalChanged ? { anchor_at: period_start, anchor_index: period_index } : null;
   return {
     kind: 'renew',
     plan: plan.id,
     seats,
     seat_price_nanos,
     period_index,
+    reanchor,
     period_start,
     period_end,
     invoice,
+    usage_invoice,
+  };
+}
+
+/**
+ * The metered usage of a period served on a net-terms plan (enterprise), invoiced in arrears on its own invoice
+ * (`usage:<sub>:<n>`), due `net_days` after the period; null for card plans or a period without usage.
+ */
+export function usageInvoice(
+  served: Subscription,
+  catalog: PlanCatalog,
+  usage_lines: readonly InvoiceLine[],
+): InvoiceDraft | null {
+  const plan = catalog.find(served.plan);
+  const lines = usage_lines.filter((line) => line.amount_nanos !== 0n);
+  if (!plan || plan.collection !== 'net_terms' || lines.length === 0) return null;
+  return {
+    key: `usage:${served.id}:${served.period_index}`,
+    collection: 'net_terms',
+    period_start: served.current_period_start,
+    period_end: served.current_period_end,
+    due_at: dueAt(plan, served.current_period_end),
+    lines,
   };
 }
 

@@ -17,7 +17,7 @@ import { recordEvent } from './events';
  * dunning's outcomes of one customer are serialised; each records its events in the same transaction.
  */
 
-const SUBSCRIPTION_COLUMNS = `id, customer_id, plan, seats, seat_price_nanos, status, anchor_at, period_index,
+const SUBSCRIPTION_COLUMNS = `id, customer_id, plan, seats, seat_price_nanos, status, anchor_at, anchor_index, period_index,
   current_period_start, current_period_end, cancel_at_period_end, next_plan, next_seats, canceled_at`;
 
 /** The customer's live subscription (not canceled), if any. */
@@ -284,15 +284,15 @@ export async function advancePeriod(
     period_index: number;
     period_start: Date;
     period_end: Date;
-    /** Set when the renewal re-anchored (a change of interval). */
-    anchor_at: Date | null;
+    /** Set when the renewal re-anchors the subscription (a change of interval). */
+    reanchor: { anchor_at: Date; anchor_index: number } | null;
     status: 'active' | 'past_due';
   },
 ): Promise<void> {
   await execute(
     trx,
     `UPDATE subscriptions SET plan = ?, seats = ?, seat_price_nanos = ?, period_index = ?, current_period_start = ?,
-       current_period_end = ?, anchor_at = COALESCE(?, anchor_at), status = ?, next_plan = NULL, next_seats = NULL,
+       current_period_end = ?, anchor_at = COALESCE(?, anchor_at), anchor_index = COALESCE(?, anchor_index), status = ?, next_plan = NULL, next_seats = NULL,
        version = version + 1, updated_at = now()
      WHERE id = ? AND period_index = ? - 1`,
     [
@@ -302,7 +302,8 @@ export async function advancePeriod(
       next.period_index,
       next.period_start,
       next.period_end,
-      next.anchor_at,
+      next.reanchor?.anchor_at ?? null,
+      next.reanchor?.anchor_index ?? null,
       next.status,
       id,
       next.period_index,
@@ -466,15 +467,13 @@ export async function listInvoices(
   );
 }
 
-/** Counts one more charge attempt of an open invoice and answers its number (the attempt's gateway key). */
-export async function nextInvoiceAttempt(q: Db, invoice_id: string): Promise<number> {
-  const rows = await queryRows<{ attempts: number }>(
+/** Notes that charge attempt `attempt` of an open invoice is being made (the workflow numbers attempts). */
+export async function noteInvoiceAttempt(q: Db, invoice_id: string, attempt: number): Promise<void> {
+  await execute(
     q,
-    `UPDATE invoices SET attempts = attempts + 1, updated_at = now() WHERE id = ? AND status = 'open'
-     RETURNING attempts`,
-    [invoice_id],
+    `UPDATE invoices SET attempts = GREATEST(attempts, ?), updated_at = now() WHERE id = ? AND status = 'open'`,
+    [attempt, invoice_id],
   );
-  return rows[0]?.attempts ?? 0;
 }
 
 /** Marks an open invoice paid by a payment and records `invoice.paid` (once). */

@@ -511,9 +511,12 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     const loaded = await attempt(() => acts.db.loadSubscription({ customer_id: state.customer_id }));
     if (!loaded) return;
     if (loaded.subscription?.period_index !== state.subscription?.period_index) renewalRetryAt_ms = undefined;
+    // Requests recorded earlier run first (PostgreSQL's order, oldest first); those only signalled follow.
     const known = state.subscription_changes ?? [];
-    const pending = withPending ? loaded.pending_changes.filter((id) => !known.includes(id)) : [];
-    state = { ...state, subscription: loaded.subscription, subscription_changes: [...known, ...pending] };
+    const changes = withPending
+      ? [...loaded.pending_changes, ...known.filter((id) => !loaded.pending_changes.includes(id))]
+      : known;
+    state = { ...state, subscription: loaded.subscription, subscription_changes: changes };
     showSubscription();
     await startDunning();
   }

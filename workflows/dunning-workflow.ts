@@ -1,4 +1,11 @@
-import { condition, getExternalWorkflowHandle, log, proxyActivities, setHandler } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  condition,
+  getExternalWorkflowHandle,
+  log,
+  proxyActivities,
+  setHandler,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { accountWorkflowId, retryInvoicePaymentSignal, subscriptionChangedSignal } from './messages';
 
@@ -42,8 +49,16 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
   const started_ms = Date.now();
   const chargeOnce = async (): Promise<'paid' | 'open' | 'closed'> => {
     attempt += 1;
-    const charge = await payment.chargeInvoice({ invoice_id: input.invoice_id, attempt });
-    return (await db.settleInvoiceAttempt({ invoice_id: input.invoice_id, charge })).status;
+    try {
+      const charge = await payment.chargeInvoice({ invoice_id: input.invoice_id, attempt });
+      return (await db.settleInvoiceAttempt({ invoice_id: input.invoice_id, charge })).status;
+    } catch (error) {
+      // A step that can never succeed (a card the gateway refuses outright, say) is a failed attempt: dunning
+      // goes on to the next one and, at the end, cancels, so the subscription never stays past due for good.
+      if (!(error instanceof ActivityFailure)) throw error;
+      log.warn('dunning attempt failed for good', { attempt, error: error.cause?.message });
+      return 'open';
+    }
   };
 
   let outcome: DunningOutcome | null = null;
@@ -65,6 +80,7 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     }
   }
   if (outcome === null) {
+    // Retried until it succeeds (a database step): the subscription must not stay past due.
     const ended = await db.exhaustDunning({ invoice_id: input.invoice_id });
     outcome = ended.status === 'canceled' ? 'uncollectible' : 'closed';
   }

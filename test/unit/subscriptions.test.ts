@@ -23,6 +23,7 @@ function subscription(overrides: Partial<Subscription> = {}): Subscription {
     seat_price_nanos: null,
     status: 'active',
     anchor_at: JAN_31,
+    anchor_index: 0,
     period_index: 0,
     current_period_start: JAN_31,
     current_period_end: new Date('2027-02-28T10:00:00.000Z'),
@@ -156,11 +157,11 @@ describe('decideChange', () => {
     expect(decideChange(null, { plan: 'enterprise', seats: 10 }, context(JAN_31))).toMatchObject({
       code: 'seat_price_required',
     });
-    // Invoiced with net terms at the period end: nothing charged at the start.
+    // Invoiced with net terms: the first period's seats on an invoice due in 30 days, nothing charged.
     expect(decideChange(null, { plan: 'enterprise', seats: 10 }, context(JAN_31, usd('45')))).toMatchObject({
       kind: 'start',
       seat_price_nanos: usd('45'),
-      invoice: null,
+      invoice: { collection: 'net_terms', due_at: new Date(JAN_31.getTime() + 30 * 86_400_000) },
     });
   });
 });
@@ -182,6 +183,7 @@ describe('decideRenewal', () => {
     expect(renewal.kind === 'renew' && invoiceTotal_nanos(renewal.invoice!.lines)).toBe(usd('8'));
     expect(decideRenewal(subscription({ cancel_at_period_end: true }), catalog, month)).toEqual({
       kind: 'cancel',
+      usage_invoice: null,
     });
   });
 
@@ -192,7 +194,7 @@ describe('decideRenewal', () => {
     });
   });
 
-  test('enterprise invoices the ended period with its usage, net 30, lines summing to the total', () => {
+  test("enterprise: the next period's seats in advance and the ended period's usage in arrears, both net 30", () => {
     const sub = subscription({ plan: 'enterprise', seats: 10, seat_price_nanos: usd('45') });
     const usage = [
       {
@@ -203,12 +205,57 @@ describe('decideRenewal', () => {
         period_end: sub.current_period_end,
       },
     ];
-    const renewal = decideRenewal(sub, catalog, month, usage);
+    // The contract's seat price now governs the new period.
+    const renewal = decideRenewal(sub, catalog, month, usage, usd('40'));
     if (renewal.kind !== 'renew') throw new Error('not a renewal');
-    const invoice = renewal.invoice!;
-    expect(invoice).toMatchObject({ collection: 'net_terms', key: 'period:sub_1:0' });
-    expect(invoice.period_end).toEqual(sub.current_period_end);
-    expect(invoice.due_at.getTime() - sub.current_period_end.getTime()).toBe(30 * 86_400_000);
-    expect(invoiceTotal_nanos(invoice.lines)).toBe(usd('462.34')); // 10 x 45.00 + 12.34
+    const seats = renewal.invoice!;
+    expect(seats).toMatchObject({ collection: 'net_terms', key: 'period:sub_1:1' });
+    expect(invoiceTotal_nanos(seats.lines)).toBe(usd('400')); // 10 x 40.00
+    expect(seats.due_at.getTime() - seats.period_start.getTime()).toBe(30 * 86_400_000);
+    const used = renewal.usage_invoice!;
+    expect(used).toMatchObject({ collection: 'net_terms', key: 'usage:sub_1:0' });
+    expect(used.period_end).toEqual(sub.current_period_end);
+    expect(used.due_at.getTime() - sub.current_period_end.getTime()).toBe(30 * 86_400_000);
+    expect(invoiceTotal_nanos(used.lines)).toBe(usd('12.34'));
+    // Cancelled: no new period, but the served period's usage is still invoiced.
+    const ended = decideRenewal({ ...sub, cancel_at_period_end: true }, catalog, month, usage, usd('40'));
+    expect(ended).toMatchObject({ kind: 'cancel', usage_invoice: { key: 'usage:sub_1:0' } });
+  });
+
+  test('a change of interval re-anchors: business monthly to annual, then yearly periods from there', () => {
+    const sub = subscription({
+      plan: 'business',
+      seats: 2,
+      period_index: 5,
+      anchor_at: new Date('2026-02-15T00:00:00Z'),
+      current_period_start: new Date('2026-07-15T00:00:00Z'),
+      current_period_end: new Date('2026-08-15T00:00:00Z'),
+      next_plan: 'business_annual',
+      next_seats: 2,
+    });
+    const switched = decideRenewal(sub, catalog, month);
+    if (switched.kind !== 'renew') throw new Error('not a renewal');
+    expect(switched.period_start.toISOString()).toBe('2026-08-15T00:00:00.000Z');
+    expect(switched.period_end.toISOString()).toBe('2027-08-15T00:00:00.000Z');
+    expect(switched.reanchor).toEqual({ anchor_at: switched.period_start, anchor_index: 6 });
+    const next = decideRenewal(
+      {
+        ...sub,
+        plan: 'business_annual',
+        next_plan: null,
+        next_seats: null,
+        period_index: 6,
+        anchor_at: switched.reanchor!.anchor_at,
+        anchor_index: 6,
+        current_period_start: switched.period_start,
+        current_period_end: switched.period_end,
+      },
+      catalog,
+      month,
+    );
+    if (next.kind !== 'renew') throw new Error('not a renewal');
+    expect(next.period_start.toISOString()).toBe('2027-08-15T00:00:00.000Z');
+    expect(next.period_end.toISOString()).toBe('2028-08-15T00:00:00.000Z');
+    expect(next.reanchor).toBeNull();
   });
 });
