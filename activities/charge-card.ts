@@ -2,7 +2,8 @@ import type { Db } from '../db/connection';
 import { getCustomer } from '../db/customers';
 import { PermanentError } from '../db/errors';
 import { findPayment, type PaymentRecord, recordPayment } from '../db/payments';
-import type { PaymentGateway } from '../payments/payment-gateway';
+import { resolvePendingPayment } from '../db/stripe-events';
+import type { ChargeOutcome, PaymentGateway } from '../payments/payment-gateway';
 
 /**
  * The one way a card is charged (top-ups, auto-recharges): once per idempotency key. A charge already recorded in
@@ -31,12 +32,45 @@ export interface CardCharge {
   payment_method?: string;
 }
 
+/** A charge that waits for the customer (SCA); Stripe's webhook settles its payment later. */
+export interface PendingCharge {
+  status: 'pending';
+  payment_id: string;
+}
+
+/**
+ * `chargeCardOnce` for a caller that can wait for the customer (top-ups, README "Inbound Stripe webhooks"): a charge
+ * that needs the customer is recorded `pending` and answered as such, and settled later by Stripe's webhook.
+ */
+export async function chargeCardOrWait(
+  deps: { db: Db; gateway: PaymentGateway },
+  charge: CardCharge,
+): Promise<CardChargeResult | PendingCharge> {
+  return chargeCard(deps, charge, true);
+}
+
 export async function chargeCardOnce(
   deps: { db: Db; gateway: PaymentGateway },
   charge: CardCharge,
 ): Promise<CardChargeResult> {
+  const result = await chargeCard(deps, charge, false);
+  // Without waiting a pending charge is recorded as failed, so no pending payment is ever read back here.
+  if (result.status === 'pending') throw new Error(`payment ${result.payment_id} is pending`);
+  return result;
+}
+
+/**
+ * Auto-recharges and invoices have no customer at hand: a charge that needs one is recorded as failed with
+ * `authentication_required` (as before webhooks existed); only `chargeCardOrWait` records it pending.
+ */
+async function chargeCard(
+  deps: { db: Db; gateway: PaymentGateway },
+  charge: CardCharge,
+  allow_pending: boolean,
+): Promise<CardChargeResult | PendingCharge> {
   const recorded = await findPayment(deps.db, charge.idempotency_key);
-  if (recorded) return chargeResultOf(recorded);
+  // A pending charge is never sent again: the events stored for it (if any arrived) say how it ended.
+  if (recorded) return chargeResultOf(await resolvePendingPayment(deps.db, recorded));
   const payment_method = charge.payment_method ?? (await cardOnFile(deps.db, charge.customer_id));
   const outcome = await deps.gateway.charge({
     idempotency_key: charge.idempotency_key,
@@ -45,30 +79,50 @@ export async function chargeCardOnce(
     amount_nanos: charge.amount_nanos,
     description: charge.description,
   });
-  await recordPayment(deps.db, {
+  const settled = settledOutcome(outcome, allow_pending);
+  const payment: PaymentRecord = {
     id: charge.payment_id,
     customer_id: charge.customer_id,
     gateway: deps.gateway.name,
     idempotency_key: charge.idempotency_key,
-    gateway_charge_id: outcome.charge_id,
+    gateway_charge_id: settled.charge_id,
     payment_method,
     amount_nanos: charge.amount_nanos,
-    status: outcome.status,
-    failure_code: outcome.status === 'failed' ? outcome.failure_code : null,
-  });
-  if (outcome.status === 'succeeded') return { status: 'succeeded', payment_id: charge.payment_id };
+    status: settled.status,
+    failure_code: settled.status === 'failed' ? settled.failure_code : null,
+  };
+  await recordPayment(deps.db, payment);
+  // Recorded first, then resolved: a webhook that arrived before this call returned is stored, and is read now.
+  if (settled.status === 'pending') {
+    const stored = await findPayment(deps.db, payment.idempotency_key);
+    return chargeResultOf(await resolvePendingPayment(deps.db, stored!));
+  }
+  if (settled.status === 'succeeded') return { status: 'succeeded', payment_id: charge.payment_id };
   return {
     status: 'failed',
     payment_id: charge.payment_id,
-    failure_code: outcome.failure_code,
-    decline_code: outcome.decline_code,
-    message: outcome.message,
+    failure_code: settled.failure_code,
+    decline_code: settled.decline_code,
+    message: settled.message,
+  };
+}
+
+/** A pending outcome for a caller that cannot wait is the failure it was before webhooks settled it. */
+function settledOutcome(outcome: ChargeOutcome, allow_pending: boolean): ChargeOutcome {
+  if (outcome.status !== 'pending' || allow_pending) return outcome;
+  return {
+    status: 'failed',
+    charge_id: outcome.charge_id,
+    failure_code: 'authentication_required',
+    decline_code: null,
+    message: 'The card issuer requires the customer to authenticate this payment.',
   };
 }
 
 /** A recorded charge attempt as this step's result (the gateway's decline details are not stored, only its code). */
-function chargeResultOf(payment: PaymentRecord): CardChargeResult {
+export function chargeResultOf(payment: PaymentRecord): CardChargeResult | PendingCharge {
   if (payment.status === 'succeeded') return { status: 'succeeded', payment_id: payment.id };
+  if (payment.status === 'pending') return { status: 'pending', payment_id: payment.id };
   const failure_code = payment.failure_code ?? 'processing_error';
   return {
     status: 'failed',

@@ -3,9 +3,16 @@ import { formatUsd, usd } from '../billing/money';
 import { paidCreditValidity, type AccountSettings, type TopUpResult } from '../billing/account';
 import type { Db } from '../db/connection';
 import { getGrant, grantPaidCredit } from '../db/ledger';
-import { getTopUp, recordTopUp, settleTopUp, type TopUpRow } from '../db/top-ups';
+import {
+  awaitTopUpPayment,
+  getTopUp,
+  recordTopUp,
+  settleTopUp,
+  topUpPaymentKey,
+  type TopUpRow,
+} from '../db/top-ups';
 import type { PaymentGateway } from '../payments/payment-gateway';
-import { type CardChargeResult, chargeCardOnce } from './charge-card';
+import { type CardChargeResult, chargeCardOrWait, chargeResultOf, type PendingCharge } from './charge-card';
 
 /**
  * A top-up is three idempotent steps, each keyed by the top-up id (never the workflow run id, which changes at
@@ -22,6 +29,8 @@ export interface TopUpInput {
 
 export type ChargeResult =
   | CardChargeResult
+  /** The charge waits for the customer (SCA): Stripe's webhook settles it, and the account runs the top-up again. */
+  | PendingCharge
   /** The top-up was settled before this call (a redelivered request): nothing was charged now. */
   | { status: 'settled'; result: TopUpResult };
 
@@ -60,14 +69,24 @@ export function topUpActivities(deps: { db: Db; gateway: PaymentGateway; setting
         });
         if (row.status !== 'pending') return { status: 'settled', result: await resultFrom(deps.db, row) };
       }
-      return chargeCardOnce(deps, {
-        idempotency_key: `top_up:${input.top_up_id}`,
+      return chargeCardOrWait(deps, {
+        idempotency_key: topUpPaymentKey(input.top_up_id),
         payment_id: paymentIdFor(input.top_up_id),
         customer_id: input.customer_id,
         amount_nanos,
         description: `Credit top-up ${input.top_up_id}`,
         ...(input.payment_method === undefined ? {} : { payment_method: input.payment_method }),
       });
+    },
+
+    /**
+     * Parks a top-up whose charge waits for the customer (see db/top-ups.ts `awaitTopUpPayment`), or answers the
+     * payment's outcome when Stripe's webhook settled it meanwhile, so the account completes it now.
+     */
+    async awaitTopUpPayment(
+      input: TopUpInput & { payment_id: string },
+    ): Promise<CardChargeResult | PendingCharge> {
+      return chargeResultOf(await awaitTopUpPayment(deps.db, input.top_up_id, input.payment_id));
     },
 
     /**

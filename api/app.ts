@@ -27,6 +27,11 @@ import { planRoutes } from './routes/plans';
 import { allowanceUsageOf, softCapRoutes } from './routes/soft-caps';
 import { subscriptionRoutes } from './routes/subscriptions';
 import { webhookRoutes } from './routes/webhooks';
+import {
+  STRIPE_WEBHOOK_PATH,
+  stripeWebhookRoutes,
+  type StripeWebhookSettings,
+} from './routes/stripe-webhooks';
 
 export interface AppDeps {
   db: Db;
@@ -45,6 +50,8 @@ export interface AppDeps {
   plans: PlanCatalog;
   hold_ttl_seconds: number;
   crossing_sweep_interval_ms: number;
+  /** Inbound Stripe webhooks (`STRIPE_WEBHOOK_SECRET`); absent: `POST /v1/webhooks/stripe` answers 404. */
+  stripe_webhook?: StripeWebhookSettings;
 }
 
 export interface Api {
@@ -109,6 +116,12 @@ export function createApp(deps: AppDeps): Api {
     plans: deps.plans,
     allowanceUsage: allowanceUsageOf(deps.db, deps.plans),
   });
+  stripeWebhookRoutes(publicRoutes, {
+    db: deps.db,
+    accounts,
+    logger: deps.logger,
+    settings: deps.stripe_webhook,
+  });
   operationRoutes(publicRoutes, {
     db: deps.db,
     temporal: deps.temporal,
@@ -128,6 +141,12 @@ export function createApp(deps: AppDeps): Api {
     res.type(contentType).send(text);
   });
   app.all('/metrics', (req: Request, res: Response) => refuseMethod(req, res, ['get']));
+  // Stripe signs the raw bytes: this one path gets them unparsed (still JSON only, 415 otherwise), before any parser.
+  app.post(
+    STRIPE_WEBHOOK_PATH,
+    requireJsonBody,
+    express.raw({ type: 'application/json', limit: deps.body_limit_bytes }),
+  );
   app.use(publicRoutes.router);
   app.use(publicRoutes.methodGuard());
   // Authenticate before reading the body: an unauthenticated caller gets a 401, whatever it sent.

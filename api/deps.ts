@@ -39,5 +39,13 @@ export function apiDeps(
     priceBook: loadPriceBook(config),
     hold_ttl_seconds: config.HOLD_TTL_SECONDS,
     crossing_sweep_interval_ms: config.CROSSING_SWEEP_INTERVAL_MS,
+    ...(config.STRIPE_WEBHOOK_SECRET === undefined
+      ? {}
+      : {
+          stripe_webhook: {
+            secret: config.STRIPE_WEBHOOK_SECRET,
+            tolerance_s: config.STRIPE_WEBHOOK_TOLERANCE_S,
+          },
+        }),
   };
 }

@@ -16,6 +16,8 @@ export interface RouteContext<B, Q> {
   /** The authenticated caller (a hash of the API key), the scope of idempotency keys. */
   principal: string;
   idempotencyKey: string | undefined;
+  /** Routes declared `raw_body` only: the body exactly as received (signatures are over these bytes) and headers. */
+  raw?: { body: Buffer; header(name: string): string | undefined };
 }
 
 export interface RouteResult {
@@ -34,6 +36,11 @@ export interface RouteSpec<BS extends z.ZodType | undefined, QS extends z.ZodTyp
   responses: Record<number, { description: string; schema?: z.ZodType }>;
   /** Omit from auth (health checks, the OpenAPI document). */
   public?: boolean;
+  /**
+   * The handler gets the body unparsed (`ctx.raw`), as the app's `express.raw` for this path left it, and runs without
+   * Idempotency-Key handling (the caller's own ids deduplicate: Stripe's event ids). `body` then only documents it.
+   */
+  raw_body?: boolean;
   handler: (
     ctx: RouteContext<
       BS extends z.ZodType ? z.output<BS> : undefined,
@@ -93,6 +100,23 @@ export class RouteTable {
         const body: unknown = req.body === undefined ? {} : req.body;
         // A route without a query schema takes no query parameters: unknown ones are a 400, never ignored.
         const query = parse(spec.query ?? NoQuery, req.query, 'query');
+        if (spec.raw_body) {
+          const raw = {
+            body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+            header: (name: string) => req.header(name),
+          };
+          const ctx = {
+            body: undefined,
+            query: undefined,
+            params,
+            principal: 'public',
+            idempotencyKey: undefined,
+            raw,
+          };
+          const result = await spec.handler(ctx as Parameters<RouteSpec<BS, QS>['handler']>[0]);
+          res.status(result.status).json(result.body);
+          return;
+        }
         const ctx = {
           body: spec.body ? parse(spec.body, body, 'body') : undefined,
           query: spec.query ? query : undefined,
@@ -226,7 +250,7 @@ export class RouteTable {
             }
           : {}),
         ...(spec.query ? { query: spec.query as unknown as z.ZodObject } : {}),
-        ...(spec.method === 'post' ? { headers: IdempotencyHeader } : {}),
+        ...(spec.method === 'post' && !spec.raw_body ? { headers: IdempotencyHeader } : {}),
       },
       responses: {
         ...responses,

@@ -1229,3 +1229,35 @@ export const CustomerContract = z
     updated_at: Timestamp,
   })
   .openapi('CustomerContract');
+
+// ---- Inbound Stripe webhooks ----
+
+/**
+ * What the engine reads of a Stripe event (README "Inbound Stripe webhooks"); the rest of it is stored as sent.
+ * Only parsed after its signature verified, over the raw bytes.
+ */
+export const StripeEventEnvelope = z
+  .looseObject({
+    id: identifier(255, "Stripe's event id (`evt_…`): events are stored and deduplicated by it."),
+    type: identifier(
+      255,
+      'The event type, e.g. `payment_intent.succeeded`; unknown types are stored and ignored.',
+    ),
+    data: z.looseObject({
+      object: z.looseObject({ id: identifier(255, 'The id of the object the event is about.').optional() }),
+    }),
+  })
+  .openapi('StripeEvent', {
+    description:
+      'A Stripe event, signed by Stripe in the `Stripe-Signature` header over the raw body with the endpoint\u2019s ' +
+      'secret (`STRIPE_WEBHOOK_SECRET`).',
+  });
+
+export const StripeWebhookReceipt = z
+  .object({
+    received: z.literal(true),
+    id: z.string(),
+    /** true when the event id was acted on before: a replay, which changes nothing. */
+    duplicate: z.boolean(),
+  })
+  .openapi('StripeWebhookReceipt');

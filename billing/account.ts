@@ -207,6 +207,11 @@ export interface AccountState {
   subscription_changes?: string[];
   /** The past-due invoice whose dunning workflow this account started (started once per invoice). */
   dunning_started?: string | null;
+  /**
+   * Top-ups whose waiting charge (SCA) Stripe settled while the top-up was queued or running: run again if it parks
+   * (see `notePaymentSettled`, `parkCommand`). Absent in older runs' state.
+   */
+  payment_rechecks?: string[];
 }
 
 /** The customer's monthly budget as `PUT .../budget` saved it: USD strings, null for none. */
@@ -387,6 +392,9 @@ export function completeCommand(state: AccountState, outcome: CommandResult): Ac
   }
   const results = [...state.results, { id: head.id, result: outcome }].slice(-RESULTS_KEPT);
   let next: AccountState = { ...state, queue: rest, results };
+  if (state.payment_rechecks?.includes(head.id)) {
+    next = { ...next, payment_rechecks: state.payment_rechecks.filter((id) => id !== head.id) };
+  }
   if (outcome.kind === 'refused') {
     // A refused top-up is a failed top-up in the database too (no charge, or a charge that could not be granted).
     return {
@@ -500,6 +508,48 @@ export function checkCommand(command: Command): Refusal | null {
     }
   }
   return null;
+}
+
+/**
+ * Stripe settled the waiting charge of a top-up (its webhook, README "Inbound Stripe webhooks"): the top-up runs
+ * again, and its charge step reads the settled payment instead of charging. Parked (out of the queue, no outcome),
+ * it is queued now; queued or running, it is noted, so that if its run parks it before hearing of the settlement
+ * (the webhook arrived while the charge call was out) it is queued again at once. An answered top-up is left alone.
+ */
+export function notePaymentSettled(state: AccountState, request: TopUpRequest): AccountState {
+  const id = request.top_up_id;
+  if (findResult(state, id)) return state;
+  if (isQueued(state, id)) {
+    const rechecks = state.payment_rechecks ?? [];
+    return rechecks.includes(id) ? state : { ...state, payment_rechecks: [...rechecks, id] };
+  }
+  return acceptRequest(state, { kind: 'top_up', id, request });
+}
+
+/** Whether a payment-settled signal has the shape the API sends (anyone with namespace access can signal). */
+export function isWellFormedTopUpRequest(request: unknown): request is TopUpRequest {
+  const r = request as Partial<Record<keyof TopUpRequest, unknown>> | null;
+  return (
+    typeof r?.top_up_id === 'string' &&
+    /^[A-Za-z0-9_]{1,200}$/.test(r.top_up_id) &&
+    typeof r.amount_usd === 'string' &&
+    parseUsd(r.amount_usd).ok
+  );
+}
+
+/**
+ * Takes the head command, a top-up whose charge waits for the customer (SCA), out of the queue without an outcome,
+ * so the account's other work goes on: it runs again when Stripe settles its payment (`notePaymentSettled`). A
+ * settlement heard while it ran queues it again at once (at the tail, behind work that waited for it).
+ */
+export function parkCommand(state: AccountState, command: Command): AccountState {
+  const [head, ...rest] = state.queue;
+  if (!head || head.kind !== command.kind || head.id !== command.id) {
+    throw new Error('parked a command that is not at the head of the queue');
+  }
+  const rechecks = state.payment_rechecks ?? [];
+  if (!rechecks.includes(head.id)) return { ...state, queue: rest };
+  return { ...state, queue: [...rest, head], payment_rechecks: rechecks.filter((id) => id !== head.id) };
 }
 
 /**

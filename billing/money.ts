@@ -95,6 +95,12 @@ export function nanosToCents(nanos: bigint): number {
   return Number(cents);
 }
 
+/** Whole cents (a processor's integer amount in USD's minor unit) as nanos; throws on anything else. */
+export function centsToNanos(cents: number): bigint {
+  if (!Number.isSafeInteger(cents) || cents < 0) throw new Error(`not an amount in cents: ${cents}`);
+  return BigInt(cents) * NANOS_PER_CENT;
+}
+
 export function minBigint(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
 }

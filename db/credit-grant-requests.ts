@@ -95,14 +95,16 @@ export async function pendingGrantRequests(
 
 /**
  * Which of the given top-up, grant-request, subscription-change and refund ids are no longer pending (one statement for any number of ids: the
- * API's waiters ask together). Ids are [A-Za-z0-9_]: they are passed as one comma-separated text.
+ * API's waiters ask together). A top-up whose charge waits for the customer (SCA: `payment_id` set while pending) has
+ * its answer too: 202 pending, until Stripe's webhook settles it. Ids are [A-Za-z0-9_]: they are passed as one comma-separated text.
  */
 export async function settledRequestIds(db: Db, ids: readonly string[]): Promise<string[]> {
   if (ids.length === 0) return [];
   const list = ids.join(',');
   const rows = await queryRows<{ id: string }>(
     db,
-    `SELECT id FROM top_ups WHERE id = ANY(string_to_array(?, ',')) AND status <> 'pending'
+    `SELECT id FROM top_ups WHERE id = ANY(string_to_array(?, ','))
+       AND (status <> 'pending' OR payment_id IS NOT NULL)
      UNION ALL
      SELECT id FROM credit_grant_requests WHERE id = ANY(string_to_array(?, ',')) AND status <> 'pending'
      UNION ALL

@@ -9,7 +9,8 @@ export interface PaymentRecord {
   gateway_charge_id: string | null;
   payment_method: string;
   amount_nanos: bigint;
-  status: 'succeeded' | 'failed';
+  /** `pending`: the processor waits for the customer (SCA); a Stripe webhook settles it (db/stripe-events.ts). */
+  status: 'pending' | 'succeeded' | 'failed';
   failure_code: string | null;
 }
 

@@ -3,6 +3,8 @@ import { formatUsd } from '../billing/money';
 import { execute, queryRows, type Db } from './connection';
 import { recordEvent } from './events';
 import { PermanentError } from './errors';
+import type { PaymentRecord } from './payments';
+import { lockPaymentIntent } from './stripe-events';
 
 export type TopUpStatus = 'pending' | 'succeeded' | 'failed';
 
@@ -46,6 +48,17 @@ export async function recordTopUp(
     throw new PermanentError('conflict', `top-up ${input.id} already exists with another customer or amount`);
   }
   return row;
+}
+
+/** The operation key of a top-up's charge (`payments.idempotency_key`, Stripe's metadata `idempotency_key`). */
+export const topUpPaymentKey = (top_up_id: string): string => `top_up:${top_up_id}`;
+
+/** The top-up a payment was made for, by its operation key; undefined for other payments. */
+export async function topUpOfPayment(db: Db, payment: PaymentRecord): Promise<TopUpRow | undefined> {
+  const prefix = topUpPaymentKey('');
+  if (!payment.idempotency_key.startsWith(prefix)) return undefined;
+  const row = await getTopUp(db, payment.idempotency_key.slice(prefix.length));
+  return row?.customer_id === payment.customer_id ? row : undefined;
 }
 
 export async function getTopUp(q: Db | Knex.Transaction, id: string): Promise<TopUpRow | undefined> {
@@ -115,14 +128,54 @@ export async function settleTopUp(
   });
 }
 
-/** The customer's pending top-ups, oldest first, at most `limit`. */
+/**
+ * The customer's pending top-ups that the account has work to do for, oldest first, at most `limit`: not those whose
+ * charge waits for the customer (`payment_id` set while pending, see `awaitTopUpPayment`) until a webhook has settled
+ * that payment, so a rebuilt or continued run never spins on charges only the customer can finish.
+ */
 export async function pendingTopUps(db: Db, customer_id: string, limit: number): Promise<TopUpRow[]> {
   return queryRows<TopUpRow>(
     db,
-    `SELECT ${TOP_UP_COLUMNS} FROM top_ups WHERE customer_id = ? AND status = 'pending'
+    `SELECT ${TOP_UP_COLUMNS} FROM top_ups t WHERE customer_id = ? AND status = 'pending'
+       AND (payment_id IS NULL OR EXISTS (
+         SELECT 1 FROM payments p WHERE p.id = t.payment_id AND p.status <> 'pending'))
      ORDER BY created_at, id LIMIT ?`,
     [customer_id, limit],
   );
+}
+
+/**
+ * The account parks a top-up whose charge waits for the customer (SCA): under the PaymentIntent's lock (the one the
+ * webhook takes), it reads the payment again and, still pending, notes it on the top-up (`payment_id` while
+ * `pending`: the API answers 202 at once, and rebuilt runs skip it). Returns the payment as it stands, so a webhook
+ * that settled it meanwhile is seen here and the top-up completes now rather than waiting.
+ */
+export async function awaitTopUpPayment(
+  db: Db,
+  top_up_id: string,
+  payment_id: string,
+): Promise<PaymentRecord> {
+  return db.transaction(async (trx) => {
+    const read = () =>
+      queryRows<PaymentRecord>(
+        trx,
+        `SELECT id, customer_id, gateway, idempotency_key, gateway_charge_id, payment_method, amount_nanos, status,
+           failure_code FROM payments WHERE id = ?`,
+        [payment_id],
+      );
+    const [before] = await read();
+    if (!before) throw new Error(`payment ${payment_id} of top-up ${top_up_id} was never recorded`);
+    if (before.gateway_charge_id !== null) await lockPaymentIntent(trx, before.gateway_charge_id);
+    const [payment] = await read();
+    if (payment!.status === 'pending') {
+      await execute(
+        trx,
+        `UPDATE top_ups SET payment_id = ?, updated_at = now() WHERE id = ? AND status = 'pending'`,
+        [payment_id, top_up_id],
+      );
+    }
+    return payment!;
+  });
 }
 
 export interface TopUpTotals {

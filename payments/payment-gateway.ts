@@ -14,6 +14,11 @@ export interface ChargeRequest {
 
 export type ChargeOutcome =
   | { status: 'succeeded'; charge_id: string }
+  /**
+   * The processor needs the customer before it can finish (Stripe's `requires_action`, SCA): no outcome yet. The
+   * gateway's inbound webhook settles it later (README "Inbound Stripe webhooks"); `charge_id` names what it will name.
+   */
+  | { status: 'pending'; charge_id: string }
   | {
       status: 'failed';
       charge_id: string | null;

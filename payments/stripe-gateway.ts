@@ -269,21 +269,15 @@ export class StripeGateway implements PaymentGateway {
 
 /**
  * What a confirmed PaymentIntent means for us. `requires_action` (the bank wants the customer to authenticate, SCA)
- * is a failed charge with `authentication_required` here; the inbound webhooks finish such a charge later, when the
- * customer has answered (`payment_intent.succeeded` / `payment_intent.payment_failed`).
+ * is a `pending` charge: the inbound webhooks finish it when the customer has answered
+ * (`payment_intent.succeeded` / `payment_intent.payment_failed`, README "Inbound Stripe webhooks").
  */
 export function chargeOutcomeOfIntent(intent: Stripe.PaymentIntent): ChargeOutcome {
   switch (intent.status) {
     case 'succeeded':
       return { status: 'succeeded', charge_id: intent.id };
     case 'requires_action':
-      return {
-        status: 'failed',
-        charge_id: intent.id,
-        failure_code: 'authentication_required',
-        decline_code: null,
-        message: 'The card issuer requires the customer to authenticate this payment.',
-      };
+      return { status: 'pending', charge_id: intent.id };
     default: {
       // requires_payment_method (declined), canceled, or a state an automatic, confirmed intent should not be in.
       const error = intent.last_payment_error;
@@ -301,7 +295,8 @@ export function chargeOutcomeOfIntent(intent: Stripe.PaymentIntent): ChargeOutco
 
 /**
  * A Stripe error as our outcome, or thrown again:
- * - a card error (declined, expired, incorrect CVC, insufficient funds, `authentication_required`, the card's
+ * - a card error `authentication_required` that names its PaymentIntent is a `pending` charge (SCA: the webhook
+ *   finishes it); any other card error (declined, expired, incorrect CVC, insufficient funds, the card's
  *   `processing_error`) is a failed charge with Stripe's `code` and `decline_code`: Stripe stores it under the
  *   idempotency key, so retrying would only replay it;
  * - an idempotency error (the key was used with other parameters) is a permanent `conflict`;
@@ -313,6 +308,10 @@ export function chargeOutcomeOfError(error: unknown): ChargeOutcome {
   if (!(error instanceof Stripe.errors.StripeError)) throw error;
   switch (error.type) {
     case 'StripeCardError':
+      // SCA: the PaymentIntent exists and waits for the customer, so its webhook will say how it ended.
+      if (error.code === 'authentication_required' && error.payment_intent?.id) {
+        return { status: 'pending', charge_id: error.payment_intent.id };
+      }
       return {
         status: 'failed',
         charge_id: error.payment_intent?.id ?? null,

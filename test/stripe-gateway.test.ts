@@ -229,13 +229,18 @@ describe('Stripe errors mapped to ours', () => {
     });
   });
 
-  test('SCA: authentication_required, as an error or as a requires_action PaymentIntent, is a failed charge with that code', () => {
-    const error = cardError({
+  test('SCA: authentication_required naming its PaymentIntent, or a requires_action PaymentIntent, is a pending charge; without an intent it is a failed charge', () => {
+    const sca = {
       code: 'authentication_required',
       decline_code: 'authentication_required',
       message: 'This payment requires authentication.',
+    };
+    expect(chargeOutcomeOfError(cardError({ ...sca, payment_intent: { id: 'pi_sca_err' } }))).toEqual({
+      status: 'pending',
+      charge_id: 'pi_sca_err',
     });
-    expect(chargeOutcomeOfError(error)).toMatchObject({
+    // Nothing to wait for without a PaymentIntent: no webhook will ever name this charge.
+    expect(chargeOutcomeOfError(cardError(sca))).toMatchObject({
       status: 'failed',
       charge_id: null,
       failure_code: 'authentication_required',
@@ -245,13 +250,7 @@ describe('Stripe errors mapped to ours', () => {
       status: 'requires_action',
       last_payment_error: null,
     } as Stripe.PaymentIntent;
-    expect(chargeOutcomeOfIntent(intent)).toEqual({
-      status: 'failed',
-      charge_id: 'pi_sca',
-      failure_code: 'authentication_required',
-      decline_code: null,
-      message: expect.any(String),
-    });
+    expect(chargeOutcomeOfIntent(intent)).toEqual({ status: 'pending', charge_id: 'pi_sca' });
   });
 
   test('a PaymentIntent returned declined carries its last payment error; a succeeded one is the charge', () => {

@@ -192,6 +192,8 @@ const configSchema = z.object({
   STRIPE_WEBHOOK_SECRET: unsetWhenEmpty(
     z.string().regex(/^whsec_[A-Za-z0-9_]+$/, 'must be a Stripe webhook signing secret (whsec_…)'),
   ),
+  // How old the timestamp of an inbound Stripe event's signature may be (replays of older captures are refused).
+  STRIPE_WEBHOOK_TOLERANCE_S: integer(1, 86_400).default(300),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -41,12 +41,15 @@ import {
   initialAccountState,
   isNewCrossing,
   isWellFormedCrossing,
+  isWellFormedTopUpRequest,
   mayChangeTier,
   msUntilNextExpiry,
   msUntilTierReview,
   nextRunState,
   noteClaimsSettleBy,
+  notePaymentSettled,
   noteRefusal,
+  parkCommand,
   rebuildState,
   recordThresholdCrossing,
   refusedOutcome,
@@ -73,6 +76,7 @@ import {
   expireCreditSignal,
   grantCreditUpdate,
   paymentMethodChangedSignal,
+  paymentSettledSignal,
   planSearchAttribute,
   refundRequestedSignal,
   retryInvoicePaymentSignal,
@@ -141,6 +145,9 @@ const MONTHLY_RETRY_PATCH = 'account-auto-recharge-monthly-retry';
  * subscription request arrives.
  */
 const SUBSCRIPTIONS_PATCH = 'account-subscriptions';
+
+/** `run`'s answer for a top-up whose charge waits for the customer (SCA): no outcome yet, see `parkCommand`. */
+const PARKED = 'parked';
 
 /** How long a renewal that could not run waits before it is tried again (a step that failed for good). */
 const RENEWAL_RETRY_MS = 60_000;
@@ -261,6 +268,14 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
       id: request.refund_id,
       request: { refund_id: request.refund_id },
     });
+  });
+
+  setHandler(paymentSettledSignal, (request) => {
+    if (!isWellFormedTopUpRequest(request)) {
+      log.warn('ignored a malformed payment settled signal', { request });
+      return;
+    }
+    state = notePaymentSettled(state, request);
   });
 
   setHandler(creditGrantRequestedSignal, ({ accepted_at, ...request }) => {
@@ -566,7 +581,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   /** Runs the command at the head of the queue to its outcome: done, or refused. Never throws for a failed step. */
   async function runHead(command: Command): Promise<void> {
     const charged: { payment_id: string | null } = { payment_id: null };
-    let outcome: CommandResult;
+    let outcome: CommandResult | typeof PARKED;
     const refused = checkCommand(command);
     if (refused) {
       outcome = refusedOutcome(command, refused);
@@ -578,6 +593,11 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
         if (!failure) throw error;
         outcome = refusedOutcome(command, failure);
       }
+    }
+    // A top-up whose charge waits for the customer leaves the queue without an outcome (Stripe's webhook brings it back).
+    if (outcome === PARKED) {
+      state = parkCommand(state, command);
+      return;
     }
     state = completeCommand(state, outcome);
     if (outcome.kind === 'refused') await recordRefusal(command, outcome.refusal, charged.payment_id);
@@ -644,7 +664,10 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     if (state.tier) upsertSearchAttributes([{ key: tierSearchAttribute, value: state.tier.tier }]);
   }
 
-  async function run(command: Command, charged: { payment_id: string | null }): Promise<CommandResult> {
+  async function run(
+    command: Command,
+    charged: { payment_id: string | null },
+  ): Promise<CommandResult | typeof PARKED> {
     switch (command.kind) {
       case 'top_up': {
         const base = {
@@ -659,11 +682,16 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
           // Histories from before startTopUp returned anything replay with no result here.
           if (started?.settled) return { kind: 'top_up', result: started.settled, already_settled: true };
         }
-        const charge = await acts.payment.chargeTopUp(
+        let charge = await acts.payment.chargeTopUp(
           command.payment_method === undefined ? base : { ...base, payment_method: command.payment_method },
         );
         if (charge.status === 'settled')
           return { kind: 'top_up', result: charge.result, already_settled: true };
+        // SCA: the charge waits for the customer. Parked unless Stripe's webhook settled it meanwhile.
+        if (charge.status === 'pending') {
+          charge = await acts.db.awaitTopUpPayment({ ...base, payment_id: charge.payment_id });
+          if (charge.status === 'pending') return PARKED;
+        }
         if (charge.status === 'succeeded') charged.payment_id = charge.payment_id;
         const result =
           charge.status === 'succeeded'

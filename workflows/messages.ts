@@ -33,6 +33,11 @@ export const balanceThresholdCrossedSignal = defineSignal<[ThresholdCrossing]>('
  * terminated run) is still found in the database when a run rebuilds its state or drains its backlog.
  */
 export const topUpRequestedSignal = defineSignal<[TopUpRequest]>('topUpRequested');
+/**
+ * Stripe's webhook settled the waiting (SCA) charge of a top-up (README "Inbound Stripe webhooks"): the account runs
+ * the top-up again, and its charge step reads the settled payment.
+ */
+export const paymentSettledSignal = defineSignal<[TopUpRequest]>('paymentSettled');
 export const creditGrantRequestedSignal =
   defineSignal<[CreditGrantRequest & { accepted_at: string }]>('creditGrantRequested');
 /** A refund the API recorded in PostgreSQL (`refunds`, pending); the workflow runs it like a top-up request. */

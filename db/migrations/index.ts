@@ -18,6 +18,7 @@ import * as stripeCustomers from './20261201091000_stripe_customers';
 import * as customerContracts from './20261201094000_customer_contracts';
 import * as allowanceCounters from './20261201093000_allowance_counters';
 import * as refunds from './20261201092000_refunds';
+import * as stripeWebhooks from './20261201096000_stripe_webhooks';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -43,6 +44,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261201094000_customer_contracts': customerContracts,
   '20261201093000_allowance_counters': allowanceCounters,
   '20261201092000_refunds': refunds,
+  '20261201096000_stripe_webhooks': stripeWebhooks,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -49,6 +49,8 @@ export interface HarnessOptions {
   billing_period?: string;
   /** The payment gateway of the API and the worker, built on the file's database (default: the simulated one). */
   gateway?: (db: Db) => PaymentGateway;
+  /** `STRIPE_WEBHOOK_SECRET` and `STRIPE_WEBHOOK_TOLERANCE_S` of the API (default: not configured, 404). */
+  stripe_webhook?: { secret: string; tolerance_s?: number };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
@@ -71,6 +73,7 @@ export function testAppDeps(input: {
   tiers?: TierTable;
   plans?: PlanCatalog;
   gateway?: PaymentGateway;
+  stripe_webhook?: { secret: string; tolerance_s?: number };
 }): AppDeps {
   return {
     db: input.db,
@@ -90,6 +93,14 @@ export function testAppDeps(input: {
     plans: input.plans ?? loadDefaultPlanCatalog(),
     hold_ttl_seconds: 600,
     crossing_sweep_interval_ms: 500,
+    ...(input.stripe_webhook
+      ? {
+          stripe_webhook: {
+            secret: input.stripe_webhook.secret,
+            tolerance_s: input.stripe_webhook.tolerance_s ?? 300,
+          },
+        }
+      : {}),
     limits: {
       top_up_min_nanos: usd('1.00'),
       top_up_max_nanos: usd('10000.00'),
@@ -160,6 +171,7 @@ export class Harness {
         tiers,
         plans: options.plans,
         gateway: options.gateway?.(db),
+        stripe_webhook: options.stripe_webhook,
       }),
     );
     const server = await listen(api.app, 0, '127.0.0.1');

@@ -37,6 +37,9 @@ import {
   refusedOutcome,
   type AccountSnapshot,
   isWellFormedCrossing,
+  isWellFormedTopUpRequest,
+  notePaymentSettled,
+  parkCommand,
 } from '../../billing/account';
 
 const NOW_MS = Date.parse('2026-11-15T12:00:00.000Z');
@@ -921,5 +924,63 @@ describe('isWellFormedCrossing', () => {
     ['an unparseable time', { ...good, crossed_at: 'yesterday' }],
   ])('refuses %s', (_what, crossing) => {
     expect(isWellFormedCrossing(crossing)).toBe(false);
+  });
+});
+
+describe('a top-up whose charge waits for the customer (SCA)', () => {
+  const topUp = { top_up_id: 'tu_sca', amount_usd: '25.00' };
+  const command = { kind: 'top_up' as const, id: 'tu_sca', request: topUp };
+  const other = {
+    kind: 'top_up' as const,
+    id: 'tu_other',
+    request: { top_up_id: 'tu_other', amount_usd: '5.00' },
+  };
+  const running = { ...initialAccountState('cus_sca'), queue: [command, other] };
+
+  test('parking takes it out of the queue without an outcome, so the account goes on and a settlement can requeue it', () => {
+    const parked = parkCommand(running, command);
+    expect(parked.queue).toEqual([other]);
+    expect(findResult(parked, 'tu_sca')).toBeUndefined();
+    expect(notePaymentSettled(parked, topUp).queue).toEqual([other, command]);
+  });
+
+  test('a settlement heard while it runs requeues it when it parks (the webhook beat the charge call), once', () => {
+    const heard = notePaymentSettled(notePaymentSettled(running, topUp), topUp);
+    expect(heard.queue).toEqual(running.queue);
+    expect(heard.payment_rechecks).toEqual(['tu_sca']);
+    const parked = parkCommand(heard, command);
+    expect(parked.queue).toEqual([other, command]);
+    expect(parked.payment_rechecks).toEqual([]);
+  });
+
+  test('a settlement of an answered top-up changes nothing, and completing one forgets its recheck', () => {
+    const heard = notePaymentSettled(running, topUp);
+    const done = completeCommand(heard, {
+      kind: 'top_up',
+      result: {
+        top_up_id: 'tu_sca',
+        status: 'succeeded',
+        amount_usd: '25.000000000',
+        grant_id: 'gr_tu_sca',
+        failure_code: null,
+        decline_code: null,
+        failure_message: null,
+      },
+    });
+    expect(done.payment_rechecks).toEqual([]);
+    expect(notePaymentSettled(done, topUp)).toBe(done);
+  });
+
+  test('parking anything but the head is a defect; malformed settlement signals are recognised', () => {
+    expect(() => parkCommand(running, other)).toThrow();
+    expect(isWellFormedTopUpRequest(topUp)).toBe(true);
+    for (const bad of [
+      null,
+      {},
+      { top_up_id: 'tu x', amount_usd: '1' },
+      { top_up_id: 'tu', amount_usd: 1 },
+    ]) {
+      expect(isWellFormedTopUpRequest(bad)).toBe(false);
+    }
   });
 });
