@@ -12,6 +12,7 @@ import { withPermanentFailures } from './failures';
 import { grantCreditActivities } from './grant-credit';
 import { releaseExpiredHoldsActivities } from './release-expired-holds';
 import { crossingEventActivities } from './record-crossing-events';
+import { reconciliationActivities } from './reconcile-payments';
 import { autoRechargeActivities } from './recharge-credits';
 import { refundActivities } from './refund-credits';
 import { reviewTierActivities } from './review-tier';
@@ -51,6 +52,7 @@ export function createActivities(deps: ActivityDeps) {
     ...reviewTierActivities(deps),
     ...subscriptionActivities(deps),
     ...refundActivities(deps),
+    ...reconciliationActivities(deps),
   });
 }
 

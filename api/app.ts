@@ -25,6 +25,7 @@ import type { TierTable } from '../billing/tiers';
 import { operationRoutes } from './routes/operations';
 import { planRoutes } from './routes/plans';
 import { allowanceUsageOf, softCapRoutes } from './routes/soft-caps';
+import { reportRoutes } from './routes/reports';
 import { subscriptionRoutes } from './routes/subscriptions';
 import { webhookRoutes } from './routes/webhooks';
 import {
@@ -52,6 +53,8 @@ export interface AppDeps {
   crossing_sweep_interval_ms: number;
   /** Inbound Stripe webhooks (`STRIPE_WEBHOOK_SECRET`); absent: `POST /v1/webhooks/stripe` answers 404. */
   stripe_webhook?: StripeWebhookSettings;
+  /** RECONCILIATION_INTERVAL and RECONCILIATION_WINDOW_MARGIN: the default window of a run asked for by hand. */
+  reconciliation: { interval_ms: number; margin_ms: number };
 }
 
 export interface Api {
@@ -121,6 +124,13 @@ export function createApp(deps: AppDeps): Api {
     accounts,
     logger: deps.logger,
     settings: deps.stripe_webhook,
+  });
+  reportRoutes(routes, {
+    db: deps.db,
+    temporal: deps.temporal,
+    task_queue: deps.accounts.task_queue,
+    wait_timeout_ms: deps.accounts.wait_timeout_ms,
+    ...deps.reconciliation,
   });
   operationRoutes(publicRoutes, {
     db: deps.db,

@@ -47,5 +47,9 @@ export function apiDeps(
             tolerance_s: config.STRIPE_WEBHOOK_TOLERANCE_S,
           },
         }),
+    reconciliation: {
+      interval_ms: config.RECONCILIATION_INTERVAL,
+      margin_ms: config.RECONCILIATION_WINDOW_MARGIN,
+    },
   };
 }

@@ -1261,3 +1261,84 @@ export const StripeWebhookReceipt = z
     duplicate: z.boolean(),
   })
   .openapi('StripeWebhookReceipt');
+// ---- Reconciliation ----
+
+export const ReconciliationMismatch = z
+  .object({
+    subject: z.enum(['charge', 'refund']),
+    kind: z
+      .enum([
+        'missing_ours',
+        'missing_at_gateway',
+        'amount_mismatch',
+        'status_mismatch',
+        'charge_mismatch',
+        'listing_truncated',
+      ])
+      .openapi({
+        description:
+          'missing_ours: the gateway moved money we have no record of; missing_at_gateway: we recorded money moved ' +
+          'that the gateway does not have; amount_mismatch, status_mismatch (one side says succeeded, the other ' +
+          'failed); charge_mismatch: a refund of another charge than ours names; listing_truncated: the run read the ' +
+          'most items it reads and compared no further.',
+      }),
+    id: z.string().nullable().openapi({ description: 'Our payment or refund id; null when we have none.' }),
+    gateway_id: z.string().nullable(),
+    idempotency_key: z.string().nullable(),
+    customer_id: z.string().nullable(),
+    amount_usd: MoneyOutput.nullable().openapi({ description: 'Our amount.' }),
+    gateway_amount_usd: MoneyOutput.nullable(),
+    status: z.enum(['succeeded', 'failed', 'pending']).nullable().openapi({ description: 'Our status.' }),
+    gateway_status: z.enum(['succeeded', 'failed', 'pending']).nullable(),
+    created_at: Timestamp.nullable(),
+    detail: z.string(),
+  })
+  .openapi('ReconciliationMismatch');
+
+export const ReconciliationRun = z
+  .object({
+    object: z.literal('reconciliation_run'),
+    id: z.string(),
+    workflow_id: z
+      .string()
+      .openapi({ description: 'The Temporal workflow that ran it (see it in the Temporal UI).' }),
+    status: z.enum(['ok', 'mismatches']).openapi({ description: 'ok: no mismatch and no ledger violation.' }),
+    gateway: z.string(),
+    window_from: Timestamp,
+    window_to: Timestamp.openapi({ description: 'Items created in [window_from, window_to) were compared.' }),
+    started_at: Timestamp,
+    finished_at: Timestamp,
+    payments_checked: z.number().int(),
+    refunds_checked: z.number().int(),
+    mismatches: z.array(ReconciliationMismatch),
+    ledger_violations: z.array(
+      z.object({ invariant: z.string(), subject: z.string(), detail: z.string() }).openapi({
+        description: 'A ledger invariant that does not hold (`npm run ledger:check` reports the same).',
+      }),
+    ),
+  })
+  .openapi('ReconciliationRun');
+
+export const ReconciliationRunCreate = z
+  .object({
+    window_from: z.iso.datetime({ offset: true }).optional(),
+    window_to: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .openapi({
+        description:
+          'Items created in [window_from, window_to) are compared; at most 93 days, not in the future. Default: the ' +
+          'RECONCILIATION_INTERVAL plus RECONCILIATION_WINDOW_MARGIN before now.',
+      }),
+  })
+  .strict();
+
+export const ReconciliationRunPending = z
+  .object({
+    object: z.literal('reconciliation_run'),
+    status: z.literal('running'),
+    workflow_id: z.string(),
+    window_from: Timestamp,
+    window_to: Timestamp,
+  })
+  .openapi('ReconciliationRunPending');

@@ -13,6 +13,7 @@ import { PAID_GRANT_SOURCES } from '../db/ledger';
 import type { CustomerRow } from '../db/customers';
 import type { LedgerEntryRow } from '../db/ledger';
 import type { RefundRow } from '../db/refunds';
+import type { ReconciliationRunRow } from '../db/reconciliation';
 import type { TopUpRow } from '../db/top-ups';
 import type { DeliveryRow, WebhookEndpointRow } from '../db/webhooks';
 import type {
@@ -29,6 +30,7 @@ import type {
   TopUp,
   WebhookDelivery,
   WebhookEndpoint,
+  ReconciliationRun,
 } from './schemas';
 
 // Rows to API shapes: the one place where bigint nanos become decimal strings and ids get their prefixes.
@@ -282,5 +284,23 @@ export function contractView(contract: StoredContract): z.infer<typeof CustomerC
     })),
     version: contract.version,
     updated_at: contract.updated_at.toISOString(),
+  };
+}
+
+export function reconciliationRunView(row: ReconciliationRunRow): z.infer<typeof ReconciliationRun> {
+  return {
+    object: 'reconciliation_run',
+    id: row.id,
+    workflow_id: row.workflow_id,
+    status: row.status,
+    gateway: row.gateway,
+    window_from: row.window_from.toISOString(),
+    window_to: row.window_to.toISOString(),
+    started_at: row.started_at.toISOString(),
+    finished_at: row.finished_at.toISOString(),
+    payments_checked: row.payments_checked,
+    refunds_checked: row.refunds_checked,
+    mismatches: row.mismatches,
+    ledger_violations: row.ledger_violations,
   };
 }

@@ -52,3 +52,8 @@ export async function execute(q: Db, text: string, bindings: readonly SqlValue[]
 export async function ping(db: Db): Promise<void> {
   await queryRows(db, 'SELECT 1');
 }
+
+/** A PostgreSQL text[] literal (one binding whatever the count); elements quoted and escaped. */
+export function textArray(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(',')}}`;
+}

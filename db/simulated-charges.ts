@@ -1,3 +1,4 @@
+import type { GatewayRecord, TimeWindow } from '../billing/reconciliation';
 import { type Db, execute, queryRows } from './connection';
 
 /**
@@ -93,4 +94,34 @@ export async function recordSimulatedRefund(
     refund_id: null,
     failure_code: row.charge_found ? 'amount_too_large' : 'charge_not_found',
   };
+}
+
+/** The simulated gateway's charges created in [from, to), newest first, at most `max` (for reconciliation). */
+export function listSimulatedCharges(db: Db, window: TimeWindow, max: number): Promise<GatewayRecord[]> {
+  return listBooks(
+    db,
+    `SELECT id, idempotency_key, amount_cents, status, created_at FROM simulated_charges`,
+    window,
+    max,
+  );
+}
+
+/** The simulated gateway's refunds created in [from, to), newest first, at most `max`; every one succeeded. */
+export function listSimulatedRefunds(db: Db, window: TimeWindow, max: number): Promise<GatewayRecord[]> {
+  return listBooks(
+    db,
+    `SELECT id, idempotency_key, charge_id, amount_cents, 'succeeded' AS status, created_at FROM simulated_refunds`,
+    window,
+    max,
+  );
+}
+
+/** One of the books' rows created in the window, newest first; cents come out of `bigint` as numbers. */
+async function listBooks(db: Db, select: string, window: TimeWindow, max: number): Promise<GatewayRecord[]> {
+  const rows = await queryRows<Omit<GatewayRecord, 'amount_cents'> & { amount_cents: bigint }>(
+    db,
+    `${select} WHERE created_at >= ? AND created_at < ? ORDER BY created_at DESC LIMIT ?`,
+    [window.from, window.to, max],
+  );
+  return rows.map((row) => ({ ...row, amount_cents: Number(row.amount_cents) }));
 }

@@ -1,7 +1,7 @@
 import type { Client } from 'pg';
 import type { EventType } from '../billing/events';
 import type { DeliveryStatus } from '../billing/webhooks';
-import { execute, queryRows, type Db } from './connection';
+import { execute, queryRows, textArray, type Db } from './connection';
 
 /**
  * Outbound webhooks' tables (see the migration 20261130190200_webhooks): endpoints, the fan-out of the `events`
@@ -395,9 +395,4 @@ async function cursorSeq(
   if (id === undefined) return null;
   const [row] = await queryRows<{ seq: bigint }>(db, `SELECT seq FROM ${table} WHERE id = ?`, [id]);
   return row?.seq;
-}
-
-/** A PostgreSQL text[] literal (one binding whatever the count); elements quoted and escaped. */
-function textArray(values: readonly string[]): string {
-  return `{${values.map((v) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(',')}}`;
 }

@@ -20,6 +20,7 @@ import {
   loadTierTable,
   openDb,
   openHotPath,
+  scheduleSettingsFrom,
 } from '../wiring/runtime';
 import { ensureSchedules } from '../worker/schedules';
 import { ensureSearchAttributes } from '../worker/search-attributes';
@@ -145,10 +146,7 @@ async function main(): Promise<void> {
 
     const temporal = await connectTemporal(temporalAddress, config.TEMPORAL_NAMESPACE);
     stops.push(() => temporal.connection.close());
-    await ensureSchedules(temporal, {
-      task_queue: config.TEMPORAL_TASK_QUEUE,
-      hold_sweep_interval_ms: config.HOLD_SWEEP_INTERVAL_MS,
-    });
+    await ensureSchedules(temporal, scheduleSettingsFrom(config));
     const dispatcher = webhookDispatcherFrom(config, { db, temporal, logger });
     dispatcher.start();
     stops.push(() => dispatcher.stop());

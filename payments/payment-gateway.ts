@@ -1,3 +1,5 @@
+import type { GatewayRecord, TimeWindow } from '../billing/reconciliation';
+
 /**
  * The one door to card payments. Two implementations: the simulated gateway (default, no keys needed) and
  * Stripe. Declines are returned as values; only infrastructure failures throw (and are retried by Temporal).
@@ -40,7 +42,21 @@ export type RefundOutcome =
   | { status: 'succeeded'; refund_id: string }
   | { status: 'failed'; refund_id: string | null; failure_code: string; message: string };
 
-export interface PaymentGateway {
+/**
+ * The gateway's own books, read by reconciliation (README "Reconciliation"): what the gateway says it charged and
+ * refunded, to compare with `payments` and `refunds`.
+ */
+export interface GatewayBooks {
+  /**
+   * The charges created in [from, to), any status, at most `max` (the newest when there are more). Ids are what our
+   * `payments.gateway_charge_id` holds; `idempotency_key` is the key we charged with.
+   */
+  listCharges(window: TimeWindow, max: number): Promise<GatewayRecord[]>;
+  /** The refunds created in [from, to), at most `max`; `charge_id` names the charge each refunds. */
+  listRefunds(window: TimeWindow, max: number): Promise<GatewayRecord[]>;
+}
+
+export interface PaymentGateway extends GatewayBooks {
   readonly name: string;
   charge(request: ChargeRequest): Promise<ChargeOutcome>;
   /** Refunds (part of) a charge this gateway made; a retry with the same key returns the first refund. */

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { nanosToCents } from '../billing/money';
 import type { Db } from '../db/connection';
-import { recordSimulatedCharge, recordSimulatedRefund } from '../db/simulated-charges';
+import type { GatewayRecord, TimeWindow } from '../billing/reconciliation';
+import {
+  listSimulatedCharges,
+  listSimulatedRefunds,
+  recordSimulatedCharge,
+  recordSimulatedRefund,
+} from '../db/simulated-charges';
 import type {
   ChargeOutcome,
   ChargeRequest,
@@ -101,5 +107,13 @@ export class SimulatedGateway implements PaymentGateway {
         ? `no succeeded charge ${request.charge_id}`
         : `the refund would exceed what is left of charge ${request.charge_id}`;
     return { status: 'failed', refund_id: null, failure_code: refund.failure_code, message };
+  }
+
+  listCharges(window: TimeWindow, max: number): Promise<GatewayRecord[]> {
+    return listSimulatedCharges(this.db, window, max);
+  }
+
+  listRefunds(window: TimeWindow, max: number): Promise<GatewayRecord[]> {
+    return listSimulatedRefunds(this.db, window, max);
   }
 }

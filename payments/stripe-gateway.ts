@@ -1,5 +1,6 @@
 import Stripe from 'stripe';
 import { isWholeCents, formatUsd, nanosToCents } from '../billing/money';
+import type { BookStatus, GatewayRecord, TimeWindow } from '../billing/reconciliation';
 import type { Db } from '../db/connection';
 import { PermanentError } from '../db/errors';
 import { findStripeCustomerId, recordStripeCustomer } from '../db/stripe-customers';
@@ -89,30 +90,6 @@ export function centsOf(amount_nanos: bigint): number {
   return nanosToCents(amount_nanos);
 }
 
-/** A window of creation times, [from, to). */
-export interface TimeWindow {
-  from: Date;
-  to: Date;
-}
-
-/** A PaymentIntent as reconciliation compares it with `payments` (`gateway_charge_id`, `idempotency_key`). */
-export interface StripeChargeRecord {
-  id: string;
-  amount_cents: number;
-  status: string;
-  customer_id: string | null;
-  idempotency_key: string | null;
-}
-
-/** A refund as reconciliation compares it with ours; `payment_intent` is the refunded charge's id. */
-export interface StripeRefundRecord {
-  id: string;
-  payment_intent: string | null;
-  amount_cents: number;
-  status: string | null;
-  idempotency_key: string | null;
-}
-
 export class StripeGateway implements PaymentGateway {
   readonly name = 'stripe';
 
@@ -185,30 +162,32 @@ export class StripeGateway implements PaymentGateway {
    * The PaymentIntents created in [from, to), newest first, at most `max` (for reconciliation): our payments'
    * `gateway_charge_id`s, amounts in cents and status, with the operation key we sent in the metadata.
    */
-  async listCharges(window: TimeWindow, max = 10_000): Promise<StripeChargeRecord[]> {
+  async listCharges(window: TimeWindow, max = 10_000): Promise<GatewayRecord[]> {
     const listed = await this.stripe.paymentIntents
       .list({ created: createdRange(window), limit: 100 })
       .autoPagingToArray({ limit: max });
     return listed.map((intent) => ({
       id: intent.id,
-      amount_cents: intent.amount,
-      status: intent.status,
-      customer_id: intent.metadata?.customer_id ?? null,
       idempotency_key: intent.metadata?.idempotency_key ?? null,
+      amount_cents: intent.amount,
+      status: intentBookStatus(intent.status),
+      created_at: new Date(intent.created * 1000),
     }));
   }
 
   /** The refunds created in [from, to), newest first, at most `max` (for reconciliation). */
-  async listRefunds(window: TimeWindow, max = 10_000): Promise<StripeRefundRecord[]> {
+  async listRefunds(window: TimeWindow, max = 10_000): Promise<GatewayRecord[]> {
     const listed = await this.stripe.refunds
       .list({ created: createdRange(window), limit: 100 })
       .autoPagingToArray({ limit: max });
     return listed.map((refund) => ({
       id: refund.id,
-      payment_intent: idOf(refund.payment_intent),
-      amount_cents: refund.amount,
-      status: refund.status,
       idempotency_key: refund.metadata?.idempotency_key ?? null,
+      amount_cents: refund.amount,
+      status: refundBookStatus(refund.status),
+      created_at: new Date(refund.created * 1000),
+      // Our refunds name PaymentIntents (or a plain charge, when that is what the payment recorded).
+      charge_id: idOf(refund.payment_intent) ?? idOf(refund.charge),
     }));
   }
 
@@ -359,6 +338,21 @@ export function refundOutcomeOfError(error: unknown): RefundOutcome {
         ? 'amount_too_large'
         : (error.code ?? 'refund_refused');
   return { status: 'failed', refund_id: null, failure_code, message: `stripe: ${error.message}` };
+}
+
+/**
+ * A PaymentIntent's status as reconciliation compares it: money taken, not taken (declined, canceled), or still
+ * undecided (processing, waiting for the customer to authenticate).
+ */
+export function intentBookStatus(status: Stripe.PaymentIntent.Status): BookStatus {
+  if (status === 'succeeded') return 'succeeded';
+  return status === 'requires_payment_method' || status === 'canceled' ? 'failed' : 'pending';
+}
+
+/** A refund's status as reconciliation compares it: a pending refund counts as made, as `refundOutcomeOf` says. */
+export function refundBookStatus(status: string | null): BookStatus {
+  if (status === 'succeeded' || status === 'pending') return 'succeeded';
+  return status === 'failed' || status === 'canceled' ? 'failed' : 'pending';
 }
 
 /** The id of a Stripe field that is an id, an expanded object or nothing. */

@@ -1,3 +1,4 @@
+import type { GatewayRecord, TimeWindow } from '../billing/reconciliation';
 import Stripe from 'stripe';
 import type { Db } from '../db/connection';
 import type {
@@ -56,6 +57,14 @@ class ScaGateway implements PaymentGateway {
 
   refund(request: RefundRequest): Promise<RefundOutcome> {
     return this.simulated.refund(request);
+  }
+
+  listCharges(window: TimeWindow, max: number): Promise<GatewayRecord[]> {
+    return this.simulated.listCharges(window, max);
+  }
+
+  listRefunds(window: TimeWindow, max: number): Promise<GatewayRecord[]> {
+    return this.simulated.listRefunds(window, max);
   }
 
   /** The next SCA charge waits for `release`; resolves `entered` once that call has reached the gateway. */

@@ -194,6 +194,19 @@ const configSchema = z.object({
   ),
   // How old the timestamp of an inbound Stripe event's signature may be (replays of older captures are refused).
   STRIPE_WEBHOOK_TOLERANCE_S: integer(1, 86_400).default(300),
+  // Reconciliation (README "Reconciliation"): how often the `reconciliation` Schedule runs, and how far before the
+  // interval each run's window reaches, so consecutive windows overlap by it.
+  RECONCILIATION_INTERVAL: fixedDuration('RECONCILIATION_INTERVAL')
+    .pipe(
+      z
+        .number()
+        .min(1_000, 'must be at least a second')
+        .max(31 * 86_400_000, 'must be at most P31D'),
+    )
+    .default(86_400_000),
+  RECONCILIATION_WINDOW_MARGIN: fixedDuration('RECONCILIATION_WINDOW_MARGIN')
+    .pipe(z.number().min(0).max(86_400_000, 'must be at most P1D'))
+    .default(3_600_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

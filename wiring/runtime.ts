@@ -86,6 +86,29 @@ export function accountSettingsFrom(
   };
 }
 
+/** The intervals of the worker's Temporal Schedules (worker/schedules.ts), on the task queue it polls. */
+export function scheduleSettingsFrom(
+  config: Pick<
+    Config,
+    | 'TEMPORAL_TASK_QUEUE'
+    | 'HOLD_SWEEP_INTERVAL_MS'
+    | 'RECONCILIATION_INTERVAL'
+    | 'RECONCILIATION_WINDOW_MARGIN'
+  >,
+): {
+  task_queue: string;
+  hold_sweep_interval_ms: number;
+  reconciliation_interval_ms: number;
+  reconciliation_window_margin_ms: number;
+} {
+  return {
+    task_queue: config.TEMPORAL_TASK_QUEUE,
+    hold_sweep_interval_ms: config.HOLD_SWEEP_INTERVAL_MS,
+    reconciliation_interval_ms: config.RECONCILIATION_INTERVAL,
+    reconciliation_window_margin_ms: config.RECONCILIATION_WINDOW_MARGIN,
+  };
+}
+
 /** The range of one card charge the workers make on their own (an auto-recharge): TOP_UP_MIN_USD..TOP_UP_MAX_USD. */
 export function chargeLimitsFrom(config: Pick<Config, 'TOP_UP_MIN_USD' | 'TOP_UP_MAX_USD'>): ChargeLimits {
   return { min_nanos: usd(config.TOP_UP_MIN_USD), max_nanos: usd(config.TOP_UP_MAX_USD) };

@@ -10,6 +10,7 @@ import {
   loadTierTable,
   openDb,
   openHotPath,
+  scheduleSettingsFrom,
 } from '../wiring/runtime';
 import { createLogger } from '../wiring/logger';
 import { stopOnSignals } from '../wiring/shutdown';
@@ -39,10 +40,7 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE, (line) => console.warn(line));
   const client = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
-  await ensureSchedules(client, {
-    task_queue: config.TEMPORAL_TASK_QUEUE,
-    hold_sweep_interval_ms: config.HOLD_SWEEP_INTERVAL_MS,
-  });
+  await ensureSchedules(client, scheduleSettingsFrom(config));
   const worker = await createBillingWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,

@@ -3,3 +3,4 @@ export { accountWorkflow } from './account-workflow';
 export { releaseExpiredHoldsWorkflow } from './release-expired-holds-workflow';
 export { webhookDeliveryWorkflow } from './webhook-delivery-workflow';
 export { dunningWorkflow } from './dunning-workflow';
+export { reconciliationWorkflow } from './reconciliation-workflow';

@@ -19,6 +19,7 @@ import * as customerContracts from './20261201094000_customer_contracts';
 import * as allowanceCounters from './20261201093000_allowance_counters';
 import * as refunds from './20261201092000_refunds';
 import * as stripeWebhooks from './20261201096000_stripe_webhooks';
+import * as reconciliationRuns from './20261201097000_reconciliation_runs';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -45,6 +46,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261201093000_allowance_counters': allowanceCounters,
   '20261201092000_refunds': refunds,
   '20261201096000_stripe_webhooks': stripeWebhooks,
+  '20261201097000_reconciliation_runs': reconciliationRuns,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -101,6 +101,7 @@ export function testAppDeps(input: {
           },
         }
       : {}),
+    reconciliation: { interval_ms: 86_400_000, margin_ms: 3_600_000 },
     limits: {
       top_up_min_nanos: usd('1.00'),
       top_up_max_nanos: usd('10000.00'),
