@@ -6,6 +6,8 @@ import {
   centsOf,
   chargeOutcomeOfError,
   chargeOutcomeOfIntent,
+  intentBookStatus,
+  refundBookStatus,
   createStripeClient,
   refundOutcomeOfError,
   StripeGateway,
@@ -188,9 +190,21 @@ describe('requests sent to Stripe (stripe-mock)', () => {
     const charges = await gateway.listCharges(window, 5);
     const refunds = await gateway.listRefunds(window, 5);
     expect(charges.length).toBeGreaterThan(0);
-    expect(charges[0]).toMatchObject({ id: expect.stringMatching(/^pi_/), amount_cents: expect.any(Number) });
+    // As reconciliation compares them (README "Reconciliation"): Stripe's statuses mapped to ours, seconds to dates.
+    const bookStatus = expect.stringMatching(/^(succeeded|failed|pending)$/);
+    expect(charges[0]).toMatchObject({
+      id: expect.stringMatching(/^pi_/),
+      amount_cents: expect.any(Number),
+      status: bookStatus,
+      created_at: expect.any(Date),
+    });
     expect(refunds.length).toBeGreaterThan(0);
-    expect(refunds[0]).toMatchObject({ id: expect.stringMatching(/^re_/) });
+    expect(refunds[0]).toMatchObject({
+      id: expect.stringMatching(/^re_/),
+      status: bookStatus,
+      created_at: expect.any(Date),
+      charge_id: expect.stringMatching(/^(pi|ch)_/),
+    });
   });
 
   test('only Stripe PaymentMethod ids are accepted as cards', () => {
@@ -376,4 +390,18 @@ test('a top-up through the API, with the worker charging through Stripe (stripe-
   expect(await h.db('simulated_charges').where({ customer_ref: 'cus_stg_e2e' })).toHaveLength(0);
   const balance = await h.call('GET', '/v1/customers/cus_stg_e2e/balance');
   expect(balance.body.available_usd).toBe('20.000000000');
+});
+
+test("reconciliation reads Stripe's statuses as money moved, not moved, or undecided", () => {
+  expect(intentBookStatus('succeeded')).toBe('succeeded');
+  for (const declined of ['requires_payment_method', 'canceled'] as const)
+    expect(intentBookStatus(declined)).toBe('failed');
+  for (const open of ['processing', 'requires_action', 'requires_confirmation', 'requires_capture'] as const)
+    expect(intentBookStatus(open)).toBe('pending');
+  // A pending refund has been accepted and counts as made, as refundOutcomeOf answers it.
+  expect(refundBookStatus('pending')).toBe('succeeded');
+  expect(refundBookStatus('succeeded')).toBe('succeeded');
+  expect(refundBookStatus('failed')).toBe('failed');
+  expect(refundBookStatus('canceled')).toBe('failed');
+  expect(refundBookStatus('requires_action')).toBe('pending');
 });
