@@ -11,6 +11,7 @@ import {
 } from '../billing/subscriptions';
 import type { Db } from '../db/connection';
 import { enterpriseUsageLines, getContract } from '../db/contracts';
+import { grantCredit } from '../db/ledger';
 import { PermanentError } from '../db/errors';
 import {
   advancePeriod,
@@ -29,6 +30,7 @@ import {
   newSubscriptionId,
   noteChangeDecision,
   noteInvoiceAttempt,
+  voidOpenInvoice,
   pendingSubscriptionChanges,
   recordSubscriptionEvent,
   scheduleSubscriptionChange,
@@ -83,14 +85,22 @@ export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; 
   const seatPrice = async (customer_id: string): Promise<bigint | null> =>
     (await getContract(deps.db, customer_id))?.seat_price_nanos ?? null;
   /** A net-terms period's metered usage, priced by the contract: the same aggregation as GET .../usage. */
-  const usageLines = async (customer_id: string, window: { from: Date; to: Date }): Promise<InvoiceLine[]> =>
-    (await enterpriseUsageLines(deps.db, customer_id, window)).lines.map((line) => ({
-      description: line.description,
-      amount_nanos: line.amount_nanos,
-      quantity: line.quantity,
-      period_start: window.from,
-      period_end: window.to,
-    }));
+  const usageOf = async (
+    customer_id: string,
+    window: { from: Date; to: Date },
+  ): Promise<{ lines: InvoiceLine[]; list_cost_nanos: bigint }> => {
+    const usage = await enterpriseUsageLines(deps.db, customer_id, window);
+    return {
+      lines: usage.lines.map((line) => ({
+        description: line.description,
+        amount_nanos: line.amount_nanos,
+        quantity: line.quantity,
+        period_start: window.from,
+        period_end: window.to,
+      })),
+      list_cost_nanos: usage.list_cost_nanos,
+    };
+  };
 
   return {
     /** The subscription an account run starts with (rebuilt from PostgreSQL), and the change requests pending. */
@@ -209,6 +219,12 @@ export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; 
       if (!invoice) throw new PermanentError('not_found', `invoice ${input.invoice_id} does not exist`);
       const key = `invoice:${invoice.id}:${input.attempt}`;
       if (invoice.status !== 'open') return { status: 'closed' };
+      // A renewal invoice of a subscription cancelled since (cancel now) is not collected: voided, nothing charged.
+      const sub = invoice.subscription_id ? await getSubscription(deps.db, invoice.subscription_id) : null;
+      if (sub?.status === 'canceled' && invoice.key.startsWith('period:')) {
+        await voidOpenInvoice(deps.db, invoice.id);
+        return { status: 'closed' };
+      }
       await noteInvoiceAttempt(deps.db, invoice.id, input.attempt);
       const result = await chargeCardOnce(deps, {
         idempotency_key: key,
@@ -301,11 +317,8 @@ export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; 
       if (!sub0 || sub0.status === 'canceled') return { status: 'skipped' };
       const usage =
         sub0.period_index === input.period_index - 1 && catalog.find(sub0.plan)?.collection === 'net_terms'
-          ? await usageLines(sub0.customer_id, {
-              from: sub0.current_period_start,
-              to: sub0.current_period_end,
-            })
-          : [];
+          ? await usageOf(sub0.customer_id, { from: sub0.current_period_start, to: sub0.current_period_end })
+          : { lines: [], list_cost_nanos: 0n };
       const contract_seat_price = await seatPrice(sub0.customer_id);
       return deps.db.transaction(async (trx) => {
         await lockCustomer(trx, sub0.customer_id);
@@ -313,13 +326,29 @@ export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; 
         if (sub.status !== 'active' || sub.period_index !== input.period_index - 1)
           return { status: 'skipped' };
         if (Date.parse(input.at) < sub.current_period_end.getTime()) return { status: 'skipped' };
-        const decision = rule(() => decideRenewal(sub, catalog, period, usage, contract_seat_price));
+        const decision = rule(() => decideRenewal(sub, catalog, period, usage.lines, contract_seat_price));
         if (decision.usage_invoice) {
-          await writeInvoice(trx, {
+          const invoice = await writeInvoice(trx, {
             ...decision.usage_invoice,
             customer_id: sub.customer_id,
             subscription_id: sub.id,
           });
+          // The wallet paid this usage at list price as it happened; the invoice bills it at the contract's
+          // prices, so the wallet gets it back (keyed by the invoice: once). The prepaid balance of an invoiced
+          // account is a deposit that lets the hot path admit its requests, never a second payment.
+          if (usage.list_cost_nanos > 0n) {
+            await grantCredit(trx, {
+              grant_id: `gr_${invoice.id}`,
+              customer_id: sub.customer_id,
+              source: 'subscription',
+              amount_nanos: usage.list_cost_nanos,
+              reason: `usage invoiced on ${invoice.id}`,
+              expires_at: null,
+              kind: 'usage_invoiced',
+              ref: invoice.id,
+              funded_by: 'revenue',
+            });
+          }
         }
         if (decision.kind === 'cancel') {
           await endSubscription(trx, sub.id, sub.current_period_end);
@@ -362,9 +391,17 @@ export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; 
       return deps.db.transaction(async (trx) => {
         await lockCustomer(trx, sub0.customer_id);
         const sub = (await getSubscription(trx, input.subscription_id))!;
-        if (sub.status === 'canceled' || sub.period_index !== input.period_index - 1)
-          return { status: 'skipped' };
         const paid = input.charge.status !== 'failed';
+        if (sub.status === 'canceled' || sub.period_index !== input.period_index - 1) {
+          // Cancelled now while its charge was in flight: money that moved pays its invoice all the same (the
+          // customer is owed it back, and the paid invoice says so); a charge that failed leaves nothing owed.
+          if (input.charge.status === 'succeeded') {
+            await markInvoicePaid(trx, input.invoice_id, input.charge.payment_id, new Date());
+          } else if (sub.status === 'canceled') {
+            await closeInvoice(trx, input.invoice_id, 'void');
+          }
+          return { status: 'skipped' };
+        }
         if (!paid && sub.cancel_at_period_end) {
           // Cancelled while its renewal was being charged, and the charge failed: it simply ends, owing nothing.
           await closeInvoice(trx, input.invoice_id, 'void');
@@ -418,7 +455,13 @@ export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; 
       return deps.db.transaction(async (trx) => {
         await lockCustomer(trx, invoice0.customer_id);
         const invoice = (await getInvoice(trx, input.invoice_id))!;
-        if (invoice.status !== 'open') return { status: invoice.status === 'paid' ? 'paid' : 'closed' };
+        if (invoice.status !== 'open') {
+          // Closed while this attempt's charge was in flight (cancelled now): the money that moved pays it.
+          if (input.charge.status === 'succeeded' && invoice.status === 'void') {
+            await markInvoicePaid(trx, invoice.id, input.charge.payment_id, new Date());
+          }
+          return { status: invoice.status === 'paid' ? 'paid' : 'closed' };
+        }
         if (input.charge.status !== 'succeeded') return { status: 'open' };
         await markInvoicePaid(trx, invoice.id, input.charge.payment_id, new Date());
         if (invoice.subscription_id) await setSubscriptionStatus(trx, invoice.subscription_id, 'active');

@@ -318,7 +318,7 @@ export interface GrantRequest {
   ref: string;
   /**
    * Where the credit comes from: `payments` for money a card paid, `promotions` for free credit, `refunds` for the
-   * claim of a refund the gateway refused, given back.
+   * claim of a refund the gateway refused, given back, `revenue` for enterprise usage moved onto its invoice.
    */
   funded_by: keyof typeof FUNDING_MOVEMENTS;
   granted_at?: Date;
@@ -329,6 +329,7 @@ const FUNDING_MOVEMENTS = {
   payments: MOVEMENTS.paidCredit,
   promotions: MOVEMENTS.promotionalCredit,
   refunds: MOVEMENTS.refundRelease,
+  revenue: MOVEMENTS.usageInvoiced,
 } as const;
 
 /**

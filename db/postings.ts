@@ -172,6 +172,19 @@ export const MOVEMENTS = {
     ],
     rearms: true,
   }),
+  /**
+   * Enterprise usage moved onto its invoice: what the wallet paid at list price for a period's usage comes back
+   * (a `subscription` grant), because the invoice bills that usage at the contract's prices: revenue -> available.
+   */
+  usageInvoiced: define({
+    kind: 'usage_invoiced',
+    amounts: ['amount'],
+    postings: [
+      { account: 'revenue', terms: { amount: -1 } },
+      { account: 'available', terms: { amount: 1 } },
+    ],
+    rearms: true,
+  }),
   /** What is left of an expired grant, written off: available -> breakage. */
   expiry: define({
     kind: 'expiry',

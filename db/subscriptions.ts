@@ -233,7 +233,7 @@ export async function setCancelAtPeriodEnd(
 
 /**
  * DELETE of the subscription: at the period end (the plan stays until then; asking again changes nothing), or now,
- * which ends it, voids its open renewal invoices (dunning stops at its next attempt) and records
+ * which ends it (an open renewal invoice is voided by its next charge attempt instead of being charged: dunning stops) and records
  * `subscription.canceled`. Answers `none` when the customer never subscribed, `ended` when it has ended already.
  */
 export async function cancelSubscription(
@@ -250,12 +250,6 @@ export async function cancelSubscription(
       return 'scheduled';
     }
     await endSubscription(trx, sub.id, request.now);
-    await execute(
-      trx,
-      `UPDATE invoices SET status = 'void', updated_at = now()
-       WHERE subscription_id = ? AND status = 'open' AND collection = 'charge' AND key LIKE 'period:%'`,
-      [sub.id],
-    );
     await recordSubscriptionEvent(trx, 'subscription.canceled', { ...sub, status: 'canceled' }, 'ended', {
       reason: 'canceled_now',
     });
@@ -476,7 +470,10 @@ export async function noteInvoiceAttempt(q: Db, invoice_id: string, attempt: num
   );
 }
 
-/** Marks an open invoice paid by a payment and records `invoice.paid` (once). */
+/**
+ * Marks an invoice paid by a payment and records `invoice.paid` (once). A void invoice is paid too: a charge that
+ * went through while the invoice was being voided (cancel now) must show as paid, never as money taken for nothing.
+ */
 export async function markInvoicePaid(
   trx: Knex.Transaction,
   invoice_id: string,
@@ -486,7 +483,7 @@ export async function markInvoicePaid(
   await execute(
     trx,
     `UPDATE invoices SET status = 'paid', payment_id = ?, paid_at = ?, updated_at = now()
-     WHERE id = ? AND status = 'open'`,
+     WHERE id = ? AND status IN ('open', 'void')`,
     [payment_id, at, invoice_id],
   );
   const row = await getInvoice(trx, invoice_id);
@@ -514,6 +511,15 @@ export async function payInvoiceExternally(
     await markInvoicePaid(trx, invoice.id, null, at);
     return 'paid';
   });
+}
+
+/** Voids an invoice still open (outside a caller's transaction). */
+export async function voidOpenInvoice(db: Db, invoice_id: string): Promise<void> {
+  await execute(
+    db,
+    `UPDATE invoices SET status = 'void', updated_at = now() WHERE id = ? AND status = 'open'`,
+    [invoice_id],
+  );
 }
 
 export async function closeInvoice(

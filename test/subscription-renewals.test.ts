@@ -161,3 +161,51 @@ async function attemptsOf(invoice_id: string): Promise<number> {
   const rows = await h.db('payments').where('idempotency_key', 'like', `invoice:${invoice_id}:%`);
   return rows.length;
 }
+
+test('enterprise: seats in advance and the period usage in arrears at contract prices, net 30, paid by hand', async () => {
+  const customer = 'cus_ren_enterprise';
+  await h.customer(customer); // no card: enterprise is invoiced, never charged
+  await h.fund(customer, '100.00');
+  const contract = await h.call('PUT', `/v1/customers/${customer}/contract`, {
+    seat_price_usd: '45.00',
+    price_overrides: [{ model: 'gpt-5.4', dimension: 'input_tokens', unit_price_usd: '1.00' }],
+  });
+  expect(contract.status).toBe(200);
+  const put = await h.call('PUT', `/v1/customers/${customer}/subscription`, {
+    plan: 'enterprise',
+    seats: 10,
+  });
+  expect(put.status).toBe(200);
+  expect(await h.db('simulated_charges').where({ customer_ref: customer })).toHaveLength(0);
+  // 2,000,000 input tokens at the contract's 1.00 per million = 2.00, in the first period.
+  const usage = await h.call('POST', '/v1/usage-events', {
+    events: [{ event_id: 'ent-1', customer_id: customer, model: 'gpt-5.4', input_tokens: 2_000_000 }],
+  });
+  expect(usage.body.accepted).toBe(1);
+  await waitFor('the first renewal', async () => {
+    const sub = await h.db('subscriptions').where({ customer_id: customer }).first();
+    return sub.period_index >= 1;
+  });
+  await h.call('DELETE', `/v1/customers/${customer}/subscription?at_period_end=false`);
+  const invoices = (await h.call('GET', `/v1/customers/${customer}/invoices?limit=100`)).body.data;
+  const usageInvoice = invoices.find((i: { lines: { description: string }[] }) =>
+    i.lines.some((l) => l.description.includes('gpt-5.4')),
+  );
+  expect(usageInvoice).toMatchObject({ collection: 'net_terms', status: 'open', total_usd: '2.000000000' });
+  expect(Date.parse(usageInvoice.due_at) - Date.parse(usageInvoice.period_end)).toBe(30 * 86_400_000);
+  // The wallet paid that usage at list price as it happened and got it back when it was invoiced: not paid twice.
+  const balance = await h.call('GET', `/v1/customers/${customer}/balance`);
+  expect(balance.body.available_usd).toBe('100.000000000');
+  const back = await h.db('credit_grants').where({ customer_id: customer, source: 'subscription' });
+  expect(back).toHaveLength(1);
+  expect(back[0].id).toBe(`gr_${usageInvoice.id}`);
+  const seatInvoices = invoices.filter((i: { total_usd: string }) => i.total_usd === '450.000000000');
+  expect(seatInvoices.length).toBeGreaterThanOrEqual(2); // the first period's and the renewal's
+  for (const invoice of seatInvoices) expect(invoice.collection).toBe('net_terms');
+  // A bank transfer arrived: the operator records it, once.
+  const paid = await h.call('POST', `/v1/invoices/${usageInvoice.id}/pay`);
+  expect(paid.status).toBe(200);
+  expect(paid.body.status).toBe('paid');
+  expect((await h.call('POST', `/v1/invoices/${usageInvoice.id}/pay`)).body.status).toBe('paid');
+  expect(await h.db('events').where({ customer_id: customer, type: 'invoice.paid' })).toHaveLength(1);
+});
