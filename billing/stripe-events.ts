@@ -43,3 +43,67 @@ export function field(value: unknown, name: string): unknown {
   if (typeof value !== 'object' || value === null) return undefined;
   return (value as Record<string, unknown>)[name];
 }
+
+/** A `charge.refunded` event's charge, as `recordOutsideRefund` (db/stripe-events.ts) takes it. */
+export interface ChargeRefund {
+  payment_intent_id: string;
+  /** Every refund of the charge at Stripe so far, ours included, in cents. */
+  amount_refunded_cents: number;
+  /** Stripe's newest refund of the charge when the event lists them, else `<charge id>:<amount refunded>`. */
+  gateway_refund_id: string;
+  /** Our refund id for it: `re_stripe_` and the gateway's id in our id alphabet. */
+  refund_id: string;
+}
+
+/**
+ * What a `charge.refunded` event says: the charge's PaymentIntent and its total refunded. Keyed by Stripe's newest
+ * refund when the event carries the list (older API versions), else by the charge and its cumulative total, so each
+ * new refund at Stripe is one key and a redelivery is the same key. Null when the charge names no PaymentIntent.
+ */
+export function chargeRefundOf(charge: unknown): ChargeRefund | null {
+  const intent = idOf(field(charge, 'payment_intent'));
+  const charge_id = field(charge, 'id');
+  const refunded = field(charge, 'amount_refunded');
+  if (intent === null || typeof charge_id !== 'string' || typeof refunded !== 'number') return null;
+  if (!Number.isSafeInteger(refunded) || refunded <= 0) return null;
+  const listed = field(field(charge, 'refunds'), 'data');
+  const newest = Array.isArray(listed) ? idOf(listed[0]) : null;
+  const gateway_refund_id = newest ?? `${charge_id}:${refunded}`;
+  return {
+    payment_intent_id: intent,
+    amount_refunded_cents: refunded,
+    gateway_refund_id,
+    refund_id: `re_stripe_${gateway_refund_id.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 90)}`,
+  };
+}
+
+/** A `charge.dispute.*` event's dispute. */
+export interface DisputeFacts {
+  dispute_id: string;
+  payment_intent_id: string;
+  amount_cents: number;
+  /** For a closed dispute: `lost` writes the frozen credit off; any other closing status (won, warning_closed) gives it back. */
+  outcome: 'won' | 'lost';
+}
+
+/** The dispute an event carries; null when it names no PaymentIntent or no whole, positive amount. */
+export function disputeOf(dispute: unknown): DisputeFacts | null {
+  const id = field(dispute, 'id');
+  const intent = idOf(field(dispute, 'payment_intent'));
+  const amount = field(dispute, 'amount');
+  if (typeof id !== 'string' || intent === null || typeof amount !== 'number') return null;
+  if (!Number.isSafeInteger(amount) || amount <= 0) return null;
+  return {
+    dispute_id: id,
+    payment_intent_id: intent,
+    amount_cents: amount,
+    outcome: field(dispute, 'status') === 'lost' ? 'lost' : 'won',
+  };
+}
+
+/** The id of a Stripe field that is an id, an expanded object or nothing. */
+function idOf(value: unknown): string | null {
+  if (typeof value === 'string' && value !== '') return value;
+  const id = field(value, 'id');
+  return typeof id === 'string' && id !== '' ? id : null;
+}

@@ -125,6 +125,20 @@ const INVARIANTS: { name: string; sql: string }[] = [
           WHERE COALESCE(p.total, 0) <> COALESCE(r.total, 0)`,
   },
   {
+    name: 'the disputes account holds exactly the credit frozen by open disputes, each frozen and closed once',
+    sql: `SELECT 'disputes' AS subject, COALESCE(p.total, 0)::text || ' vs ' || COALESCE(d.total, 0)::text AS detail
+          FROM (SELECT sum(amount_nanos) AS total FROM ledger_postings WHERE account = 'disputes') p,
+               (SELECT sum(amount_nanos) AS total FROM disputes WHERE status = 'open') d
+          WHERE COALESCE(p.total, 0) <> COALESCE(d.total, 0)
+          UNION ALL
+          SELECT d.id, d.status FROM disputes d
+          LEFT JOIN ledger_entries f ON f.kind = 'dispute' AND f.ref = d.id
+          LEFT JOIN ledger_entries w ON w.kind = 'dispute_won' AND w.ref = d.id
+          LEFT JOIN ledger_entries l ON l.kind = 'dispute_lost' AND l.ref = d.id
+          WHERE f.id IS NULL OR f.amount_nanos <> -d.amount_nanos
+             OR (w.id IS NOT NULL) <> (d.status = 'won') OR (l.id IS NOT NULL) <> (d.status = 'lost')`,
+  },
+  {
     name: 'no failed top-up granted credit',
     sql: `SELECT t.id AS subject, t.failure_code AS detail FROM top_ups t
           JOIN ledger_entries e ON e.kind = 'top_up' AND e.ref = t.id WHERE t.status = 'failed'`,

@@ -318,7 +318,8 @@ export interface GrantRequest {
   ref: string;
   /**
    * Where the credit comes from: `payments` for money a card paid, `promotions` for free credit, `refunds` for the
-   * claim of a refund the gateway refused, given back, `revenue` for enterprise usage moved onto its invoice.
+   * claim of a refund the gateway refused, given back, `revenue` for enterprise usage moved onto its invoice,
+   * `disputes` for credit a won card dispute unfreezes.
    */
   funded_by: keyof typeof FUNDING_MOVEMENTS;
   granted_at?: Date;
@@ -330,6 +331,7 @@ const FUNDING_MOVEMENTS = {
   promotions: MOVEMENTS.promotionalCredit,
   refunds: MOVEMENTS.refundRelease,
   revenue: MOVEMENTS.usageInvoiced,
+  disputes: MOVEMENTS.disputeRelease,
 } as const;
 
 /**

@@ -43,7 +43,7 @@ import { queryRows, type Db } from './connection';
  */
 
 export type CustomerAccount = 'available' | 'held';
-export type SystemAccount = 'payments' | 'promotions' | 'revenue' | 'breakage' | 'refunds';
+export type SystemAccount = 'payments' | 'promotions' | 'revenue' | 'breakage' | 'refunds' | 'disputes';
 export type Account = CustomerAccount | SystemAccount;
 
 export interface Posting {
@@ -184,6 +184,39 @@ export const MOVEMENTS = {
       { account: 'available', terms: { amount: 1 } },
     ],
     rearms: true,
+  }),
+  /**
+   * A card dispute freezes the disputed credit (kind `dispute`, ref Stripe's dispute id): available -> disputes, so it
+   * cannot be spent while the bank decides. `disputes` holds frozen credit until one of the two movements below.
+   */
+  dispute: define({
+    kind: 'dispute',
+    amounts: ['amount'],
+    postings: [
+      { account: 'available', terms: { amount: -1 } },
+      { account: 'disputes', terms: { amount: 1 } },
+    ],
+    rearms: false,
+  }),
+  /** The dispute was won: the frozen credit comes back (a `refund_reversal` grant, entry `dispute_won`). */
+  disputeRelease: define({
+    kind: null,
+    amounts: ['amount'],
+    postings: [
+      { account: 'disputes', terms: { amount: -1 } },
+      { account: 'available', terms: { amount: 1 } },
+    ],
+    rearms: true,
+  }),
+  /** The dispute was lost: the bank took the money back, so the frozen credit leaves as a refund's would. */
+  disputeLost: define({
+    kind: 'dispute_lost',
+    amounts: ['amount'],
+    postings: [
+      { account: 'disputes', terms: { amount: -1 } },
+      { account: 'payments', terms: { amount: 1 } },
+    ],
+    rearms: false,
   }),
   /** What is left of an expired grant, written off: available -> breakage. */
   expiry: define({

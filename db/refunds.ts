@@ -74,6 +74,16 @@ export async function findRefundable(db: Db, id: string): Promise<Refundable | u
   return row;
 }
 
+/** The top-up or auto-recharge a payment paid for, as `findRefundable` reads it; undefined for other payments. */
+export async function findRefundableOfPayment(db: Db, payment_id: string): Promise<Refundable | undefined> {
+  const [source] = await queryRows<{ id: string }>(
+    db,
+    `SELECT id FROM top_ups WHERE payment_id = ? UNION ALL SELECT id FROM auto_recharges WHERE payment_id = ?`,
+    [payment_id, payment_id],
+  );
+  return source ? findRefundable(db, source.id) : undefined;
+}
+
 /**
  * Records a refund as pending; a repeat with the same id returns the stored row (whatever its status). The same id
  * asking for another amount or payment is a PermanentError (`conflict`): ids derive from the request.

@@ -1,7 +1,16 @@
 import type { Knex } from 'knex';
+import { minBigint } from '../billing/money';
 import { type PaymentIntentOutcome, paymentIntentOutcome } from '../billing/stripe-events';
 import { execute, queryRows, type Db } from './connection';
 import type { PaymentRecord } from './payments';
+import {
+  findRefundableOfPayment,
+  getRefund,
+  recordGatewayRefund,
+  recordRefund,
+  refundedOfPayment,
+  type RefundRow,
+} from './refunds';
 
 /**
  * Stripe's inbound events (`stripe_events`, see the stripe-webhooks migration) and what they settle.
@@ -165,5 +174,53 @@ export async function storeStripeEvent(
       ? await resolvePaymentIntent(trx, payment_intent.id, payment_intent.idempotency_key)
       : undefined;
     return { ...stored, payment };
+  });
+}
+
+/** A refund made at Stripe (the dashboard) that this engine did not ask for, as `recordOutsideRefund` takes it. */
+export interface OutsideRefund {
+  /** The refunded charge's PaymentIntent (our `payments.gateway_charge_id`). */
+  payment_intent_id: string;
+  /** The charge's `amount_refunded` after it: every refund of the charge at Stripe, ours included. */
+  amount_refunded_nanos: bigint;
+  /** Our refund id for what is new (derived from Stripe's newest refund id, or the charge and its total). */
+  refund_id: string;
+  /** What the gateway calls it (kept as `gateway_refund_id`, so the gateway is never asked to refund it again). */
+  gateway_refund_id: string;
+}
+
+/**
+ * Records what Stripe refunded beyond the refunds we know of a payment (ours, pending or succeeded, count as known,
+ * so our own refund's `charge.refunded` records nothing), as a pending refund of the top-up or auto-recharge that the
+ * payment bought, with `allow_negative` (the card was refunded whatever the customer spent since) and the gateway's
+ * refund id already set: the account workflow runs it like our own refunds (the same reversing claim and
+ * settlement) and never calls the gateway. Under the PaymentIntent's lock, so two events of one charge never both
+ * count the same money. Returns the refund (pending or as it ended), or undefined when nothing is new or the payment
+ * is not a top-up's or an auto-recharge's.
+ */
+export async function recordOutsideRefund(db: Db, refund: OutsideRefund): Promise<RefundRow | undefined> {
+  return db.transaction(async (trx) => {
+    await lockPaymentIntent(trx, refund.payment_intent_id);
+    const payment = await findPaymentOfIntent(trx, refund.payment_intent_id, null);
+    if (!payment || payment.status !== 'succeeded') return undefined;
+    const source = await findRefundableOfPayment(trx, payment.id);
+    if (!source || source.grant_id === null) return undefined;
+    const existing = await getRefund(trx, refund.refund_id);
+    if (existing) return existing;
+    const known_nanos = await refundedOfPayment(trx, payment.id, { claimed_only: false });
+    const new_nanos = minBigint(refund.amount_refunded_nanos, payment.amount_nanos) - known_nanos;
+    if (new_nanos <= 0n) return undefined;
+    const row = await recordRefund(trx, {
+      id: refund.refund_id,
+      customer_id: payment.customer_id,
+      payment_id: payment.id,
+      top_up_id: source.kind === 'top_up' ? source.id : null,
+      recharge_id: source.kind === 'auto_recharge' ? source.id : null,
+      grant_id: source.grant_id,
+      amount_nanos: new_nanos,
+      allow_negative: true,
+    });
+    await recordGatewayRefund(trx, row.id, refund.gateway_refund_id);
+    return getRefund(trx, row.id);
   });
 }

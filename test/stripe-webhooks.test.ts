@@ -360,3 +360,152 @@ describe('a top-up whose PaymentIntent needs the customer (SCA)', () => {
     expect(await h.moneySnapshot()).toBe(money);
   });
 });
+
+/** A succeeded top-up on a card that needs no authentication, and the PaymentIntent id its payment records. */
+async function paidTopUp(
+  customer: string,
+  amount_usd: string,
+): Promise<{ top_up_id: string; intent: string }> {
+  await h.customer(customer, 'pm_card_visa');
+  const created = await h.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd });
+  expect(created.status).toBe(201);
+  const top_up_id = created.body.id as string;
+  return { top_up_id, intent: (await payment(top_up_id)).gateway_charge_id! };
+}
+
+async function entries(customer: string, kind: string): Promise<string[]> {
+  const result = await h.db.raw(
+    `SELECT amount_nanos::text AS a FROM ledger_entries WHERE customer_id = ? AND kind = ? ORDER BY id`,
+    [customer, kind],
+  );
+  return (result.rows as { a: string }[]).map((r) => r.a);
+}
+
+describe('charge.refunded made in the Stripe dashboard', () => {
+  test('claws back the credit like our own refunds, once per new refund, without calling the gateway', async () => {
+    const customer = 'cus_sh_dash_refund';
+    const { top_up_id, intent } = await paidTopUp(customer, '25.00');
+    const charge = (amount_refunded: number, refund_id: string) => ({
+      id: `ch_${top_up_id}`,
+      object: 'charge',
+      payment_intent: intent,
+      amount: 2500,
+      amount_refunded,
+      refunds: { object: 'list', data: [{ id: refund_id, amount: 1000, status: 'succeeded', metadata: {} }] },
+    });
+    const first = stripeEvent('charge.refunded', charge(1000, 're_dash_1'));
+    expect((await send(first)).status).toBe(200);
+    await waitFor('the $10 claw-back settled', async () => {
+      const settled = await h.call('GET', '/v1/refunds/re_stripe_re_dash_1');
+      return settled.body?.status === 'succeeded';
+    });
+    expect(await available(customer)).toBe('15.000000000');
+    const refund = await h.call('GET', '/v1/refunds/re_stripe_re_dash_1');
+    expect(refund.body).toMatchObject({ status: 'succeeded', amount_usd: '10.000000000' });
+    // Stripe's own refund id, never one the (simulated) gateway would have made: it was not asked.
+    const stored = await h.db.raw(
+      `SELECT gateway_refund_id, allow_negative FROM refunds WHERE id = 're_stripe_re_dash_1'`,
+    );
+    expect(stored.rows[0]).toEqual({ gateway_refund_id: 're_dash_1', allow_negative: true });
+    // Redelivered: nothing more.
+    expect((await send(first)).body.duplicate).toBe(true);
+    // A second dashboard refund: the charge's total is now 25.00, of which 10.00 is known.
+    expect((await send(stripeEvent('charge.refunded', charge(2500, 're_dash_2')))).status).toBe(200);
+    await waitFor('the rest clawed back', async () => {
+      const settled = await h.call('GET', '/v1/refunds/re_stripe_re_dash_2');
+      return settled.body?.status === 'succeeded';
+    });
+    expect(await available(customer)).toBe('0.000000000');
+    expect(await entries(customer, 'refund')).toEqual(['-10000000000', '-15000000000']);
+    expect((await h.call('GET', `/v1/top-ups/${top_up_id}`)).body.status).toBe('succeeded');
+  });
+
+  test('our own refund announced by charge.refunded records nothing more', async () => {
+    const customer = 'cus_sh_own_refund';
+    const { top_up_id, intent } = await paidTopUp(customer, '20.00');
+    const own = await h.call('POST', `/v1/top-ups/${top_up_id}/refunds`, { amount_usd: '5.00' });
+    expect(own.status).toBe(201);
+    const refunded = stripeEvent('charge.refunded', {
+      id: `ch_${top_up_id}`,
+      object: 'charge',
+      payment_intent: intent,
+      amount: 2000,
+      amount_refunded: 500,
+    });
+    expect((await send(refunded)).status).toBe(200);
+    expect(await entries(customer, 'refund')).toEqual(['-5000000000']);
+    expect(await available(customer)).toBe('15.000000000');
+  });
+});
+
+describe('card disputes', () => {
+  const dispute = (id: string, intent: string, status: string) => ({
+    id,
+    object: 'dispute',
+    amount: 2000,
+    currency: 'usd',
+    payment_intent: intent,
+    status,
+    reason: 'fraudulent',
+  });
+
+  test('charge.dispute.created freezes the disputed credit (not spendable), once; closed won releases it', async () => {
+    const customer = 'cus_sh_dispute_won';
+    const { intent } = await paidTopUp(customer, '20.00');
+    const created = stripeEvent('charge.dispute.created', dispute('du_sh_won', intent, 'needs_response'));
+    expect((await send(created)).status).toBe(200);
+    expect(await available(customer)).toBe('0.000000000');
+    // Frozen means not spendable: an authorization is refused.
+    const held = await h.call('POST', '/v1/authorizations', {
+      customer_id: customer,
+      model: 'gpt-5.4-nano',
+      estimated_usage: { input_tokens: 1000 },
+    });
+    expect(held.status).toBe(402);
+    // Another event id for the same dispute (Stripe's dispute.updated-style redelivery) freezes nothing more.
+    expect(
+      (await send(stripeEvent('charge.dispute.created', dispute('du_sh_won', intent, 'needs_response'))))
+        .status,
+    ).toBe(200);
+    expect(await entries(customer, 'dispute')).toEqual(['-20000000000']);
+    const closed = stripeEvent('charge.dispute.closed', dispute('du_sh_won', intent, 'won'));
+    expect((await send(closed)).status).toBe(200);
+    expect(await available(customer)).toBe('20.000000000');
+    expect(
+      (await send(stripeEvent('charge.dispute.closed', dispute('du_sh_won', intent, 'won')))).status,
+    ).toBe(200);
+    expect(await available(customer)).toBe('20.000000000');
+    expect(await entries(customer, 'dispute_won')).toEqual(['20000000000']);
+    const row = await h.db.raw(`SELECT status, closed_at FROM disputes WHERE id = 'du_sh_won'`);
+    expect(row.rows[0].status).toBe('won');
+  });
+
+  test('a lost dispute writes the frozen credit off; a close heard before the open freezes then closes once', async () => {
+    const customer = 'cus_sh_dispute_lost';
+    const { intent } = await paidTopUp(customer, '20.00');
+    expect(
+      (await send(stripeEvent('charge.dispute.created', dispute('du_sh_lost', intent, 'needs_response'))))
+        .status,
+    ).toBe(200);
+    expect(
+      (await send(stripeEvent('charge.dispute.closed', dispute('du_sh_lost', intent, 'lost')))).status,
+    ).toBe(200);
+    expect(await available(customer)).toBe('0.000000000');
+    expect(await entries(customer, 'dispute_lost')).toEqual(['0']);
+
+    const early = 'cus_sh_dispute_early';
+    const paid = await paidTopUp(early, '20.00');
+    expect(
+      (await send(stripeEvent('charge.dispute.closed', dispute('du_sh_early', paid.intent, 'lost')))).status,
+    ).toBe(200);
+    expect(
+      (
+        await send(
+          stripeEvent('charge.dispute.created', dispute('du_sh_early', paid.intent, 'needs_response')),
+        )
+      ).status,
+    ).toBe(200);
+    expect(await available(early)).toBe('0.000000000');
+    expect(await entries(early, 'dispute')).toEqual(['-20000000000']);
+  });
+});

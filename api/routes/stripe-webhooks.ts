@@ -1,12 +1,22 @@
 import Stripe from 'stripe';
 import type { Logger } from 'pino';
-import { formatCents } from '../../billing/money';
-import { PAYMENT_INTENT_FAILED, PAYMENT_INTENT_SUCCEEDED, field } from '../../billing/stripe-events';
+import { centsToNanos, formatCents } from '../../billing/money';
+import {
+  CHARGE_REFUNDED,
+  chargeRefundOf,
+  DISPUTE_CLOSED,
+  DISPUTE_CREATED,
+  disputeOf,
+  field,
+  PAYMENT_INTENT_FAILED,
+  PAYMENT_INTENT_SUCCEEDED,
+} from '../../billing/stripe-events';
+import { closeDispute, openDispute } from '../../db/disputes';
 import type { Db } from '../../db/connection';
 import type { PaymentRecord } from '../../db/payments';
-import { markStripeEventProcessed, storeStripeEvent } from '../../db/stripe-events';
+import { markStripeEventProcessed, recordOutsideRefund, storeStripeEvent } from '../../db/stripe-events';
 import { topUpOfPayment } from '../../db/top-ups';
-import { paymentSettledSignal } from '../../workflows/messages';
+import { paymentSettledSignal, refundRequestedSignal } from '../../workflows/messages';
 import type { AccountWorkflows } from '../accounts';
 import { ApiError, invalid } from '../errors';
 import { parse, type RouteTable } from '../http';
@@ -109,7 +119,14 @@ export async function processStripeEvent(
   );
   if (stored.processed) return { received: true, id: event.id, duplicate: true };
   if (settlesIntent) await finishPaymentOperation(deps, stored.payment);
-  else deps.logger.debug({ event_id: event.id, type: event.type }, 'stripe event stored, nothing to do');
+  else if (event.type === CHARGE_REFUNDED) await clawBackOutsideRefund(deps, object);
+  else if (event.type === DISPUTE_CREATED || event.type === DISPUTE_CLOSED) {
+    const dispute = disputeOf(object);
+    if (dispute) {
+      const input = { ...dispute, amount_nanos: centsToNanos(dispute.amount_cents) };
+      await (event.type === DISPUTE_CREATED ? openDispute(deps.db, input) : closeDispute(deps.db, input));
+    }
+  } else deps.logger.debug({ event_id: event.id, type: event.type }, 'stripe event stored, nothing to do');
   await markStripeEventProcessed(deps.db, event.id);
   return { received: true, id: event.id, duplicate: !stored.fresh };
 }
@@ -131,4 +148,23 @@ async function finishPaymentOperation(
     top_up_id: topUp.id,
     amount_usd: formatCents(topUp.amount_nanos),
   });
+}
+
+/**
+ * A refund made at Stripe (the dashboard): what is new beyond the refunds we know is recorded as a refund of the
+ * top-up or auto-recharge with the gateway's refund id already set, and the account workflow runs it like our own
+ * refunds (the same reversing claim, `allow_negative`), never asking the gateway to refund again.
+ */
+async function clawBackOutsideRefund(deps: Pick<Deps, 'db' | 'accounts'>, charge: unknown): Promise<void> {
+  const refund = chargeRefundOf(charge);
+  if (!refund) return;
+  const row = await recordOutsideRefund(deps.db, {
+    payment_intent_id: refund.payment_intent_id,
+    amount_refunded_nanos: centsToNanos(refund.amount_refunded_cents),
+    refund_id: refund.refund_id,
+    gateway_refund_id: refund.gateway_refund_id,
+  });
+  if (row?.status === 'pending') {
+    await deps.accounts.signal(row.customer_id, refundRequestedSignal, { refund_id: row.id });
+  }
 }

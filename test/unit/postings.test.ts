@@ -87,11 +87,24 @@ test('each movement moves the wallet as named; only bought or granted credit re-
     available_nanos: a,
     held_nanos: 0n,
   });
+  // A dispute freezes available credit; a won one gives it back; a lost one moves no customer money.
+  expect(postingsOf(MOVEMENTS.dispute, { amount: a })).toEqual([
+    { account: 'available', amount_nanos: -a },
+    { account: 'disputes', amount_nanos: a },
+  ]);
+  expect(walletDelta(postingsOf(MOVEMENTS.disputeRelease, { amount: a }))).toEqual({
+    available_nanos: a,
+    held_nanos: 0n,
+  });
+  expect(walletDelta(postingsOf(MOVEMENTS.disputeLost, { amount: a }))).toEqual({
+    available_nanos: 0n,
+    held_nanos: 0n,
+  });
   const rearming = Object.entries(MOVEMENTS)
     .filter(([, d]) => d.rearms)
     .map(([name]) => name);
-  // The release of a refused refund's claim is granted credit (a `refund_reversal` grant).
-  expect(rearming.sort()).toEqual(['paidCredit', 'promotionalCredit', 'refundRelease']);
+  // The release of a refused refund's claim and of a won dispute's freeze are granted credit (`refund_reversal` grants).
+  expect(rearming.sort()).toEqual(['disputeRelease', 'paidCredit', 'promotionalCredit', 'refundRelease']);
 });
 
 test('an unbalanced definition is refused', () => {
