@@ -1,5 +1,8 @@
 import type { GatewayRecord, TimeWindow } from '../billing/reconciliation';
+import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
+import { createApp } from '../api/app';
+import { listen } from '../api/server';
 import type { Db } from '../db/connection';
 import type {
   ChargeOutcome,
@@ -10,7 +13,7 @@ import type {
 } from '../payments/payment-gateway';
 import { SimulatedGateway } from '../payments/simulated-gateway';
 import { waitFor } from './support/eventually';
-import { useHarness } from './support/harness';
+import { testAppDeps, useHarness } from './support/harness';
 
 /**
  * Inbound Stripe webhooks end to end (real PostgreSQL and Temporal, the API over HTTP): signatures made by the
@@ -240,6 +243,43 @@ describe('signature verification', () => {
     expect(response.status).toBe(415);
     const get = await fetch(`${h.baseUrl}/v1/webhooks/stripe`);
     expect(get.status).toBe(405);
+  });
+
+  test('without STRIPE_WEBHOOK_SECRET the route is 404 stripe_webhooks_not_configured, even for a signed event', async () => {
+    const api = createApp(
+      testAppDeps({
+        db: h.db,
+        hotPath: h.hotPath,
+        temporal: h.temporal,
+        task_queue: h.taskQueue,
+        settings: h.settings,
+      }),
+    );
+    const server = await listen(api.app, 0, '127.0.0.1');
+    try {
+      const payload = JSON.stringify(stripeEvent('customer.created', { id: 'cus_unconfigured' }));
+      const response = await fetch(
+        `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/webhooks/stripe`,
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'stripe-signature': Stripe.webhooks.generateTestHeaderString({ payload, secret: SECRET }),
+          },
+          body: payload,
+        },
+      );
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe(
+        'stripe_webhooks_not_configured',
+      );
+    } finally {
+      await api.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
   });
 
   test('an unknown event type is 200, stored and ignored', async () => {
