@@ -104,7 +104,13 @@ test('each movement moves the wallet as named; only bought or granted credit re-
     .filter(([, d]) => d.rearms)
     .map(([name]) => name);
   // The release of a refused refund's claim and of a won dispute's freeze are granted credit (`refund_reversal` grants).
-  expect(rearming.sort()).toEqual(['disputeRelease', 'paidCredit', 'promotionalCredit', 'refundRelease']);
+  expect(rearming.sort()).toEqual([
+    'disputeRelease',
+    'paidCredit',
+    'promotionalCredit',
+    'refundRelease',
+    'usageInvoiced',
+  ]);
 });
 
 test('an unbalanced definition is refused', () => {
