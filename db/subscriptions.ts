@@ -450,14 +450,20 @@ export async function listInvoices(
   customer_id: string,
   page: { limit: number; starting_after?: string },
 ): Promise<InvoiceRow[]> {
-  const after = page.starting_after ? await getInvoice(q, page.starting_after) : undefined;
-  if (page.starting_after && (!after || after.customer_id !== customer_id)) return [];
+  if (page.starting_after === undefined) {
+    return queryRows<InvoiceRow>(
+      q,
+      `SELECT ${INVOICE_COLUMNS} FROM invoices WHERE customer_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+      [customer_id, page.limit],
+    );
+  }
+  // The cursor's own row gives the position (compared in PostgreSQL, at its microsecond precision).
   return queryRows<InvoiceRow>(
     q,
-    `SELECT ${INVOICE_COLUMNS} FROM invoices WHERE customer_id = ?
-       ${after ? 'AND (created_at, id) < (?, ?)' : ''}
-     ORDER BY created_at DESC, id DESC LIMIT ?`,
-    after ? [customer_id, after.created_at, after.id, page.limit] : [customer_id, page.limit],
+    `SELECT ${INVOICE_COLUMNS} FROM invoices i WHERE i.customer_id = ?
+       AND (i.created_at, i.id) < (SELECT a.created_at, a.id FROM invoices a WHERE a.id = ? AND a.customer_id = ?)
+     ORDER BY i.created_at DESC, i.id DESC LIMIT ?`,
+    [customer_id, page.starting_after, customer_id, page.limit],
   );
 }
 
