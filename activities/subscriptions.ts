@@ -39,7 +39,7 @@ import {
   writeInvoice,
 } from '../db/subscriptions';
 import type { PaymentGateway } from '../payments/payment-gateway';
-import { chargeCardOnce } from './charge-card';
+import { type CardChargeResult, chargeCardOnce } from './charge-card';
 
 /**
  * The subscription steps the account workflow runs (README "Subscriptions"). Every step is idempotent and keyed by
@@ -49,14 +49,7 @@ import { chargeCardOnce } from './charge-card';
  */
 
 export type InvoiceCharge =
-  | { status: 'succeeded'; payment_id: string }
-  | {
-      status: 'failed';
-      payment_id: string;
-      failure_code: string;
-      decline_code: string | null;
-      message: string;
-    }
+  | CardChargeResult
   /** The invoice was no longer open (paid or closed by an earlier attempt): nothing was charged now. */
   | { status: 'closed' };
 
@@ -351,16 +344,7 @@ export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; 
           }
         }
         if (decision.kind === 'cancel') {
-          await endSubscription(trx, sub.id, sub.current_period_end);
-          await recordSubscriptionEvent(
-            trx,
-            'subscription.canceled',
-            { ...sub, status: 'canceled' },
-            'ended',
-            {
-              reason: 'canceled_at_period_end',
-            },
-          );
+          await endAtPeriodEnd(trx, sub);
           return { status: 'canceled' };
         }
         const invoice =
@@ -405,16 +389,7 @@ export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; 
         if (!paid && sub.cancel_at_period_end) {
           // Cancelled while its renewal was being charged, and the charge failed: it simply ends, owing nothing.
           await closeInvoice(trx, input.invoice_id, 'void');
-          await endSubscription(trx, sub.id, sub.current_period_end);
-          await recordSubscriptionEvent(
-            trx,
-            'subscription.canceled',
-            { ...sub, status: 'canceled' },
-            'ended',
-            {
-              reason: 'canceled_at_period_end',
-            },
-          );
+          await endAtPeriodEnd(trx, sub);
           return { status: 'skipped' };
         }
         // A charge that went through opens the period it paid for, even if a cancellation arrived meanwhile (the
@@ -524,6 +499,14 @@ export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; 
         seat_price_nanos,
       });
     }
+  }
+
+  /** A cancellation at the period end takes effect: the subscription ends at that instant. */
+  async function endAtPeriodEnd(trx: Knex.Transaction, sub: Subscription): Promise<void> {
+    await endSubscription(trx, sub.id, sub.current_period_end);
+    await recordSubscriptionEvent(trx, 'subscription.canceled', { ...sub, status: 'canceled' }, 'ended', {
+      reason: 'canceled_at_period_end',
+    });
   }
 
   async function advance(
