@@ -6,6 +6,14 @@
 
 export const PAYMENT_INTENT_SUCCEEDED = 'payment_intent.succeeded';
 export const PAYMENT_INTENT_FAILED = 'payment_intent.payment_failed';
+/** A PaymentIntent canceled at Stripe (by an operator, or expired waiting for the customer) will never succeed. */
+export const PAYMENT_INTENT_CANCELED = 'payment_intent.canceled';
+/** The events that settle a PaymentIntent. */
+export const PAYMENT_INTENT_OUTCOMES: readonly string[] = [
+  PAYMENT_INTENT_SUCCEEDED,
+  PAYMENT_INTENT_FAILED,
+  PAYMENT_INTENT_CANCELED,
+];
 export const CHARGE_REFUNDED = 'charge.refunded';
 export const DISPUTE_CREATED = 'charge.dispute.created';
 export const DISPUTE_CLOSED = 'charge.dispute.closed';
@@ -26,8 +34,13 @@ interface StoredEvent {
  */
 export function paymentIntentOutcome(events: readonly StoredEvent[]): PaymentIntentOutcome {
   if (events.some((e) => e.type === PAYMENT_INTENT_SUCCEEDED)) return { status: 'succeeded' };
-  const failed = events.filter((e) => e.type === PAYMENT_INTENT_FAILED).at(-1);
+  const failed = events
+    .filter((e) => e.type === PAYMENT_INTENT_FAILED || e.type === PAYMENT_INTENT_CANCELED)
+    .at(-1);
   if (!failed) return null;
+  if (failed.type === PAYMENT_INTENT_CANCELED) {
+    return { status: 'failed', failure_code: 'canceled', message: 'the payment was canceled at Stripe' };
+  }
   const error = field(field(field(failed.payload, 'data'), 'object'), 'last_payment_error');
   const code = field(error, 'code');
   const message = field(error, 'message');

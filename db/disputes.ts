@@ -1,3 +1,4 @@
+import { refundedOfPayment } from './refunds';
 import type { Knex } from 'knex';
 import { execute, queryRows, type Db } from './connection';
 import { grantCredit, lockWallet } from './ledger';
@@ -51,9 +52,15 @@ async function open(trx: Knex.Transaction, input: DisputeInput): Promise<Dispute
   if (known) return known;
   const payment = await findPaymentOfIntent(trx, input.payment_intent_id, null);
   if (!payment || payment.status !== 'succeeded') return undefined;
+  // An invoice's charge (a subscription) funded no credit: there is nothing of the customer's balance to freeze.
+  if (payment.idempotency_key.startsWith('invoice:')) return undefined;
   const wallet = await lockWallet(trx, payment.customer_id);
-  // Never more than the payment: a dispute is about that charge alone.
-  const amount_nanos = input.amount_nanos < payment.amount_nanos ? input.amount_nanos : payment.amount_nanos;
+  // Never more than what is left of the payment after its refunds: a dispute is about that charge alone, and
+  // credit already clawed back by a refund must not be frozen a second time.
+  const refunded = await refundedOfPayment(trx, payment.id, { claimed_only: true });
+  const disputable = payment.amount_nanos - refunded;
+  if (disputable <= 0n) return undefined;
+  const amount_nanos = input.amount_nanos < disputable ? input.amount_nanos : disputable;
   await execute(
     trx,
     `INSERT INTO disputes (id, customer_id, payment_id, amount_nanos, status) VALUES (?, ?, ?, ?, 'open')

@@ -47,7 +47,8 @@ export async function recordStripeEvent(
     trx,
     `INSERT INTO stripe_events (id, type, object_id, payload) VALUES (?, ?, ?, ?::jsonb)
      ON CONFLICT (id) DO NOTHING RETURNING id`,
-    [event.id, event.type, event.object_id, JSON.stringify(event.payload)],
+    // PostgreSQL's jsonb cannot hold U+0000 (customer-entered text may carry it): stored as U+FFFD instead.
+    [event.id, event.type, event.object_id, JSON.stringify(event.payload).replaceAll('\\u0000', '\\ufffd')],
   );
   if (inserted.length === 1) return { fresh: true, processed: false };
   const [row] = await queryRows<{ processed: boolean }>(

@@ -549,3 +549,16 @@ describe('card disputes', () => {
     expect(await entries(early, 'dispute')).toEqual(['-20000000000']);
   });
 });
+
+test('an event whose text holds a NUL character is stored and acknowledged (200), never a 500 that Stripe retries for days', async () => {
+  const response = await send({
+    id: 'evt_nul_text',
+    object: 'event',
+    type: 'customer.updated',
+    created: Math.floor(Date.now() / 1000),
+    data: { object: { id: 'cus_stripe_nul', object: 'customer', name: 'Ada\u0000Lovelace' } },
+  });
+  expect(response.status).toBe(200);
+  const [row] = (await h.db.raw(`SELECT payload FROM stripe_events WHERE id = 'evt_nul_text'`)).rows;
+  expect(row.payload.data.object.name).toBe('Ada\ufffdLovelace');
+});

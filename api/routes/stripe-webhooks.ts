@@ -8,8 +8,7 @@ import {
   DISPUTE_CREATED,
   disputeOf,
   field,
-  PAYMENT_INTENT_FAILED,
-  PAYMENT_INTENT_SUCCEEDED,
+  PAYMENT_INTENT_OUTCOMES,
 } from '../../billing/stripe-events';
 import { closeDispute, openDispute } from '../../db/disputes';
 import type { Db } from '../../db/connection';
@@ -109,8 +108,7 @@ export async function processStripeEvent(
 ): Promise<ReturnType<typeof StripeWebhookReceipt.parse>> {
   const object = event.data.object;
   const object_id = typeof object.id === 'string' ? object.id : null;
-  const settlesIntent =
-    (event.type === PAYMENT_INTENT_SUCCEEDED || event.type === PAYMENT_INTENT_FAILED) && object_id !== null;
+  const settlesIntent = PAYMENT_INTENT_OUTCOMES.includes(event.type) && object_id !== null;
   const key = field(object.metadata, 'idempotency_key');
   const stored = await storeStripeEvent(
     deps.db,

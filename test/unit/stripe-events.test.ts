@@ -59,3 +59,9 @@ test('a dispute closed lost writes off; any other closing status gives back; mal
   for (const bad of [{}, { ...dispute, amount: -1 }, { ...dispute, payment_intent: null }])
     expect(disputeOf(bad)).toBeNull();
 });
+
+test('a PaymentIntent canceled at Stripe settles as failed (canceled), unless it succeeded', () => {
+  const canceled = { type: 'payment_intent.canceled', payload: {} };
+  expect(paymentIntentOutcome([canceled])).toMatchObject({ status: 'failed', failure_code: 'canceled' });
+  expect(paymentIntentOutcome([canceled, succeeded])).toEqual({ status: 'succeeded' });
+});
