@@ -409,12 +409,17 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     if (tiersOn && msUntilTierReview(state, Date.now()) === 0) await reviewTier();
     if (retryOn && msUntilMonthlyRetry(state.auto_recharge, Date.now()) === 0) await askMonthlyRetry();
     while (state.queue.length > 0) await runHead(state.queue[0]!);
-    // Runs that were going when subscriptions shipped turn them on with their first subscription request.
-    if (!subscriptionsOn && (state.subscription_changes?.length ?? 0) > 0 && patched(SUBSCRIPTIONS_PATCH)) {
+    // Runs that were going when subscriptions shipped turn them on with their first subscription request (a change,
+    // or a cancellation's refresh).
+    const subscriptionAsked = (state.subscription_changes?.length ?? 0) > 0 || subscriptionRefresh;
+    if (!subscriptionsOn && subscriptionAsked && patched(SUBSCRIPTIONS_PATCH)) {
       subscriptionsOn = true;
-      await loadSubscription(false);
+      await loadSubscription(true);
     }
     if (subscriptionsOn) await subscriptionWork();
+    // Never left set without subscriptions on, or the loop would wake at once forever.
+    subscriptionRefresh = subscriptionsOn && subscriptionRefresh;
+    retryDunning = subscriptionsOn && retryDunning;
     if (state.backlog === true) {
       const pending = await attempt(() => acts.db.pendingAccountRequests({ customer_id: state.customer_id }));
       state = enqueuePending(state, pending ?? { commands: [], more: false });
