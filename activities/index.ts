@@ -32,6 +32,8 @@ export interface ActivityDeps {
   tiers?: TierTable;
   /** The plan catalog (`PLANS_PATH`); absent: the bundled one. */
   plans?: PlanCatalog;
+  /** Wakes a customer's account workflow (signal with start); the worker provides it. */
+  wakeAccount?: (customer_id: string) => Promise<void>;
 }
 
 /**

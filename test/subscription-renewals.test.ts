@@ -230,3 +230,31 @@ test('enterprise: seats in advance and the period usage in arrears at contract p
   expect((await h.call('POST', `/v1/invoices/${usageInvoice.id}/pay`)).body.status).toBe('paid');
   expect(await h.db('events').where({ customer_id: customer, type: 'invoice.paid' })).toHaveLength(1);
 });
+
+test('an account an operator terminated is woken by the sweep when its renewal is overdue, and renews', async () => {
+  const customer = 'cus_ren_terminated';
+  await h.customer(customer, 'pm_card_visa');
+  await h.call('PUT', `/v1/customers/${customer}/subscription`, { plan: 'go' });
+  const account = h.temporal.workflow.getHandle(accountWorkflowId(customer));
+  await account.terminate('operator test');
+  const before = (await h.db('subscriptions').where({ customer_id: customer }).first()).period_index;
+  // Nothing renews while the account is not running, however long the period is past.
+  await waitFor('the period to be over', async () => {
+    const sub = await h.db('subscriptions').where({ customer_id: customer }).first();
+    return sub.current_period_end.getTime() < Date.now() - 1_000;
+  });
+  expect((await h.db('subscriptions').where({ customer_id: customer }).first()).period_index).toBe(before);
+
+  // The periodic sweep (the release-expired-holds Schedule's workflow) wakes it; it rebuilds and renews.
+  const swept = await h.temporal.workflow.execute('releaseExpiredHoldsWorkflow', {
+    taskQueue: h.taskQueue,
+    workflowId: `sweep-${customer}`,
+    args: [{ overdue_by_ms: 0 }],
+  });
+  expect((swept as { woken?: number }).woken).toBeGreaterThanOrEqual(1);
+  await waitFor('a renewal after the wake', async () => {
+    const sub = await h.db('subscriptions').where({ customer_id: customer }).first();
+    return sub.period_index > before;
+  });
+  await h.call('DELETE', `/v1/customers/${customer}/subscription?at_period_end=false`);
+});
