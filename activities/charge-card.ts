@@ -72,13 +72,19 @@ async function chargeCard(
   // A pending charge is never sent again: the events stored for it (if any arrived) say how it ended.
   if (recorded) return chargeResultOf(await resolvePendingPayment(deps.db, recorded));
   const payment_method = charge.payment_method ?? (await cardOnFile(deps.db, charge.customer_id));
-  const outcome = await deps.gateway.charge({
+  const requested = await deps.gateway.charge({
     idempotency_key: charge.idempotency_key,
     customer_id: charge.customer_id,
     payment_method,
     amount_nanos: charge.amount_nanos,
     description: charge.description,
   });
+  // No customer is there to finish a charge that waits for one (auto-recharges, invoices): it is withdrawn at the
+  // gateway before it is recorded failed, so it can never take the money later with nothing given for it.
+  const outcome =
+    requested.status === 'pending' && !allow_pending && deps.gateway.withdraw
+      ? await deps.gateway.withdraw(requested.charge_id, charge.idempotency_key)
+      : requested;
   const settled = settledOutcome(outcome, allow_pending);
   const payment: PaymentRecord = {
     id: charge.payment_id,

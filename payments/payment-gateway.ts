@@ -61,6 +61,13 @@ export interface PaymentGateway extends GatewayBooks {
   charge(request: ChargeRequest): Promise<ChargeOutcome>;
   /** Refunds (part of) a charge this gateway made; a retry with the same key returns the first refund. */
   refund(request: RefundRequest): Promise<RefundOutcome>;
+  /**
+   * Withdraws a charge left waiting for the customer (a PaymentIntent that `requires_action`) when no customer is
+   * there to finish it (auto-recharges, invoices): it can then never succeed behind our back. Answers the charge's
+   * final outcome: still `pending` when it was withdrawn (the caller records it failed), or `succeeded` if the
+   * customer finished it first. Gateways that never leave a charge waiting do not implement it.
+   */
+  withdraw?(charge_id: string, idempotency_key: string): Promise<ChargeOutcome>;
   /** Whether this gateway can ever charge the given payment method id (checked when it is saved). */
   acceptsPaymentMethod(payment_method: string): boolean;
 }

@@ -132,6 +132,23 @@ export class StripeGateway implements PaymentGateway {
     }
   }
 
+  async withdraw(charge_id: string, idempotency_key: string): Promise<ChargeOutcome> {
+    try {
+      await this.stripe.paymentIntents.cancel(
+        charge_id,
+        { cancellation_reason: 'abandoned' },
+        { idempotencyKey: `cancel:${idempotency_key}` },
+      );
+      return { status: 'pending', charge_id };
+    } catch (error) {
+      // Not cancelable any more (the customer authenticated meanwhile): its own state decides.
+      if (!(error instanceof Stripe.errors.StripeInvalidRequestError)) throw error;
+      const intent = await this.stripe.paymentIntents.retrieve(charge_id);
+      const outcome = chargeOutcomeOfIntent(intent);
+      return outcome.status === 'succeeded' ? outcome : { status: 'pending', charge_id };
+    }
+  }
+
   async refund(request: RefundRequest): Promise<RefundOutcome> {
     const amount = centsOf(request.amount_nanos);
     const reason =

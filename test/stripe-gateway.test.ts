@@ -1,7 +1,8 @@
 import Stripe from 'stripe';
 import { usd } from '../billing/money';
 import { PermanentError } from '../db/errors';
-import type { ChargeRequest } from '../payments/payment-gateway';
+import { chargeCardOnce } from '../activities/charge-card';
+import type { ChargeOutcome, ChargeRequest, PaymentGateway } from '../payments/payment-gateway';
 import {
   centsOf,
   chargeOutcomeOfError,
@@ -181,6 +182,16 @@ describe('requests sent to Stripe (stripe-mock)', () => {
           metadata: { idempotency_key: 'refund:rf_stg_2', reason: 'customer was billed twice by our bug' },
         },
       ],
+    ]);
+  });
+
+  test('a charge left waiting for a customer who is not there is withdrawn: the PaymentIntent canceled, keyed cancel:<our key>', async () => {
+    const { gateway, sent } = recordingGateway();
+    const outcome = await gateway.withdraw('pi_stg_waiting', 'auto_recharge:cus_x:7');
+    expect(outcome).toEqual({ status: 'pending', charge_id: 'pi_stg_waiting' });
+    const cancels = posts(sent, '/v1/payment_intents/pi_stg_waiting/cancel');
+    expect(cancels.map((r) => [r.idempotency_key, r.body])).toEqual([
+      ['cancel:auto_recharge:cus_x:7', { cancellation_reason: 'abandoned' }],
     ]);
   });
 
@@ -404,4 +415,33 @@ test("reconciliation reads Stripe's statuses as money moved, not moved, or undec
   expect(refundBookStatus('failed')).toBe('failed');
   expect(refundBookStatus('canceled')).toBe('failed');
   expect(refundBookStatus('requires_action')).toBe('pending');
+});
+
+test('an auto-recharge or invoice charge that needs the customer is withdrawn at the gateway, then recorded failed', async () => {
+  await h.customer('cus_stg_withdraw', 'pm_card_visa');
+  const withdrawn: string[] = [];
+  const waiting: PaymentGateway = {
+    name: 'simulated',
+    acceptsPaymentMethod: () => true,
+    charge: (): Promise<ChargeOutcome> => Promise.resolve({ status: 'pending', charge_id: 'pi_waits' }),
+    refund: () => Promise.reject(new Error('not used')),
+    listCharges: () => Promise.resolve([]),
+    listRefunds: () => Promise.resolve([]),
+    withdraw: (charge_id: string, key: string): Promise<ChargeOutcome> => {
+      withdrawn.push(`${charge_id} ${key}`);
+      return Promise.resolve({ status: 'pending', charge_id });
+    },
+  };
+  const result = await chargeCardOnce(
+    { db: h.db, gateway: waiting },
+    {
+      idempotency_key: 'invoice:in_stg:1',
+      payment_id: 'pay_stg_withdraw',
+      customer_id: 'cus_stg_withdraw',
+      amount_nanos: usd('20.00'),
+      description: 'test',
+    },
+  );
+  expect(result).toMatchObject({ status: 'failed', failure_code: 'authentication_required' });
+  expect(withdrawn).toEqual(['pi_waits invoice:in_stg:1']);
 });
