@@ -1,11 +1,8 @@
-import type { AccountTier } from '../billing/account';
+import { type AccountTier, DEFAULT_BILLING_DAY_MS } from '../billing/account';
 import { formatUsd } from '../billing/money';
 import { loadDefaultTierTable, type TierTable } from '../billing/tiers';
 import type { Db } from '../db/connection';
 import { reviewCustomerTier } from '../db/tiers';
-
-/** One day, for account settings from before BILLING_DAY existed. */
-const DEFAULT_BILLING_DAY_MS = 86_400_000;
 
 /**
  * The tier review the account workflow runs after every payment that succeeded (a top-up, an auto-recharge: any

@@ -6,6 +6,7 @@ import {
   rechargeIdFor,
 } from './auto-recharge';
 import { decodeUsd, formatUsd, isWholeCents, parseUsd } from './money';
+import { MS_PER_DAY } from './durations';
 import { type BillingPeriod, parseBillingPeriod } from './periods';
 import type { RefundRequest, RefundResult } from './refunds';
 
@@ -58,6 +59,9 @@ export interface TopUpResult {
 export function paidCreditValidity(settings: AccountSettings | undefined): string | null {
   return settings?.top_up_credit_validity === undefined ? 'P1Y' : settings.top_up_credit_validity;
 }
+
+/** `BILLING_DAY`'s default (`P1D`), for settings that predate it. */
+export const DEFAULT_BILLING_DAY_MS = MS_PER_DAY;
 
 /** `BILLING_PERIOD`'s default: calendar months. */
 export const DEFAULT_BILLING_PERIOD = 'P1M';

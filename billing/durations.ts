@@ -25,7 +25,10 @@ export interface IsoDuration {
 const DURATION =
   /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d{1,3})?)S)?)?$/;
 
-const MS = { week: 604_800_000, day: 86_400_000, hour: 3_600_000, minute: 60_000, second: 1_000 } as const;
+/** Milliseconds in a UTC day (days have a fixed length here: UTC has no daylight saving). */
+export const MS_PER_DAY = 86_400_000;
+
+const MS = { week: 604_800_000, day: MS_PER_DAY, hour: 3_600_000, minute: 60_000, second: 1_000 } as const;
 
 /** Parses an ISO-8601 duration; null when it is not one (empty parts such as `P` or `PT` included). */
 export function parseIsoDuration(text: string): IsoDuration | null {

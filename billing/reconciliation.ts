@@ -1,3 +1,4 @@
+import { MS_PER_DAY } from './durations';
 import { formatUsd, NANOS_PER_CENT } from './money';
 
 /**
@@ -88,14 +89,14 @@ export interface ReconcileResult {
 }
 
 /** Bounds of a window asked for by hand (`POST /v1/reports/reconciliation/runs`): at most 93 days, one quarter. */
-export const MAX_WINDOW_MS = 93 * 86_400_000;
+export const MAX_WINDOW_MS = 93 * MS_PER_DAY;
 
 /**
  * How far beyond the window the gateway's side is listed to find the counterpart of an item in it: our payment is
  * recorded after the gateway's charge (a day later if its worker was down that long), and our refund before the
  * gateway's. Counterparts on our side are looked up by id and key, without a time bound.
  */
-export const COUNTERPART_SLACK_MS = 86_400_000;
+export const COUNTERPART_SLACK_MS = MS_PER_DAY;
 
 /**
  * The window of a scheduled run at `run_at`: the interval before it plus `margin_ms`, so consecutive runs overlap by

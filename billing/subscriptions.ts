@@ -1,3 +1,4 @@
+import { MS_PER_DAY } from './durations';
 import { formatUsd, NANOS_PER_CENT } from './money';
 import { type BillingPeriod, periodBounds, prorate_nanos } from './periods';
 import { FREE_PLAN_ID, periodPrice_nanos, type Plan, type PlanCatalog } from './plans';
@@ -248,10 +249,8 @@ function startDecision(
 
 /** When an invoice of the plan written at `from` is due: at once for card plans, `net_days` later for net terms. */
 function dueAt(plan: Plan, from: Date): Date {
-  return plan.collection === 'charge' ? from : new Date(from.getTime() + plan.net_days * DAY_MS);
+  return plan.collection === 'charge' ? from : new Date(from.getTime() + plan.net_days * MS_PER_DAY);
 }
-
-const DAY_MS = 86_400_000;
 
 /** An invoice for one period of a plan, in advance: charged to the card at once, or sent with net terms. */
 export function periodInvoice(

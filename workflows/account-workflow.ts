@@ -32,6 +32,7 @@ import {
   clearCrossingEvents,
   clearDueExpiries,
   completeCommand,
+  DEFAULT_BILLING_DAY_MS,
   DEFAULT_BILLING_PERIOD,
   DEFAULT_PAYMENT_ACTIVITY_TIMEOUT_MS,
   dunningRetryDaysOf,
@@ -803,9 +804,6 @@ function earliest(a: number | undefined, b: number | undefined): number | undefi
   if (a === undefined) return b;
   return b === undefined ? a : Math.min(a, b);
 }
-
-/** BILLING_DAY when the run's settings predate it (its default, a day). */
-const DEFAULT_BILLING_DAY_MS = 86_400_000;
 
 /** BILLING_PERIOD of the run's settings as written (its default when they predate it); activities parse it. */
 function billingPeriodText(settings: AccountSettings): string {

@@ -1,3 +1,4 @@
+import { DEFAULT_BILLING_DAY_MS } from '../../billing/account';
 import type { PaymentGateway } from '../../payments/payment-gateway';
 import { settingsOf } from '../../billing/auto-recharge';
 import { startOfUtcMonth } from '../../billing/durations';
@@ -32,8 +33,6 @@ import {
 } from '../schemas';
 import { autoRechargeView, customerTierView, customerView } from '../views';
 
-/** One day, for account settings from before BILLING_DAY existed. */
-const DEFAULT_BILLING_DAY_MS = 86_400_000;
 import type { CreditLimits } from './credits';
 
 export function customerRoutes(
