@@ -231,6 +231,10 @@ export function subscriptionActivities(deps: {
       if (!invoice) throw new PermanentError('not_found', `invoice ${input.invoice_id} does not exist`);
       const key = `invoice:${invoice.id}:${input.attempt}`;
       if (invoice.status !== 'open') return { status: 'closed' };
+      // A net-terms invoice is sent, never charged: reaching here would be a defect, refused before any gateway call.
+      if (invoice.collection !== 'charge') {
+        throw new PermanentError('invalid_data', `invoice ${invoice.id} is paid by its terms, not by card`);
+      }
       // A renewal invoice of a subscription cancelled since (cancel now) is not collected: voided, nothing charged.
       const sub = invoice.subscription_id ? await getSubscription(deps.db, invoice.subscription_id) : null;
       if (sub?.status === 'canceled' && invoice.key.startsWith('period:')) {

@@ -233,3 +233,30 @@ test('a retried PUT with the same Idempotency-Key charges once and answers the s
   expect(retry.body.id).toBe(first.body.id);
   expect(await charges(customer)).toHaveLength(1);
 });
+
+test('invoice and cancel input: unknown invoice 404, paying a card invoice by hand 409, a malformed at_period_end 400, an unknown cursor 400', async () => {
+  const customer = 'cus_sub_inv_input';
+  await h.customer(customer, 'pm_card_visa');
+  await h.call('PUT', `/v1/customers/${customer}/subscription`, { plan: 'go' });
+  const [invoice] = (await h.call('GET', `/v1/customers/${customer}/invoices`)).body.data;
+  const byHand = await h.call('POST', `/v1/invoices/${invoice.id}/pay`);
+  expect(byHand.status).toBe(409);
+  expect(byHand.body.error.code).toBe('invoice_not_net_terms');
+  expect((await h.call('POST', '/v1/invoices/in_missing/pay')).status).toBe(404);
+  for (const query of ['at_period_end=maybe', 'at_period_end=', 'refund=true']) {
+    const response = await h.call('DELETE', `/v1/customers/${customer}/subscription?${query}`);
+    expect(response.status).toBe(400);
+    expect(response.body.error.type).toBe('invalid_request');
+  }
+  // Nothing was cancelled by the refused requests.
+  expect((await h.call('GET', `/v1/customers/${customer}/subscription`)).body.cancel_at_period_end).toBe(
+    false,
+  );
+  for (const query of ['limit=0', 'limit=101', 'limit=-1', 'limit=1.5']) {
+    expect((await h.call('GET', `/v1/customers/${customer}/invoices?${query}`)).status).toBe(400);
+  }
+  const unknown = await h.call('GET', `/v1/customers/${customer}/invoices?starting_after=in_nope`);
+  expect(unknown.status).toBe(400);
+  expect(unknown.body.error.param).toBe('starting_after');
+  expect(await charges(customer)).toHaveLength(1);
+});

@@ -169,6 +169,13 @@ export function subscriptionRoutes(
     handler: async ({ params, query }) => {
       await requireCustomer(params.id!);
       const limit = query.limit ?? 20;
+      // As the other lists: a cursor that is not one of this customer's invoices is a mistake, not an empty page.
+      if (query.starting_after !== undefined) {
+        const cursor = await getInvoice(deps.db, query.starting_after);
+        if (cursor?.customer_id !== params.id!) {
+          throw invalid('starting_after', "starting_after must be the id of one of this customer's invoices");
+        }
+      }
       const rows = await listInvoices(deps.db, params.id!, {
         limit: limit + 1,
         ...(query.starting_after === undefined ? {} : { starting_after: query.starting_after }),
