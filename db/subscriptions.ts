@@ -211,7 +211,10 @@ export async function insertSubscription(
   );
 }
 
-/** Changes plan and seats at once (an upgrade); a change that was waiting for the period end is dropped. */
+/**
+ * Changes plan and seats at once (an upgrade); a change that was waiting for the period end is dropped. A
+ * subscription that ended meanwhile (cancelled now) keeps the plan it ended on.
+ */
 export async function changeSubscriptionNow(
   trx: Knex.Transaction,
   id: string,
@@ -220,7 +223,7 @@ export async function changeSubscriptionNow(
   await execute(
     trx,
     `UPDATE subscriptions SET plan = ?, seats = ?, seat_price_nanos = ?, next_plan = NULL, next_seats = NULL,
-       version = version + 1, updated_at = now() WHERE id = ?`,
+       version = version + 1, updated_at = now() WHERE id = ? AND status <> 'canceled'`,
     [change.plan, change.seats, change.seat_price_nanos, id],
   );
 }
