@@ -1,4 +1,4 @@
-import type { AccountSettings } from '../billing/account';
+import type { AccountSettings, WakeReason } from '../billing/account';
 import type { ChargeLimits } from '../billing/auto-recharge';
 import type { PlanCatalog } from '../billing/plans';
 import type { TierTable } from '../billing/tiers';
@@ -32,8 +32,8 @@ export interface ActivityDeps {
   tiers?: TierTable;
   /** The plan catalog (`PLANS_PATH`); absent: the bundled one. */
   plans?: PlanCatalog;
-  /** Wakes a customer's account workflow (signal with start); the worker provides it. */
-  wakeAccount?: (customer_id: string) => Promise<void>;
+  /** Wakes a customer's account workflow (signal with start) for what is overdue; the worker provides it. */
+  wakeAccount?: (customer_id: string, reasons: WakeReason[]) => Promise<void>;
 }
 
 /**

@@ -1,12 +1,16 @@
 import { log } from '@temporalio/activity';
 import type { Db } from '../db/connection';
 import type { HotPath } from '../db/hot-path';
+import type { WakeReason } from '../billing/account';
 import { customersWithSettledClaims, settleGrantClaims } from '../db/ledger';
+import { stalledAccounts } from '../db/stalled-accounts';
 
 const BATCH_SIZE = 500;
 const MAX_BATCHES = 20;
 /** Customers whose retired grants' claims are settled per run; the schedule runs it again for the rest. */
 const MAX_CLAIM_CUSTOMERS = 500;
+/** Accounts woken per run, the longest overdue first; the schedule runs it again for the rest. */
+const MAX_WOKEN_ACCOUNTS = 500;
 
 /**
  * Releases every hold whose time has passed (status `expired`, hold back to available). Each release is its own
@@ -16,7 +20,11 @@ const MAX_CLAIM_CUSTOMERS = 500;
  * Then settles the claims of retired (expired or voided) grants whose holds have settled, released now or captured
  * or voided since the last run: what those holds gave back of a retired grant is written off here at the latest.
  */
-export function releaseExpiredHoldsActivities(deps: { hotPath: HotPath; db: Db }) {
+export function releaseExpiredHoldsActivities(deps: {
+  hotPath: HotPath;
+  db: Db;
+  wakeAccount?: (customer_id: string, reasons: WakeReason[]) => Promise<void>;
+}) {
   return {
     async releaseExpiredHolds(): Promise<{ released: number; claims_settled_customers?: number }> {
       let released = 0;
@@ -38,6 +46,33 @@ export function releaseExpiredHoldsActivities(deps: { hotPath: HotPath; db: Db }
         }
       }
       return settled === 0 ? { released } : { released, claims_settled_customers: settled };
+    },
+
+    /**
+     * Wakes every account whose work is overdue in PostgreSQL by more than `overdue_by_ms` (db/stalled-accounts.ts:
+     * a renewal, an expiry, a request never run) with signal with start: a terminated account starts again and
+     * rebuilds, a running one that missed a signal does the step now. So none of it waits for the customer's next
+     * call. One account that cannot be woken does not keep the others asleep; the next run tries it again.
+     */
+    async wakeOverdueAccounts(input: { overdue_by_ms: number }): Promise<{ woken: number }> {
+      const wake = deps.wakeAccount;
+      if (!wake) return { woken: 0 };
+      let woken = 0;
+      for (const { customer_id, reasons } of await stalledAccounts(
+        deps.db,
+        new Date(),
+        input.overdue_by_ms,
+        MAX_WOKEN_ACCOUNTS,
+      )) {
+        try {
+          await wake(customer_id, reasons);
+          woken++;
+          log.info('woke an account with overdue work', { customer_id, reasons });
+        } catch (error) {
+          log.error('waking an account failed', { customer_id, reasons, error: String(error) });
+        }
+      }
+      return { woken };
     },
   };
 }

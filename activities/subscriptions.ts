@@ -29,7 +29,6 @@ import {
   markInvoicePaid,
   newSubscriptionId,
   noteChangeDecision,
-  overdueRenewalCustomers,
   noteInvoiceAttempt,
   voidOpenInvoice,
   pendingSubscriptionChanges,
@@ -73,13 +72,7 @@ interface StoredDecision {
   period_end: string;
 }
 
-export function subscriptionActivities(deps: {
-  db: Db;
-  gateway: PaymentGateway;
-  plans?: PlanCatalog;
-  /** Wakes a customer's account workflow, starting it if it is not running (the worker provides it). */
-  wakeAccount?: (customer_id: string) => Promise<void>;
-}) {
+export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; plans?: PlanCatalog }) {
   const catalog = deps.plans ?? loadDefaultPlanCatalog();
   /** The customer's contract seat price (enterprise), null without a contract. */
   const seatPrice = async (customer_id: string): Promise<bigint | null> =>
@@ -103,18 +96,6 @@ export function subscriptionActivities(deps: {
   };
 
   return {
-    /**
-     * Wakes the account workflow of every customer whose renewal is overdue by more than `overdue_by_ms` (signal
-     * with start: a terminated account starts again, rebuilds from PostgreSQL and renews). Run by the periodic
-     * sweep, so renewals never depend on the customer calling the API.
-     */
-    async wakeOverdueAccounts(input: { overdue_by_ms: number }): Promise<{ woken: number }> {
-      if (!deps.wakeAccount) return { woken: 0 };
-      const customers = await overdueRenewalCustomers(deps.db, new Date(), input.overdue_by_ms, 500);
-      for (const customer_id of customers) await deps.wakeAccount(customer_id);
-      return { woken: customers.length };
-    },
-
     /** The subscription an account run starts with (rebuilt from PostgreSQL), and the change requests pending. */
     async loadSubscription(input: { customer_id: string }): Promise<{
       subscription: SubscriptionCache | null;

@@ -582,6 +582,34 @@ export function enqueuePending(state: AccountState, pending: PendingRequests): A
   return { ...next, backlog: pending.more || next.backlog };
 }
 
+/**
+ * Why the periodic sweep wakes an account (db/stalled-accounts.ts): work PostgreSQL says is overdue. Each reason
+ * asks the workflow for the step that does it, whether or not its own state knew about the work.
+ */
+export type WakeReason = 'renewal_overdue' | 'expiry_overdue' | 'request_pending';
+
+export const WAKE_REASONS: readonly WakeReason[] = Object.freeze([
+  'renewal_overdue',
+  'expiry_overdue',
+  'request_pending',
+]);
+
+/** What a wake asks for. A malformed signal asks for everything: each step is safe to run when nothing is due. */
+export function wakeWork(input: unknown): {
+  expire: boolean;
+  read_requests: boolean;
+  refresh_subscription: boolean;
+} {
+  const given = (input as { reasons?: unknown } | null)?.reasons;
+  const reasons = Array.isArray(given) ? WAKE_REASONS.filter((r) => given.includes(r)) : [...WAKE_REASONS];
+  const asked = reasons.length > 0 ? reasons : [...WAKE_REASONS];
+  return {
+    expire: asked.includes('expiry_overdue'),
+    read_requests: asked.includes('request_pending'),
+    refresh_subscription: asked.includes('renewal_overdue') || asked.includes('request_pending'),
+  };
+}
+
 /** What the database says about an account; see db/account-snapshot.ts. Money as USD strings, times ISO. */
 export interface AccountSnapshot {
   payment_method: string | null;

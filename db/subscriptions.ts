@@ -50,26 +50,6 @@ export async function getSubscription(q: Db, id: string): Promise<Subscription |
   return rows[0] ?? null;
 }
 
-/**
- * Customers whose live, active subscription should have renewed more than `overdue_by_ms` ago: their account
- * workflow is not running its timer (an operator terminated it, or it is stuck), so the sweep wakes it.
- */
-export async function overdueRenewalCustomers(
-  db: Db,
-  at: Date,
-  overdue_by_ms: number,
-  limit: number,
-): Promise<string[]> {
-  const rows = await queryRows<{ customer_id: string }>(
-    db,
-    `SELECT customer_id FROM subscriptions
-     WHERE status = 'active' AND current_period_end < ?::timestamptz - make_interval(secs => ? / 1000.0)
-     ORDER BY current_period_end LIMIT ?`,
-    [at, overdue_by_ms, limit],
-  );
-  return rows.map((r) => r.customer_id);
-}
-
 /** Serialises every subscription write of one customer (the customer row, not the wallet: no money moves here). */
 export async function lockCustomer(trx: Knex.Transaction, customer_id: string): Promise<boolean> {
   const rows = await queryRows<{ id: string }>(trx, `SELECT id FROM customers WHERE id = ? FOR UPDATE`, [

@@ -145,6 +145,23 @@ test('50 concurrent authorizations never reserve past the budget limit, whatever
   expect((await authorize('cus_bu_race')).status).toBe(201);
 });
 
+test('a hold larger than the whole limit is refused without marking the month: the limit reached later still fires', async () => {
+  await h.customer('cus_bu_oversized');
+  await h.fund('cus_bu_oversized', '100.00');
+  await putBudget('cus_bu_oversized', { monthly_limit_usd: '0.05' });
+  // 100,000 output tokens of gpt-5.4 hold 1.50, thirty times the limit: refused, but nothing was spent or held.
+  const oversized = await authorize('cus_bu_oversized', { input_tokens: 0, output_tokens: 100_000 });
+  expect(oversized.status).toBe(402);
+  expect(oversized.body.error.code).toBe('budget_limit_reached');
+  expect(await budgetCrossings('cus_bu_oversized')).toEqual([]);
+  // Ordinary calls still pass; the one that no longer fits (0.0175 x 3 = 0.0525 > 0.05) records the crossing, once.
+  expect((await authorize('cus_bu_oversized')).status).toBe(201);
+  expect((await authorize('cus_bu_oversized')).status).toBe(201);
+  expect((await authorize('cus_bu_oversized')).status).toBe(402);
+  expect((await authorize('cus_bu_oversized')).status).toBe(402);
+  expect(await budgetCrossings('cus_bu_oversized')).toMatchObject([{ kind: 'budget_limit' }]);
+});
+
 test('usage past the limit is recorded (it happened) and the next authorization is refused; a new UTC month starts from zero', async () => {
   await h.customer('cus_bu_past');
   await h.fund('cus_bu_past', '10.00');

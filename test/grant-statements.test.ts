@@ -153,6 +153,14 @@ test('voiding one grant writes off its remainder through the ledger and leaves t
   const other = await grant(customer, '1.00');
   await spend(customer, 300); // 3.00 from `keep` (soonest expiry)
 
+  // A body is not part of the contract: an unknown field is a 400 that voids nothing.
+  const withBody = await h.call('POST', `/v1/customers/${customer}/credit-grants/${drop}/void`, {
+    reason: 'fraud',
+  });
+  expect(withBody.status).toBe(400);
+  expect(withBody.body.error.type).toBe('invalid_request');
+  expect((await h.db('credit_grants').where({ id: drop }).first()).closed_reason).toBeNull();
+
   const headers = { 'Idempotency-Key': `void-${randomUUID()}` };
   const voided = await h.call(
     'POST',

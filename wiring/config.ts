@@ -22,7 +22,13 @@ const optionalUrl = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
-/** A positive ISO-8601 duration without years or months (`P1D`, `PT12S`), as milliseconds. */
+/** An ISO-8601 duration longer than zero (`P0D`, `PT0.000S` are not). */
+function isPositiveDuration(text: string): boolean {
+  const duration = parseIsoDuration(text);
+  return duration !== null && Object.values(duration).some((part) => part > 0);
+}
+
+/** An ISO-8601 duration without years or months (`P1D`, `PT12S`), as milliseconds. */
 const fixedDuration = (what: string) =>
   z.string().transform((text, ctx) => {
     const duration = parseIsoDuration(text);
@@ -159,8 +165,8 @@ const configSchema = z.object({
   // How long bought credit (top-ups, auto-recharges) stays spendable: an ISO-8601 duration, or `none`.
   TOP_UP_CREDIT_VALIDITY: z
     .string()
-    .refine((v) => v === 'none' || (parseIsoDuration(v) !== null && v !== 'PT0S'), {
-      message: 'must be an ISO-8601 duration such as "P1Y" or "PT30S", or "none"',
+    .refine((v) => v === 'none' || isPositiveDuration(v), {
+      message: 'must be a positive ISO-8601 duration such as "P1Y" or "PT30S", or "none"',
     })
     .transform((v) => (v === 'none' ? null : v))
     .default('P1Y'),

@@ -1,7 +1,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { Context } from '@temporalio/activity';
 import { createActivities, type ActivityDeps } from '../activities';
-import { accountWorkflowId, subscriptionChangedSignal } from '../workflows/messages';
+import { accountWorkflowId, accountWakeSignal } from '../workflows/messages';
 
 export interface BillingWorkerOptions {
   connection: NativeConnection;
@@ -31,18 +31,18 @@ export async function createBillingWorker(options: BillingWorkerOptions): Promis
  * How an activity wakes an account workflow: signal with start on the activity's own client and task queue, with
  * the worker's account settings (as the API starts accounts), so a terminated account starts again and rebuilds.
  */
-function wakeAccountFrom(deps: ActivityDeps): ((customer_id: string) => Promise<void>) | undefined {
+function wakeAccountFrom(deps: ActivityDeps): ActivityDeps['wakeAccount'] {
   const settings = deps.settings;
   if (!settings) return undefined;
-  return async (customer_id) => {
+  return async (customer_id, reasons) => {
     const { client, info } = Context.current();
     await client.workflow.signalWithStart('accountWorkflow', {
       workflowId: accountWorkflowId(customer_id),
       taskQueue: info.taskQueue,
       args: [{ customer_id, settings }],
       workflowIdConflictPolicy: 'USE_EXISTING',
-      signal: subscriptionChangedSignal,
-      signalArgs: [{ reason: 'renewal_overdue' }],
+      signal: accountWakeSignal,
+      signalArgs: [{ reasons }],
     });
   };
 }

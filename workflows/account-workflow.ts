@@ -58,6 +58,7 @@ import {
   toView,
   validateCreditGrant,
   validateTopUp,
+  wakeWork,
 } from '../billing/account';
 import { applyRechargeSettings, clearMonthlyRetry, msUntilMonthlyRetry } from '../billing/auto-recharge';
 import { isWellFormedRefundRequest } from '../billing/refunds';
@@ -66,6 +67,7 @@ import type { InvoiceCharge } from '../activities';
 import { dunningWorkflow } from './dunning-workflow';
 import {
   accountStateQuery,
+  accountWakeSignal,
   accountStatusSearchAttribute,
   autoRechargeChangedSignal,
   autoRechargeSearchAttribute,
@@ -181,6 +183,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   let tiersOn = false;
   let subscriptionsOn = false;
   let subscriptionRefresh = false;
+  /** The next subscription refresh also reads the change requests pending in PostgreSQL (a lost signal's). */
+  let subscriptionChangesAsked = false;
   let retryDunning = false;
   let renewalRetryAt_ms: number | undefined;
   /** The BillingPlan and BillingStatus values this run last upserted. */
@@ -253,6 +257,18 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
 
   setHandler(subscriptionChangedSignal, () => {
     subscriptionRefresh = true;
+  });
+
+  // The sweep found this account's work overdue in PostgreSQL (db/stalled-accounts.ts). Whatever this run's state
+  // says, it does the steps asked for: each does nothing when nothing is due, and the database decides what is.
+  setHandler(accountWakeSignal, (input) => {
+    const work = wakeWork(input);
+    if (work.expire) expiryRequested = true;
+    if (work.read_requests) {
+      state = { ...state, backlog: true };
+      subscriptionChangesAsked = true;
+    }
+    if (work.refresh_subscription) subscriptionRefresh = true;
   });
 
   setHandler(topUpRequestedSignal, (request) => {
@@ -420,6 +436,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     if (subscriptionsOn) await subscriptionWork();
     // Never left set without subscriptions on, or the loop would wake at once forever.
     subscriptionRefresh = subscriptionsOn && subscriptionRefresh;
+    subscriptionChangesAsked = subscriptionsOn && subscriptionChangesAsked;
     retryDunning = subscriptionsOn && retryDunning;
     if (state.backlog === true) {
       const pending = await attempt(() => acts.db.pendingAccountRequests({ customer_id: state.customer_id }));
@@ -445,17 +462,13 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
 
   /** The subscription's steps due now: queued change requests, a refresh, the renewal, a card update's retry. */
   async function subscriptionWork(): Promise<void> {
-    while ((state.subscription_changes?.length ?? 0) > 0) {
-      const change_id = state.subscription_changes![0]!;
-      await runSubscriptionChange(change_id);
-      state = {
-        ...state,
-        subscription_changes: (state.subscription_changes ?? []).filter((id) => id !== change_id),
-      };
-    }
+    await runSubscriptionChanges();
     if (subscriptionRefresh) {
       subscriptionRefresh = false;
-      await loadSubscription(false);
+      const withPending = subscriptionChangesAsked;
+      subscriptionChangesAsked = false;
+      // Change requests it finds are queued: the loop runs them at its next turn.
+      await loadSubscription(withPending);
     }
     if (msUntilRenewal(Date.now()) === 0) await renew(state.subscription!);
     if (retryDunning) {
@@ -468,6 +481,18 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
             log.warn('dunning is not running', { invoice_id, error: String(error) }),
           );
       }
+    }
+  }
+
+  /** The queued change requests, oldest first, each run to its outcome. */
+  async function runSubscriptionChanges(): Promise<void> {
+    while ((state.subscription_changes?.length ?? 0) > 0) {
+      const change_id = state.subscription_changes![0]!;
+      await runSubscriptionChange(change_id);
+      state = {
+        ...state,
+        subscription_changes: (state.subscription_changes ?? []).filter((id) => id !== change_id),
+      };
     }
   }
 

@@ -1,6 +1,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type {
+  WakeReason,
   BudgetSettings,
   AccountView,
   CreditGrantRequest,
@@ -57,6 +58,12 @@ export const subscriptionChangedSignal = defineSignal<[{ reason: string }]>('sub
 /** Sent to a dunning workflow: the payment method changed, retry the invoice now. */
 export const retryInvoicePaymentSignal = defineSignal('retryInvoicePayment');
 export const dunningWorkflowId = (invoice_id: string): string => `dunning:${invoice_id}`;
+/**
+ * Sent by the periodic sweep (signal with start) to an account whose work is overdue in PostgreSQL: a renewal, an
+ * expiry, a request recorded but never run. A terminated account starts again and rebuilds; a running one that
+ * missed a signal reads again what it missed.
+ */
+export const accountWakeSignal = defineSignal<[{ reasons: WakeReason[] }]>('wake');
 /** Asks the workflow to write off expired credit now (operators, tests); the workflow also does it on a timer. */
 export const expireCreditSignal = defineSignal('expireCredit');
 

@@ -6,7 +6,7 @@ const { releaseExpiredHolds, wakeOverdueAccounts } = proxyActivities<Activities>
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
 });
 
-/** How late a renewal may be before the sweep wakes its account (a healthy account renews on its own timer). */
+/** How late an account's work may be before the sweep wakes it (a healthy account does it on its own timer). */
 const DEFAULT_OVERDUE_BY_MS = 60_000;
 
 /** Runs recorded before the sweep woke accounts with an overdue renewal replay without it. */
@@ -14,7 +14,8 @@ const WAKE_OVERDUE_PATCH = 'sweep-wakes-overdue-accounts';
 
 /**
  * Run by the `release-expired-holds` Temporal Schedule: holds not captured by their expiry go back to available, and
- * accounts whose subscription renewal is overdue (their workflow was terminated, say) are woken to renew.
+ * accounts whose work is overdue in PostgreSQL (a renewal, a credit expiry, a request never run: their workflow was
+ * terminated, say, or missed a signal) are woken to do it.
  */
 export async function releaseExpiredHoldsWorkflow(
   input: { overdue_by_ms?: number } = {},

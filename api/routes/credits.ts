@@ -26,6 +26,7 @@ import {
   LedgerEntry,
   listOf,
   ListQuery,
+  NoBody,
   TopUp,
   topUpCreate,
 } from '../schemas';
@@ -243,6 +244,7 @@ export function creditRoutes(
       'Writes off what is left of one grant (a void ledger entry to breakage); no other grant changes. The part ' +
       'that holds open now may still capture stays with the grant until they settle, like at expiry. Idempotent: ' +
       'voiding a grant that is already voided or expired answers it as it is and changes nothing.',
+    body: NoBody,
     responses: { 200: { description: 'The grant after the void', schema: CustomerCreditGrant } },
     handler: async ({ params }) => {
       await requireCustomer(params.id!);

@@ -5,6 +5,8 @@
  */
 import {
   QUEUE_LIMIT,
+  WAKE_REASONS,
+  wakeWork,
   RESULTS_KEPT,
   clearDueExpiries,
   completeCommand,
@@ -982,5 +984,50 @@ describe('a top-up whose charge waits for the customer (SCA)', () => {
     ]) {
       expect(isWellFormedTopUpRequest(bad)).toBe(false);
     }
+  });
+});
+
+describe('wakeWork: what a wake from the sweep asks the account for', () => {
+  test('each reason asks for its own step; a pending request also reads the subscription changes', () => {
+    expect(wakeWork({ reasons: ['expiry_overdue'] })).toEqual({
+      expire: true,
+      read_requests: false,
+      refresh_subscription: false,
+    });
+    expect(wakeWork({ reasons: ['renewal_overdue'] })).toEqual({
+      expire: false,
+      read_requests: false,
+      refresh_subscription: true,
+    });
+    expect(wakeWork({ reasons: ['request_pending'] })).toEqual({
+      expire: false,
+      read_requests: true,
+      refresh_subscription: true,
+    });
+    expect(wakeWork({ reasons: ['expiry_overdue', 'request_pending'] })).toEqual({
+      expire: true,
+      read_requests: true,
+      refresh_subscription: true,
+    });
+  });
+
+  test.each([
+    ['no input', undefined],
+    ['null', null],
+    ['no reasons', {}],
+    ['reasons not a list', { reasons: 'expiry_overdue' }],
+    ['an empty list', { reasons: [] }],
+    ['only unknown reasons', { reasons: ['reboot', 7] }],
+  ])('a malformed wake (%s) asks for every step, each safe when nothing is due', (_name, input) => {
+    expect(wakeWork(input)).toEqual({ expire: true, read_requests: true, refresh_subscription: true });
+  });
+
+  test('unknown reasons next to known ones are ignored', () => {
+    expect(wakeWork({ reasons: ['reboot', 'expiry_overdue'] })).toEqual({
+      expire: true,
+      read_requests: false,
+      refresh_subscription: false,
+    });
+    expect(WAKE_REASONS).toEqual(['renewal_overdue', 'expiry_overdue', 'request_pending']);
   });
 });
