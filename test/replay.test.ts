@@ -26,7 +26,7 @@ test('there are saved histories to replay, including a timer, a signal and a con
       ),
   );
   // Histories from before money requests were signalled (Updates), and after (signals, the run-start patch), and
-  // with auto-recharge (its settings signal, crossings acted on behind their patch).
+  // with auto-recharge (its settings signal, crossings acted on behind their patch), and the sweep's wake.
   expect(new Set(signals)).toEqual(
     new Set([
       'expireCredit',
@@ -35,6 +35,7 @@ test('there are saved histories to replay, including a timer, a signal and a con
       'topUpRequested',
       'creditGrantRequested',
       'autoRechargeChanged',
+      'wake',
     ]),
   );
   for (const type of [

@@ -4,7 +4,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { recordEvent } from '../../db/events';
-import { accountWorkflowId, expireCreditSignal } from '../../workflows/messages';
+import { recordSubscriptionChange } from '../../db/subscriptions';
+import { recordTopUp } from '../../db/top-ups';
+import { accountWakeSignal, accountWorkflowId, expireCreditSignal } from '../../workflows/messages';
 import { webhookDeliveryWorkflowId } from '../../workflows/webhook-delivery-workflow';
 import globalSetup from './global-setup';
 import globalTeardown from './global-teardown';
@@ -242,6 +244,25 @@ async function main(): Promise<void> {
         return grant?.closed_at != null;
       });
       await save(h, f, `${stamp}-expiry-under-hold`);
+    }
+
+    // 8. The sweep's wake: a top-up and a subscription change recorded but never signalled (an API that died in
+    //    between) are read from PostgreSQL and run when the account is woken with `request_pending`.
+    if (wanted('wake')) {
+      const g = `cus_hist_g_${Date.now()}`;
+      await h.customer(g, 'pm_card_visa');
+      await expectStatus(h.call('POST', `/v1/customers/${g}/top-ups`, { amount_usd: '5.00' }), 201);
+      await recordTopUp(h.db, { id: `tu_${g}_lost`, customer_id: g, amount_nanos: 3_000_000_000n });
+      await recordSubscriptionChange(h.db, { id: `sc_${g}_lost`, customer_id: g, plan: 'go', seats: null });
+      await h.temporal.workflow
+        .getHandle(accountWorkflowId(g))
+        .signal(accountWakeSignal, { reasons: ['request_pending', 'expiry_overdue'] });
+      await settled(h, g, 'the lost top-up and subscription change to run', async () => {
+        const [topUp] = await h.db('top_ups').where({ id: `tu_${g}_lost` });
+        const [change] = await h.db('subscription_changes').where({ id: `sc_${g}_lost` });
+        return topUp?.status === 'succeeded' && change?.status === 'applied';
+      });
+      await save(h, g, `${stamp}-wake`);
     }
   } finally {
     await h.stop();
