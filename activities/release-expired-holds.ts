@@ -3,13 +3,13 @@ import type { Db } from '../db/connection';
 import type { HotPath } from '../db/hot-path';
 import type { WakeReason } from '../billing/account';
 import { customersWithSettledClaims, settleGrantClaims } from '../db/ledger';
-import { stalledAccounts } from '../db/stalled-accounts';
+import { noteWakes, stalledAccounts } from '../db/stalled-accounts';
 
 const BATCH_SIZE = 500;
 const MAX_BATCHES = 20;
 /** Customers whose retired grants' claims are settled per run; the schedule runs it again for the rest. */
 const MAX_CLAIM_CUSTOMERS = 500;
-/** Accounts woken per run, the longest overdue first; the schedule runs it again for the rest. */
+/** Accounts woken per run (never woken first); the schedule runs it again for the rest. */
 const MAX_WOKEN_ACCOUNTS = 500;
 
 /**
@@ -57,22 +57,24 @@ export function releaseExpiredHoldsActivities(deps: {
     async wakeOverdueAccounts(input: { overdue_by_ms: number }): Promise<{ woken: number }> {
       const wake = deps.wakeAccount;
       if (!wake) return { woken: 0 };
-      let woken = 0;
+      const at = new Date();
+      const woken: string[] = [];
       for (const { customer_id, reasons } of await stalledAccounts(
         deps.db,
-        new Date(),
+        at,
         input.overdue_by_ms,
         MAX_WOKEN_ACCOUNTS,
       )) {
         try {
           await wake(customer_id, reasons);
-          woken++;
+          woken.push(customer_id);
           log.info('woke an account with overdue work', { customer_id, reasons });
         } catch (error) {
           log.error('waking an account failed', { customer_id, reasons, error: String(error) });
         }
       }
-      return { woken };
+      await noteWakes(deps.db, woken, at);
+      return { woken: woken.length };
     },
   };
 }

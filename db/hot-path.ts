@@ -141,8 +141,9 @@ const REFUSAL_CHECKS = authorizationChecks('$3::bigint', '$4::bigint');
  * first authorization of a month refused by the budget limit also records the `budget_limit` crossing (`fired`, `c`)
  * if spend alone has not reached the limit yet (open holds have): the customer is blocked from now on, and
  * `budget.limit_reached` says so once per month either way (the wallet's `budget_limit_month` decides, under its lock).
- * A hold larger than the whole limit is refused without it: it could never fit, whatever was spent, so it says
- * nothing about the month, and marking the month would silence the event when spend really reaches the limit.
+ * A hold larger than the whole limit is refused without it while spend and holds are below the limit: it could never
+ * fit, whatever was spent, so it says nothing about the month, and marking the month would silence the event when
+ * spend really reaches the limit.
  */
 const AUTHORIZE_REFUSAL_SQL = `
 WITH r AS (
@@ -155,7 +156,8 @@ WITH r AS (
   UPDATE wallets SET budget_limit_month = ${CURRENT_MONTH_SQL}
   FROM r
   WHERE wallets.customer_id = r.customer_id AND NOT r.held_already AND NOT r.budget_ok
-    AND wallets.budget_limit_nanos IS NOT NULL AND $3::bigint <= wallets.budget_limit_nanos
+    AND wallets.budget_limit_nanos IS NOT NULL
+    AND ($3::bigint <= wallets.budget_limit_nanos OR r.committed_nanos >= wallets.budget_limit_nanos)
     AND wallets.budget_limit_month IS DISTINCT FROM ${CURRENT_MONTH_SQL}
   RETURNING wallets.customer_id, wallets.budget_limit_nanos, wallets.available_nanos,
     ${MONTH_SPEND_SQL.replace(/(spend_month|month_spend_nanos)/g, 'wallets.$1')} AS month_spend_nanos

@@ -1,5 +1,5 @@
 import type { WakeReason } from '../billing/account';
-import { queryRows, type Db } from './connection';
+import { execute, queryRows, textArray, type Db } from './connection';
 
 /**
  * Accounts whose durable work is overdue in PostgreSQL: something their account workflow should have done more than
@@ -12,7 +12,13 @@ import { queryRows, type Db } from './connection';
  * - `request_pending`: a top-up, grant, refund or subscription change is still pending (a top-up whose charge waits
  *   for the customer, SCA, is not: only the customer or a webhook can finish it).
  *
- * Oldest overdue first, at most `limit` customers, each with every reason that applies.
+ * A wake changes nothing in PostgreSQL by itself, and the oldest overdue rows are often work still in progress (a
+ * charge retrying through a gateway outage) rather than lost: so an account woken before (`noteWakes`) is woken again
+ * only after a backoff that doubles with each wake in a row, from `overdue_by_ms` up to `MAX_WAKE_BACKOFF_MS`, and
+ * accounts never woken (or not for a while) come first. No account can hold the others' turn, and none is signalled
+ * every sweep for as long as its work stays stuck.
+ *
+ * At most `limit` customers, each with every reason that applies.
  */
 export async function stalledAccounts(
   db: Db,
@@ -44,8 +50,31 @@ export async function stalledAccounts(
        SELECT customer_id, 'request_pending', created_at
        FROM subscription_changes WHERE status = 'pending' AND created_at < (SELECT at FROM cutoff)
      )
-     SELECT customer_id, array_agg(DISTINCT reason ORDER BY reason) AS reasons
-     FROM overdue GROUP BY customer_id ORDER BY min(since), customer_id LIMIT ?`,
-    [at, overdue_by_ms, limit],
+     SELECT o.customer_id, array_agg(DISTINCT o.reason ORDER BY o.reason) AS reasons
+     FROM overdue o LEFT JOIN account_wakes w ON w.customer_id = o.customer_id
+     WHERE w.customer_id IS NULL OR w.woken_at <= ?::timestamptz - make_interval(secs => LEAST(
+       ? / 1000.0 * power(2, LEAST(w.wakes, 30) - 1), ? / 1000.0))
+     GROUP BY o.customer_id, w.woken_at ORDER BY w.woken_at NULLS FIRST, min(o.since), o.customer_id LIMIT ?`,
+    [at, overdue_by_ms, at, Math.max(overdue_by_ms, 1_000), MAX_WAKE_BACKOFF_MS, limit],
+  );
+}
+
+/** The longest an account whose work stays overdue waits between two wakes. */
+export const MAX_WAKE_BACKOFF_MS = 3_600_000;
+
+/**
+ * Notes that the sweep woke these accounts at `at`: one more wake in a row, or the first of a new row when the last
+ * wake is older than twice the longest backoff (the account's work was done in between).
+ */
+export async function noteWakes(db: Db, customer_ids: readonly string[], at: Date): Promise<void> {
+  if (customer_ids.length === 0) return;
+  await execute(
+    db,
+    `INSERT INTO account_wakes (customer_id, woken_at, wakes) SELECT id, ?::timestamptz, 1 FROM unnest(?::text[]) AS id
+     ON CONFLICT (customer_id) DO UPDATE SET
+       wakes = CASE WHEN account_wakes.woken_at > EXCLUDED.woken_at - make_interval(secs => ? / 1000.0)
+                    THEN account_wakes.wakes + 1 ELSE 1 END,
+       woken_at = EXCLUDED.woken_at`,
+    [at, textArray(customer_ids), 2 * MAX_WAKE_BACKOFF_MS],
   );
 }

@@ -160,6 +160,17 @@ test('a hold larger than the whole limit is refused without marking the month: t
   expect((await authorize('cus_bu_oversized')).status).toBe(402);
   expect((await authorize('cus_bu_oversized')).status).toBe(402);
   expect(await budgetCrossings('cus_bu_oversized')).toMatchObject([{ kind: 'budget_limit' }]);
+
+  // Once open holds fill the limit (2 x 0.0175 = 0.035), even an oversized request finds it reached: it fires.
+  await h.customer('cus_bu_oversized_full');
+  await h.fund('cus_bu_oversized_full', '100.00');
+  await putBudget('cus_bu_oversized_full', { monthly_limit_usd: '0.035' });
+  expect((await authorize('cus_bu_oversized_full')).status).toBe(201);
+  expect((await authorize('cus_bu_oversized_full')).status).toBe(201);
+  expect((await authorize('cus_bu_oversized_full', { input_tokens: 0, output_tokens: 100_000 })).status).toBe(
+    402,
+  );
+  expect(await budgetCrossings('cus_bu_oversized_full')).toMatchObject([{ kind: 'budget_limit' }]);
 });
 
 test('usage past the limit is recorded (it happened) and the next authorization is refused; a new UTC month starts from zero', async () => {

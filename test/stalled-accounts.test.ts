@@ -1,4 +1,4 @@
-import { stalledAccounts } from '../db/stalled-accounts';
+import { MAX_WAKE_BACKOFF_MS, noteWakes, stalledAccounts } from '../db/stalled-accounts';
 import { recordSubscriptionChange } from '../db/subscriptions';
 import { recordTopUp } from '../db/top-ups';
 import { accountWorkflowId } from '../workflows/messages';
@@ -142,4 +142,41 @@ test('what is not overdue wakes nobody: a grant before its expiry, a request you
     'the young top-up to settle',
     async () => (await h.call('GET', '/v1/top-ups/tu_stall_young')).body.status !== 'pending',
   );
+});
+
+test('an account whose work stays overdue is woken again only after a doubling backoff, and never-woken ones go first', async () => {
+  const [stuck, fresh] = ['cus_stall_backoff', 'cus_stall_backoff_new'];
+  await h.customer(stuck);
+  await h.customer(fresh);
+  // Requests recorded, never signalled and never run in this test: only the query and the wake log are exercised.
+  await recordTopUp(h.db, { id: 'tu_stall_backoff', customer_id: stuck, amount_nanos: 5_000_000_000n });
+  await recordTopUp(h.db, { id: 'tu_stall_backoff_new', customer_id: fresh, amount_nanos: 5_000_000_000n });
+  const MARGIN = 60_000;
+  const t0 = Date.now() + 2 * MARGIN; // both requests are overdue by then
+  const at = (ms: number) => new Date(t0 + ms);
+  const listed = async (ms: number) =>
+    (await stalledAccounts(h.db, at(ms), MARGIN, 10_000))
+      .map((s) => s.customer_id)
+      .filter((id) => id === stuck || id === fresh);
+  const wakes = async () => (await h.db('account_wakes').where({ customer_id: stuck }).first())?.wakes;
+
+  expect((await listed(0)).sort()).toEqual([fresh, stuck].sort());
+  await noteWakes(h.db, [stuck], at(0));
+  expect(await wakes()).toBe(1);
+  // Woken at 0: not again before the margin has passed, and then behind the account never woken.
+  expect(await listed(MARGIN - 1_000)).toEqual([fresh]);
+  expect(await listed(MARGIN)).toEqual([fresh, stuck]);
+  // Woken again at MARGIN: the next wait is twice as long.
+  await noteWakes(h.db, [stuck], at(MARGIN));
+  expect(await wakes()).toBe(2);
+  expect(await listed(MARGIN + 2 * MARGIN - 1_000)).toEqual([fresh]);
+  expect(await listed(MARGIN + 2 * MARGIN)).toEqual([fresh, stuck]);
+  // The backoff is capped at an hour, however many wakes in a row.
+  for (let i = 0; i < 10; i++) await noteWakes(h.db, [stuck], at(3 * MARGIN));
+  expect(await wakes()).toBe(12);
+  expect(await listed(3 * MARGIN + MAX_WAKE_BACKOFF_MS - 1_000)).toEqual([fresh]);
+  expect(await listed(3 * MARGIN + MAX_WAKE_BACKOFF_MS)).toEqual([fresh, stuck]);
+  // A wake long after the last one starts a new row of wakes.
+  await noteWakes(h.db, [stuck], at(3 * MARGIN + 3 * MAX_WAKE_BACKOFF_MS));
+  expect(await wakes()).toBe(1);
 });

@@ -118,6 +118,12 @@ const RUN_START_BACKLOG_PATCH = 'account-run-start-reads-backlog';
  */
 const CROSSING_ACTIONS_PATCH = 'account-acts-on-crossings';
 
+/**
+ * Runs act on the sweep's `wake` signal (db/stalled-accounts.ts). A worker running the code from before it recorded
+ * such a signal with no commands; replayed here it still does nothing.
+ */
+const WAKE_PATCH = 'account-acts-on-wake';
+
 /** Validity of bought credit when the run's settings predate TOP_UP_CREDIT_VALIDITY (its default). */
 const DEFAULT_TOP_UP_CREDIT_VALIDITY = 'P1Y';
 
@@ -262,6 +268,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   // The sweep found this account's work overdue in PostgreSQL (db/stalled-accounts.ts). Whatever this run's state
   // says, it does the steps asked for: each does nothing when nothing is due, and the database decides what is.
   setHandler(accountWakeSignal, (input) => {
+    // A worker of the code before the wake buffered it with no handler and did nothing: its history replays so.
+    if (!patched(WAKE_PATCH)) return;
     const work = wakeWork(input);
     if (work.expire) expiryRequested = true;
     if (work.read_requests) {

@@ -20,6 +20,7 @@ import * as allowanceCounters from './20261201093000_allowance_counters';
 import * as refunds from './20261201092000_refunds';
 import * as stripeWebhooks from './20261201096000_stripe_webhooks';
 import * as reconciliationRuns from './20261201097000_reconciliation_runs';
+import * as accountWakes from './20261202090000_account_wakes';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -47,6 +48,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261201092000_refunds': refunds,
   '20261201096000_stripe_webhooks': stripeWebhooks,
   '20261201097000_reconciliation_runs': reconciliationRuns,
+  '20261202090000_account_wakes': accountWakes,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
