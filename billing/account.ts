@@ -586,12 +586,13 @@ export function enqueuePending(state: AccountState, pending: PendingRequests): A
  * Why the periodic sweep wakes an account (db/stalled-accounts.ts): work PostgreSQL says is overdue. Each reason
  * asks the workflow for the step that does it, whether or not its own state knew about the work.
  */
-export type WakeReason = 'renewal_overdue' | 'expiry_overdue' | 'request_pending';
+export type WakeReason = 'renewal_overdue' | 'expiry_overdue' | 'request_pending' | 'tier_review_overdue';
 
 export const WAKE_REASONS: readonly WakeReason[] = Object.freeze([
   'renewal_overdue',
   'expiry_overdue',
   'request_pending',
+  'tier_review_overdue',
 ]);
 
 /** What a wake asks for. A malformed signal asks for everything: each step is safe to run when nothing is due. */
@@ -599,6 +600,7 @@ export function wakeWork(input: unknown): {
   expire: boolean;
   read_requests: boolean;
   refresh_subscription: boolean;
+  review_tier: boolean;
 } {
   const given = (input as { reasons?: unknown } | null)?.reasons;
   const reasons = Array.isArray(given) ? WAKE_REASONS.filter((r) => given.includes(r)) : [...WAKE_REASONS];
@@ -607,6 +609,7 @@ export function wakeWork(input: unknown): {
     expire: asked.includes('expiry_overdue'),
     read_requests: asked.includes('request_pending'),
     refresh_subscription: asked.includes('renewal_overdue') || asked.includes('request_pending'),
+    review_tier: asked.includes('tier_review_overdue'),
   };
 }
 

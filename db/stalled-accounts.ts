@@ -9,6 +9,7 @@ import { execute, queryRows, textArray, type Db } from './connection';
  *
  * - `renewal_overdue`: an active subscription's period ended and it was not renewed;
  * - `expiry_overdue`: a grant passed its expiry and was not retired, so its credit is still spendable;
+ * - `tier_review_overdue`: a spend-tier age rule was met (`customers.tier_review_at`) and the tier was not reviewed;
  * - `request_pending`: a top-up, grant, refund or subscription change is still pending (a top-up whose charge waits
  *   for the customer, SCA, is not: only the customer or a webhook can finish it).
  *
@@ -35,6 +36,9 @@ export async function stalledAccounts(
        UNION ALL
        SELECT customer_id, 'expiry_overdue', expires_at
        FROM credit_grants WHERE closed_at IS NULL AND closed_reason IS NULL AND expires_at < (SELECT at FROM cutoff)
+       UNION ALL
+       SELECT id, 'tier_review_overdue', tier_review_at
+       FROM customers WHERE tier_review_at < (SELECT at FROM cutoff)
        UNION ALL
        SELECT customer_id, 'request_pending', created_at
        FROM top_ups t WHERE status = 'pending' AND created_at < (SELECT at FROM cutoff)

@@ -127,6 +127,13 @@ export async function reviewCustomerTier(
       });
     }
     const next = nextAgeRuleAt(input.table, tier.id, facts, input.now_ms, input.billing_day_ms);
+    // Where the periodic sweep looks for reviews overdue (db/stalled-accounts.ts): the workflow's timer is set for it.
+    const review_at = next === null ? null : new Date(next);
+    await queryRows(
+      trx,
+      `UPDATE customers SET tier_review_at = ? WHERE id = ? AND tier_review_at IS DISTINCT FROM ?::timestamptz`,
+      [review_at, input.customer_id, review_at],
+    );
     return {
       tier,
       previous_id: decision.previous_id,
@@ -134,7 +141,7 @@ export async function reviewCustomerTier(
       promoted,
       lifetime_paid_nanos: paid.lifetime_paid_nanos,
       first_payment_at: paid.first_payment_at,
-      next_review_at: next === null ? null : new Date(next),
+      next_review_at: review_at,
     };
   });
 }

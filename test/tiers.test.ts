@@ -1,6 +1,6 @@
 import { readWalletLimits } from '../db/limits';
 import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
-import { eventually } from './support/eventually';
+import { eventually, waitFor } from './support/eventually';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -196,6 +196,41 @@ test('a terminated account rebuilds its tier from PostgreSQL and still promotes 
     20_000,
   );
   expect(Date.parse(promoted.tier_since)).toBeGreaterThanOrEqual(due_ms);
+  expect((await promotions(id)).map((e) => e.occurrence_key)).toEqual([
+    `tier:${id}:tier_1`,
+    `tier:${id}:tier_2`,
+  ]);
+});
+
+test('a terminated account whose age rule passes while it is down is promoted when the sweep wakes it', async () => {
+  const id = 'cus_ti_sweep';
+  await h.customer(id, 'pm_card_visa');
+  await topUp(id, '50.00');
+  const first = await eventually(
+    () => tierOf(id),
+    (t) => t.tier === 'tier_1',
+  );
+  const due_ms = Date.parse(first.first_payment_at) + 7 * BILLING_DAY_MS;
+  // The review's instant is in PostgreSQL, where the sweep looks for it.
+  const [row] = await h.db('customers').where({ id });
+  expect(row.tier_review_at.getTime()).toBe(due_ms);
+  await h.temporal.workflow.getHandle(accountWorkflowId(id)).terminate('operator test');
+  await waitFor('the age rule to be met', async () => Date.now() > due_ms + 1_000);
+  // Nothing promotes it while its account is down.
+  expect((await tierOf(id)).tier).toBe('tier_1');
+
+  const swept = await h.temporal.workflow.execute('releaseExpiredHoldsWorkflow', {
+    taskQueue: h.taskQueue,
+    workflowId: `sweep-${id}-${Date.now()}`,
+    args: [{ overdue_by_ms: 0 }],
+  });
+  expect((swept as { woken?: number }).woken).toBeGreaterThanOrEqual(1);
+  const promoted = await eventually(
+    () => tierOf(id),
+    (t) => t.tier === 'tier_2',
+  );
+  expect(promoted.next_tier).toMatchObject({ tier: 'tier_3' });
+  expect((await h.db('customers').where({ id }))[0].tier_review_at).toBeNull();
   expect((await promotions(id)).map((e) => e.occurrence_key)).toEqual([
     `tier:${id}:tier_1`,
     `tier:${id}:tier_2`,

@@ -191,6 +191,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
   let subscriptionRefresh = false;
   /** The next subscription refresh also reads the change requests pending in PostgreSQL (a lost signal's). */
   let subscriptionChangesAsked = false;
+  /** The sweep found this account's tier review overdue: review it at the next turn, whatever the timer says. */
+  let tierReviewAsked = false;
   let retryDunning = false;
   let renewalRetryAt_ms: number | undefined;
   /** The BillingPlan and BillingStatus values this run last upserted. */
@@ -277,6 +279,7 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
       subscriptionChangesAsked = true;
     }
     if (work.refresh_subscription) subscriptionRefresh = true;
+    if (work.review_tier) tierReviewAsked = true;
   });
 
   setHandler(topUpRequestedSignal, (request) => {
@@ -394,7 +397,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     (state.crossing_events?.length ?? 0) > 0 ||
     (state.subscription_changes?.length ?? 0) > 0 ||
     subscriptionRefresh ||
-    retryDunning;
+    retryDunning ||
+    tierReviewAsked;
   // Asked only while a retry is noted, so histories without one never meet the patch.
   const monthlyRetryOn = () => state.auto_recharge?.retry_month != null && patched(MONTHLY_RETRY_PATCH);
   for (;;) {
@@ -431,7 +435,8 @@ export async function accountWorkflow(input: AccountWorkflowInput): Promise<void
     }
     if ((state.crossing_events?.length ?? 0) > 0) await recordCrossingEvents();
     // The age rule's instant: a durable timer, never a poll. The review itself decides (PostgreSQL has the facts).
-    if (tiersOn && msUntilTierReview(state, Date.now()) === 0) await reviewTier();
+    if (tiersOn && (msUntilTierReview(state, Date.now()) === 0 || tierReviewAsked)) await reviewTier();
+    tierReviewAsked = false;
     if (retryOn && msUntilMonthlyRetry(state.auto_recharge, Date.now()) === 0) await askMonthlyRetry();
     while (state.queue.length > 0) await runHead(state.queue[0]!);
     // Runs that were going when subscriptions shipped turn them on with their first subscription request (a change,

@@ -21,6 +21,7 @@ import * as refunds from './20261201092000_refunds';
 import * as stripeWebhooks from './20261201096000_stripe_webhooks';
 import * as reconciliationRuns from './20261201097000_reconciliation_runs';
 import * as accountWakes from './20261202090000_account_wakes';
+import * as tierReviewAt from './20261202091000_tier_review_at';
 
 /**
  * Migrations are listed here rather than discovered on disk so that they run identically under tsx,
@@ -49,6 +50,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261201096000_stripe_webhooks': stripeWebhooks,
   '20261201097000_reconciliation_runs': reconciliationRuns,
   '20261202090000_account_wakes': accountWakes,
+  '20261202091000_tier_review_at': tierReviewAt,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -993,21 +993,25 @@ describe('wakeWork: what a wake from the sweep asks the account for', () => {
       expire: true,
       read_requests: false,
       refresh_subscription: false,
+      review_tier: false,
     });
     expect(wakeWork({ reasons: ['renewal_overdue'] })).toEqual({
       expire: false,
       read_requests: false,
       refresh_subscription: true,
+      review_tier: false,
     });
     expect(wakeWork({ reasons: ['request_pending'] })).toEqual({
       expire: false,
       read_requests: true,
       refresh_subscription: true,
+      review_tier: false,
     });
     expect(wakeWork({ reasons: ['expiry_overdue', 'request_pending'] })).toEqual({
       expire: true,
       read_requests: true,
       refresh_subscription: true,
+      review_tier: false,
     });
   });
 
@@ -1019,7 +1023,12 @@ describe('wakeWork: what a wake from the sweep asks the account for', () => {
     ['an empty list', { reasons: [] }],
     ['only unknown reasons', { reasons: ['reboot', 7] }],
   ])('a malformed wake (%s) asks for every step, each safe when nothing is due', (_name, input) => {
-    expect(wakeWork(input)).toEqual({ expire: true, read_requests: true, refresh_subscription: true });
+    expect(wakeWork(input)).toEqual({
+      expire: true,
+      read_requests: true,
+      refresh_subscription: true,
+      review_tier: true,
+    });
   });
 
   test('unknown reasons next to known ones are ignored', () => {
@@ -1027,7 +1036,19 @@ describe('wakeWork: what a wake from the sweep asks the account for', () => {
       expire: true,
       read_requests: false,
       refresh_subscription: false,
+      review_tier: false,
     });
-    expect(WAKE_REASONS).toEqual(['renewal_overdue', 'expiry_overdue', 'request_pending']);
+    expect(wakeWork({ reasons: ['tier_review_overdue'] })).toEqual({
+      expire: false,
+      read_requests: false,
+      refresh_subscription: false,
+      review_tier: true,
+    });
+    expect(WAKE_REASONS).toEqual([
+      'renewal_overdue',
+      'expiry_overdue',
+      'request_pending',
+      'tier_review_overdue',
+    ]);
   });
 });
