@@ -13,15 +13,6 @@ import { waitFor } from './support/eventually';
  */
 const h = useHarness();
 
-/** One run of the sweep, treating anything overdue as due (`overdue_by_ms: 0`), as the Schedule would a minute on. */
-async function sweep(name: string): Promise<{ released: number; woken?: number }> {
-  return h.temporal.workflow.execute('releaseExpiredHoldsWorkflow', {
-    taskQueue: h.taskQueue,
-    workflowId: `sweep-${name}-${Date.now()}`,
-    args: [{ overdue_by_ms: 0 }],
-  });
-}
-
 async function reasonsOf(customer: string): Promise<string[] | undefined> {
   const stalled = await stalledAccounts(h.db, new Date(), 0, 10_000);
   return stalled.find((s) => s.customer_id === customer)?.reasons;
@@ -45,7 +36,7 @@ test('a terminated account does not keep expired credit: the sweep wakes it and 
   expect(still.closed_reason).toBeNull();
   expect(await reasonsOf(customer)).toEqual(['expiry_overdue']);
 
-  const swept = await sweep('expiry');
+  const swept = await h.sweep();
   expect(swept.woken).toBeGreaterThanOrEqual(1);
   await waitFor(
     'the expired grant to be written off',
@@ -77,7 +68,7 @@ test('a top-up whose signal was lost runs when the sweep wakes its running accou
   expect(await reasonsOf(customer)).toEqual(['request_pending']);
   expect((await h.call('GET', '/v1/top-ups/tu_stall_lost')).body.status).toBe('pending');
 
-  await sweep('topup');
+  await h.sweep();
   await waitFor(
     'the lost top-up to settle',
     async () => (await h.call('GET', '/v1/top-ups/tu_stall_lost')).body.status === 'succeeded',
@@ -89,7 +80,7 @@ test('a top-up whose signal was lost runs when the sweep wakes its running accou
   expect((await h.call('GET', `/v1/customers/${customer}/balance`)).body.available_usd).toBe('8.000000000');
 
   // A second sweep finds nothing of this account to do and charges nothing more.
-  await sweep('topup-again');
+  await h.sweep();
   expect(await reasonsOf(customer)).toBeUndefined();
   expect(await h.db('simulated_charges').where({ idempotency_key: 'top_up:tu_stall_lost' })).toHaveLength(1);
 });
@@ -105,7 +96,7 @@ test('a subscription change whose signal was lost is decided and charged once wh
   });
   expect(await reasonsOf(customer)).toEqual(['request_pending']);
 
-  await sweep('subscription');
+  await h.sweep();
   await waitFor('the subscription to start', async () => {
     const change = await h.db('subscription_changes').where({ id: 'sc_stall_lost' }).first();
     return change.status !== 'pending';
@@ -137,7 +128,7 @@ test('what is not overdue wakes nobody: a grant before its expiry, a request you
   expect(stalled.map((s) => s.customer_id)).not.toContain(customer);
   // Let the account run it, so the file ends with nothing pending.
   await h.call('PUT', `/v1/customers/${customer}/payment-method`, { payment_method: 'pm_card_visa' });
-  await sweep('none');
+  await h.sweep();
   await waitFor(
     'the young top-up to settle',
     async () => (await h.call('GET', '/v1/top-ups/tu_stall_young')).body.status !== 'pending',
