@@ -54,7 +54,15 @@ export function releaseExpiredHoldsActivities(deps: {
      * rebuilds, a running one that missed a signal does the step now. So none of it waits for the customer's next
      * call. One account that cannot be woken does not keep the others asleep; the next run tries it again.
      */
-    async wakeOverdueAccounts(input: { overdue_by_ms: number }): Promise<{ woken: number }> {
+    async wakeOverdueAccounts(input: {
+      overdue_by_ms: number;
+      /** Absent in histories from before it was configurable: the hour it was. */
+      max_backoff_ms?: number;
+    }): Promise<{ woken: number }> {
+      const backoff = {
+        overdue_by_ms: input.overdue_by_ms,
+        max_backoff_ms: input.max_backoff_ms ?? 3_600_000,
+      };
       const wake = deps.wakeAccount;
       if (!wake) return { woken: 0 };
       const at = new Date();
@@ -62,7 +70,7 @@ export function releaseExpiredHoldsActivities(deps: {
       for (const { customer_id, reasons } of await stalledAccounts(
         deps.db,
         at,
-        input.overdue_by_ms,
+        backoff,
         MAX_WOKEN_ACCOUNTS,
       )) {
         try {
@@ -73,7 +81,7 @@ export function releaseExpiredHoldsActivities(deps: {
           log.error('waking an account failed', { customer_id, reasons, error: String(error) });
         }
       }
-      await noteWakes(deps.db, woken, at);
+      await noteWakes(deps.db, woken, at, backoff.max_backoff_ms);
       return { woken: woken.length };
     },
   };

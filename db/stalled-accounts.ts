@@ -15,7 +15,8 @@ import { execute, queryRows, textArray, type Db } from './connection';
  *
  * A wake changes nothing in PostgreSQL by itself, and the oldest overdue rows are often work still in progress (a
  * charge retrying through a gateway outage) rather than lost: so an account woken before (`noteWakes`) is woken again
- * only after a backoff that doubles with each wake in a row, from `overdue_by_ms` up to `MAX_WAKE_BACKOFF_MS`, and
+ * only after a backoff that doubles with each wake in a row, from `overdue_by_ms` (at least a second) up to
+ * `max_backoff_ms` (ACCOUNT_WAKE_AFTER and ACCOUNT_WAKE_MAX_BACKOFF), and
  * accounts never woken (or not for a while) come first. No account can hold the others' turn, and none is signalled
  * every sweep for as long as its work stays stuck.
  *
@@ -24,9 +25,10 @@ import { execute, queryRows, textArray, type Db } from './connection';
 export async function stalledAccounts(
   db: Db,
   at: Date,
-  overdue_by_ms: number,
+  timing: { overdue_by_ms: number; max_backoff_ms: number },
   limit: number,
 ): Promise<{ customer_id: string; reasons: WakeReason[] }[]> {
+  const { overdue_by_ms, max_backoff_ms } = timing;
   return queryRows<{ customer_id: string; reasons: WakeReason[] }>(
     db,
     `WITH cutoff AS (SELECT ?::timestamptz - make_interval(secs => ? / 1000.0) AS at),
@@ -59,18 +61,20 @@ export async function stalledAccounts(
      WHERE w.customer_id IS NULL OR w.woken_at <= ?::timestamptz - make_interval(secs => LEAST(
        ? / 1000.0 * power(2, LEAST(w.wakes, 30) - 1), ? / 1000.0))
      GROUP BY o.customer_id, w.woken_at ORDER BY w.woken_at NULLS FIRST, min(o.since), o.customer_id LIMIT ?`,
-    [at, overdue_by_ms, at, Math.max(overdue_by_ms, 1_000), MAX_WAKE_BACKOFF_MS, limit],
+    [at, overdue_by_ms, at, Math.max(overdue_by_ms, 1_000), max_backoff_ms, limit],
   );
 }
-
-/** The longest an account whose work stays overdue waits between two wakes. */
-export const MAX_WAKE_BACKOFF_MS = 3_600_000;
 
 /**
  * Notes that the sweep woke these accounts at `at`: one more wake in a row, or the first of a new row when the last
  * wake is older than twice the longest backoff (the account's work was done in between).
  */
-export async function noteWakes(db: Db, customer_ids: readonly string[], at: Date): Promise<void> {
+export async function noteWakes(
+  db: Db,
+  customer_ids: readonly string[],
+  at: Date,
+  max_backoff_ms: number,
+): Promise<void> {
   if (customer_ids.length === 0) return;
   await execute(
     db,
@@ -79,6 +83,6 @@ export async function noteWakes(db: Db, customer_ids: readonly string[], at: Dat
        wakes = CASE WHEN account_wakes.woken_at > EXCLUDED.woken_at - make_interval(secs => ? / 1000.0)
                     THEN account_wakes.wakes + 1 ELSE 1 END,
        woken_at = EXCLUDED.woken_at`,
-    [at, textArray(customer_ids), 2 * MAX_WAKE_BACKOFF_MS],
+    [at, textArray(customer_ids), 2 * max_backoff_ms],
   );
 }

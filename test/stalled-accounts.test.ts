@@ -1,4 +1,4 @@
-import { MAX_WAKE_BACKOFF_MS, noteWakes, stalledAccounts } from '../db/stalled-accounts';
+import { noteWakes, stalledAccounts } from '../db/stalled-accounts';
 import { recordSubscriptionChange } from '../db/subscriptions';
 import { recordTopUp } from '../db/top-ups';
 import { accountWorkflowId } from '../workflows/messages';
@@ -13,8 +13,11 @@ import { waitFor } from './support/eventually';
  */
 const h = useHarness();
 
+/** The longest backoff between two wakes of an account in these tests (ACCOUNT_WAKE_MAX_BACKOFF's default). */
+const HOUR = 3_600_000;
+
 async function reasonsOf(customer: string): Promise<string[] | undefined> {
-  const stalled = await stalledAccounts(h.db, new Date(), 0, 10_000);
+  const stalled = await stalledAccounts(h.db, new Date(), { overdue_by_ms: 0, max_backoff_ms: HOUR }, 10_000);
   return stalled.find((s) => s.customer_id === customer)?.reasons;
 }
 
@@ -124,7 +127,12 @@ test('what is not overdue wakes nobody: a grant before its expiry, a request you
   expect(grant.status).toBe(201);
   await recordTopUp(h.db, { id: 'tu_stall_young', customer_id: customer, amount_nanos: 5_000_000_000n });
   // With the sweep's default margin (a minute), a request recorded just now is not overdue.
-  const stalled = await stalledAccounts(h.db, new Date(), 60_000, 10_000);
+  const stalled = await stalledAccounts(
+    h.db,
+    new Date(),
+    { overdue_by_ms: 60_000, max_backoff_ms: HOUR },
+    10_000,
+  );
   expect(stalled.map((s) => s.customer_id)).not.toContain(customer);
   // Let the account run it, so the file ends with nothing pending.
   await h.call('PUT', `/v1/customers/${customer}/payment-method`, { payment_method: 'pm_card_visa' });
@@ -146,28 +154,28 @@ test('an account whose work stays overdue is woken again only after a doubling b
   const t0 = Date.now() + 2 * MARGIN; // both requests are overdue by then
   const at = (ms: number) => new Date(t0 + ms);
   const listed = async (ms: number) =>
-    (await stalledAccounts(h.db, at(ms), MARGIN, 10_000))
+    (await stalledAccounts(h.db, at(ms), { overdue_by_ms: MARGIN, max_backoff_ms: HOUR }, 10_000))
       .map((s) => s.customer_id)
       .filter((id) => id === stuck || id === fresh);
   const wakes = async () => (await h.db('account_wakes').where({ customer_id: stuck }).first())?.wakes;
 
   expect((await listed(0)).sort()).toEqual([fresh, stuck].sort());
-  await noteWakes(h.db, [stuck], at(0));
+  await noteWakes(h.db, [stuck], at(0), HOUR);
   expect(await wakes()).toBe(1);
   // Woken at 0: not again before the margin has passed, and then behind the account never woken.
   expect(await listed(MARGIN - 1_000)).toEqual([fresh]);
   expect(await listed(MARGIN)).toEqual([fresh, stuck]);
   // Woken again at MARGIN: the next wait is twice as long.
-  await noteWakes(h.db, [stuck], at(MARGIN));
+  await noteWakes(h.db, [stuck], at(MARGIN), HOUR);
   expect(await wakes()).toBe(2);
   expect(await listed(MARGIN + 2 * MARGIN - 1_000)).toEqual([fresh]);
   expect(await listed(MARGIN + 2 * MARGIN)).toEqual([fresh, stuck]);
   // The backoff is capped at an hour, however many wakes in a row.
-  for (let i = 0; i < 10; i++) await noteWakes(h.db, [stuck], at(3 * MARGIN));
+  for (let i = 0; i < 10; i++) await noteWakes(h.db, [stuck], at(3 * MARGIN), HOUR);
   expect(await wakes()).toBe(12);
-  expect(await listed(3 * MARGIN + MAX_WAKE_BACKOFF_MS - 1_000)).toEqual([fresh]);
-  expect(await listed(3 * MARGIN + MAX_WAKE_BACKOFF_MS)).toEqual([fresh, stuck]);
+  expect(await listed(3 * MARGIN + HOUR - 1_000)).toEqual([fresh]);
+  expect(await listed(3 * MARGIN + HOUR)).toEqual([fresh, stuck]);
   // A wake long after the last one starts a new row of wakes.
-  await noteWakes(h.db, [stuck], at(3 * MARGIN + 3 * MAX_WAKE_BACKOFF_MS));
+  await noteWakes(h.db, [stuck], at(3 * MARGIN + 3 * HOUR), HOUR);
   expect(await wakes()).toBe(1);
 });

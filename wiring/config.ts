@@ -210,6 +210,19 @@ const configSchema = z.object({
         .max(31 * 86_400_000, 'must be at most P31D'),
     )
     .default(86_400_000),
+  // The periodic sweep's wakes (README "Nothing waits for the customer's next call"): how late an account's work may
+  // be before the sweep wakes it, and the longest wait before it wakes an account whose work stays overdue again.
+  ACCOUNT_WAKE_AFTER: fixedDuration('ACCOUNT_WAKE_AFTER')
+    .pipe(z.number().min(0).max(86_400_000, 'must be at most P1D'))
+    .default(60_000),
+  ACCOUNT_WAKE_MAX_BACKOFF: fixedDuration('ACCOUNT_WAKE_MAX_BACKOFF')
+    .pipe(
+      z
+        .number()
+        .min(1_000, 'must be at least a second')
+        .max(7 * 86_400_000, 'must be at most P7D'),
+    )
+    .default(3_600_000),
   RECONCILIATION_WINDOW_MARGIN: fixedDuration('RECONCILIATION_WINDOW_MARGIN')
     .pipe(z.number().min(0).max(86_400_000, 'must be at most P1D'))
     .default(3_600_000),

@@ -94,16 +94,21 @@ export function scheduleSettingsFrom(
     | 'HOLD_SWEEP_INTERVAL_MS'
     | 'RECONCILIATION_INTERVAL'
     | 'RECONCILIATION_WINDOW_MARGIN'
+    | 'ACCOUNT_WAKE_AFTER'
+    | 'ACCOUNT_WAKE_MAX_BACKOFF'
   >,
 ): {
   task_queue: string;
   hold_sweep_interval_ms: number;
   reconciliation_interval_ms: number;
   reconciliation_window_margin_ms: number;
+  /** The sweep's input (workflows/release-expired-holds-workflow.ts `SweepInput`). */
+  wake: { overdue_by_ms: number; max_backoff_ms: number };
 } {
   return {
     task_queue: config.TEMPORAL_TASK_QUEUE,
     hold_sweep_interval_ms: config.HOLD_SWEEP_INTERVAL_MS,
+    wake: { overdue_by_ms: config.ACCOUNT_WAKE_AFTER, max_backoff_ms: config.ACCOUNT_WAKE_MAX_BACKOFF },
     reconciliation_interval_ms: config.RECONCILIATION_INTERVAL,
     reconciliation_window_margin_ms: config.RECONCILIATION_WINDOW_MARGIN,
   };

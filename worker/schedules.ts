@@ -5,6 +5,7 @@ import {
   type ScheduleOptionsAction,
 } from '@temporalio/client';
 import type { ReconciliationInput } from '../workflows/reconciliation-workflow';
+import type { SweepInput } from '../workflows/release-expired-holds-workflow';
 
 export const RELEASE_EXPIRED_HOLDS_SCHEDULE_ID = 'release-expired-holds';
 export const RECONCILIATION_SCHEDULE_ID = 'reconciliation';
@@ -17,6 +18,8 @@ export interface ScheduleSettings {
   reconciliation_interval_ms: number;
   /** RECONCILIATION_WINDOW_MARGIN, in ms. */
   reconciliation_window_margin_ms: number;
+  /** ACCOUNT_WAKE_AFTER and ACCOUNT_WAKE_MAX_BACKOFF, in ms: the sweep's input (absent: its defaults). */
+  wake?: SweepInput;
   /**
    * Prefixed to every Schedule id and its workflows' ids. Schedules live in the namespace, not the task queue, so
    * a test file gives its own (default none).
@@ -41,6 +44,7 @@ export async function ensureSchedules(client: Client, options: ScheduleSettings)
       workflowType: 'releaseExpiredHoldsWorkflow',
       workflowId: `${prefix}${RELEASE_EXPIRED_HOLDS_SCHEDULE_ID}`,
       taskQueue: options.task_queue,
+      args: options.wake ? [options.wake] : [],
     },
   );
   const input: ReconciliationInput = {
