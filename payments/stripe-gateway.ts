@@ -141,11 +141,17 @@ export class StripeGateway implements PaymentGateway {
       );
       return { status: 'pending', charge_id };
     } catch (error) {
-      // Not cancelable any more (the customer authenticated meanwhile): its own state decides.
+      // Not cancelable any more (the customer authenticated meanwhile): its own state decides. Only an intent that can
+      // no longer take money (canceled, or back to needing a payment method) is withdrawn; one still moving
+      // (`processing`, or anything else) is thrown for the activity to ask again, never recorded failed while it may
+      // still succeed.
       if (!(error instanceof Stripe.errors.StripeInvalidRequestError)) throw error;
       const intent = await this.stripe.paymentIntents.retrieve(charge_id);
-      const outcome = chargeOutcomeOfIntent(intent);
-      return outcome.status === 'succeeded' ? outcome : { status: 'pending', charge_id };
+      if (intent.status === 'succeeded') return chargeOutcomeOfIntent(intent);
+      if (intent.status === 'canceled' || intent.status === 'requires_payment_method') {
+        return { status: 'pending', charge_id };
+      }
+      throw new Error(`payment intent ${charge_id} could not be withdrawn: it is ${intent.status}`);
     }
   }
 
