@@ -216,9 +216,10 @@ export function subscriptionActivities(deps: { db: Db; gateway: PaymentGateway; 
       if (invoice.collection !== 'charge') {
         throw new PermanentError('invalid_data', `invoice ${invoice.id} is paid by its terms, not by card`);
       }
-      // A renewal invoice of a subscription cancelled since (cancel now) is not collected: voided, nothing charged.
+      // No invoice of a subscription cancelled since (cancel now) is collected, a renewal's or an upgrade's proration
+      // alike: voided, nothing charged (the change it paid for is then refused as `subscription_canceled`).
       const sub = invoice.subscription_id ? await getSubscription(deps.db, invoice.subscription_id) : null;
-      if (sub?.status === 'canceled' && invoice.key.startsWith('period:')) {
+      if (sub?.status === 'canceled') {
         await voidOpenInvoice(deps.db, invoice.id);
         return { status: 'closed' };
       }

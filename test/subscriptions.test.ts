@@ -4,6 +4,9 @@ import { accountStateQuery, accountWorkflowId } from '../workflows/messages';
 import type { AccountView } from '../billing/account';
 import { waitFor } from './support/eventually';
 import { useHarness } from './support/harness';
+import { subscriptionActivities } from '../activities/subscriptions';
+import { recordSubscriptionChange } from '../db/subscriptions';
+import { SimulatedGateway } from '../payments/simulated-gateway';
 
 /**
  * Subscriptions with calendar-month periods (BILLING_PERIOD's default P1M): starting one charges the first period at
@@ -198,6 +201,41 @@ test('cancel now lands the account on Free at once; a new PUT starts a new subsc
   expect(again.status).toBe(200);
   expect(again.body.id).not.toBe(first.body.id);
   expect(await charges(customer)).toHaveLength(2);
+});
+
+test('an upgrade decided before a cancel-now is not charged after it: its proration invoice is voided, the change refused', async () => {
+  const customer = 'cus_sub_cancel_race';
+  await h.customer(customer, 'pm_card_visa');
+  expect((await h.call('PUT', `/v1/customers/${customer}/subscription`, { plan: 'plus' })).status).toBe(200);
+  // The upgrade's steps run here, by hand, so the cancel lands between its decision and its charge: what a cancel
+  // during a worker's restart looks like. (Recorded, never signalled: the account itself does not run it.)
+  const steps = subscriptionActivities({ db: h.db, gateway: new SimulatedGateway(h.db) });
+  await recordSubscriptionChange(h.db, {
+    id: 'sc_cancel_race',
+    customer_id: customer,
+    plan: 'pro',
+    seats: null,
+  });
+  const prepared = await steps.prepareSubscriptionChange({
+    change_id: 'sc_cancel_race',
+    billing_period: 'P1M',
+  });
+  expect(prepared.status).toBe('charge');
+  const invoice_id = (prepared as { invoice_id: string }).invoice_id;
+  expect((await h.call('DELETE', `/v1/customers/${customer}/subscription?at_period_end=false`)).status).toBe(
+    200,
+  );
+
+  const charge = await steps.chargeInvoice({ invoice_id, attempt: 1 });
+  expect(charge).toEqual({ status: 'closed' });
+  await steps.completeSubscriptionChange({ change_id: 'sc_cancel_race', charge });
+  expect(await h.db('invoices').where({ id: invoice_id }).first()).toMatchObject({ status: 'void' });
+  expect(await h.db('subscription_changes').where({ id: 'sc_cancel_race' }).first()).toMatchObject({
+    status: 'refused',
+    failure_code: 'subscription_canceled',
+  });
+  // Only the Plus start was ever charged.
+  expect(await charges(customer)).toHaveLength(1);
 });
 
 test('bad input: unknown plan, seats on a flat plan, seats below 1 are 400s naming the field, nothing charged', async () => {
