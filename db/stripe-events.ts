@@ -191,24 +191,33 @@ export interface OutsideRefund {
 }
 
 /**
- * Records what Stripe refunded beyond the refunds we know of a payment (ours, pending or succeeded, count as known,
- * so our own refund's `charge.refunded` records nothing), as a pending refund of the top-up or auto-recharge that the
+ * Records what Stripe refunded beyond the refunds we know of a payment (ours count as known once they have claimed
+ * their credit, which they do before asking the gateway: so our own refund's `charge.refunded` records nothing,
+ * while one of ours still waiting in the account's queue does not hide a dashboard refund; it is then refused as
+ * more than is left, or refused by Stripe and gives its claim back), as a pending refund of the top-up or auto-recharge that the
  * payment bought, with `allow_negative` (the card was refunded whatever the customer spent since) and the gateway's
  * refund id already set: the account workflow runs it like our own refunds (the same reversing claim and
  * settlement) and never calls the gateway. Under the PaymentIntent's lock, so two events of one charge never both
  * count the same money. Returns the refund (pending or as it ended), or undefined when nothing is new or the payment
- * is not a top-up's or an auto-recharge's.
+ * is not a top-up's or an auto-recharge's; `retry_later` when it is ours but not finished yet (its payment still
+ * pending at our side, or its credit not granted yet): the event must come again, or the refund would be lost.
  */
-export async function recordOutsideRefund(db: Db, refund: OutsideRefund): Promise<RefundRow | undefined> {
+export async function recordOutsideRefund(
+  db: Db,
+  refund: OutsideRefund,
+): Promise<RefundRow | undefined | 'retry_later'> {
   return db.transaction(async (trx) => {
     await lockPaymentIntent(trx, refund.payment_intent_id);
     const payment = await findPaymentOfIntent(trx, refund.payment_intent_id, null);
-    if (!payment || payment.status !== 'succeeded') return undefined;
+    if (!payment) return undefined;
+    if (payment.status === 'pending') return 'retry_later';
+    if (payment.status !== 'succeeded') return undefined;
     const source = await findRefundableOfPayment(trx, payment.id);
-    if (!source || source.grant_id === null) return undefined;
+    if (!source) return undefined;
+    if (source.grant_id === null) return 'retry_later';
     const existing = await getRefund(trx, refund.refund_id);
     if (existing) return existing;
-    const known_nanos = await refundedOfPayment(trx, payment.id, { claimed_only: false });
+    const known_nanos = await refundedOfPayment(trx, payment.id, { claimed_only: true });
     const new_nanos = minBigint(refund.amount_refunded_nanos, payment.amount_nanos) - known_nanos;
     if (new_nanos <= 0n) return undefined;
     const row = await recordRefund(trx, {

@@ -12,6 +12,7 @@ import type {
   RefundRequest,
 } from '../payments/payment-gateway';
 import { SimulatedGateway } from '../payments/simulated-gateway';
+import { recordRefund } from '../db/refunds';
 import { waitFor } from './support/eventually';
 import { testAppDeps, useHarness } from './support/harness';
 
@@ -473,8 +474,45 @@ describe('charge.refunded made in the Stripe dashboard', () => {
       amount_refunded: 500,
     });
     expect((await send(refunded)).status).toBe(200);
+    // The webhook records an outside refund in its own request: one row here means it recorded none.
+    expect(await h.db('refunds').where({ customer_id: customer })).toHaveLength(1);
     expect(await entries(customer, 'refund')).toEqual(['-5000000000']);
     expect(await available(customer)).toBe('15.000000000');
+  });
+
+  test('a refund of ours still waiting in the queue does not hide a dashboard refund of the same money', async () => {
+    const customer = 'cus_sh_queued_refund';
+    const { top_up_id, intent } = await paidTopUp(customer, '20.00');
+    // Ours, recorded but not run yet (its claim comes first, before any gateway call): it has taken nothing.
+    const [top] = await h.db('top_ups').where({ id: top_up_id });
+    await recordRefund(h.db, {
+      id: 're_sh_queued',
+      customer_id: customer,
+      payment_id: top.payment_id,
+      top_up_id,
+      recharge_id: null,
+      grant_id: top.grant_id,
+      amount_nanos: 20_000_000_000n,
+      allow_negative: false,
+    });
+    const dashboard = stripeEvent('charge.refunded', {
+      id: `ch_${top_up_id}`,
+      object: 'charge',
+      payment_intent: intent,
+      amount: 2000,
+      amount_refunded: 2000,
+      refunds: {
+        object: 'list',
+        data: [{ id: 're_dash_q', amount: 2000, status: 'succeeded', metadata: {} }],
+      },
+    });
+    expect((await send(dashboard)).status).toBe(200);
+    await waitFor('the dashboard refund clawed back', async () => {
+      const settled = await h.call('GET', '/v1/refunds/re_stripe_re_dash_q');
+      return settled.body?.status === 'succeeded';
+    });
+    expect(await available(customer)).toBe('0.000000000');
+    expect(await entries(customer, 'refund')).toEqual(['-20000000000']);
   });
 });
 

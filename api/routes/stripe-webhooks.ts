@@ -162,6 +162,17 @@ async function clawBackOutsideRefund(deps: Pick<Deps, 'db' | 'accounts'>, charge
     refund_id: refund.refund_id,
     gateway_refund_id: refund.gateway_refund_id,
   });
+  // Ours but not finished (the payment's own event or the credit still on its way): answered 503, not marked
+  // processed, so Stripe delivers it again and the refund is counted then.
+  if (row === 'retry_later') {
+    throw new ApiError(
+      'unavailable',
+      'the refunded payment is not settled here yet; deliver the event again later',
+      {
+        code: 'payment_not_settled',
+      },
+    );
+  }
   if (row?.status === 'pending') {
     await deps.accounts.signal(row.customer_id, refundRequestedSignal, { refund_id: row.id });
   }
