@@ -72,12 +72,21 @@ test('a year of monthly renewals for a Plus subscriber: twelve renewals of exact
     if (!page.body.has_more) break;
     after = seen[seen.length - 1];
   }
-  expect(new Set(seen).size).toBe(invoices.length);
+  const newestFirst = await h
+    .db('invoices')
+    .where({ customer_id: customer })
+    .orderBy([
+      { column: 'created_at', order: 'desc' },
+      { column: 'id', order: 'desc' },
+    ]);
+  expect(seen).toEqual(newestFirst.map((i: { id: string }) => i.id));
   // Every period the subscription opened was renewed once (the first was its start).
   const renewed = await h.db('events').where({ customer_id: customer, type: 'subscription.renewed' });
   const { period_index } = await h.db('subscriptions').where({ customer_id: customer }).first();
   expect(renewed).toHaveLength(period_index);
-  expect(paid.length - 1 - period_index).toBeLessThanOrEqual(1); // at most one charged at the cancel's instant
+  // Every period opened was paid (the first, then each renewal), plus at most one charged at the cancel's instant.
+  expect(paid.length - 1 - period_index).toBeGreaterThanOrEqual(0);
+  expect(paid.length - 1 - period_index).toBeLessThanOrEqual(1);
   for (const invoice of invoices) {
     const lines = await h.db('invoice_lines').where({ invoice_id: invoice.id });
     expect(lines.reduce((sum: bigint, l: { amount_nanos: bigint }) => sum + l.amount_nanos, 0n)).toBe(
