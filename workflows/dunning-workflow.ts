@@ -3,11 +3,15 @@ import {
   condition,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   setHandler,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { accountWorkflowId, retryInvoicePaymentSignal, subscriptionChangedSignal } from './messages';
+
+/** Runs that stop dunning when an attempt's charge succeeded but settling it failed for good (older runs went on). */
+const STOP_AFTER_CHARGE_PATCH = 'dunning-stops-after-a-charge';
 
 export interface DunningInput {
   customer_id: string;
@@ -49,10 +53,22 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
   const started_ms = Date.now();
   const chargeOnce = async (): Promise<'paid' | 'open' | 'closed'> => {
     attempt += 1;
+    let charged = false;
     try {
       const charge = await payment.chargeInvoice({ invoice_id: input.invoice_id, attempt });
+      charged = charge.status === 'succeeded';
       return (await db.settleInvoiceAttempt({ invoice_id: input.invoice_id, charge })).status;
     } catch (error) {
+      // The card was charged but recording it failed for good: never charge again under the next attempt's key. The
+      // payment is recorded (its charge step wrote it), and the ledger check lists an invoice charge that did not pay
+      // its invoice for an operator to settle.
+      if (charged && error instanceof ActivityFailure && patched(STOP_AFTER_CHARGE_PATCH)) {
+        log.error('dunning charged the invoice but could not settle it; stopping', {
+          attempt,
+          error: error.cause?.message,
+        });
+        return 'closed';
+      }
       // A step that can never succeed (a card the gateway refuses outright, say) is a failed attempt: dunning
       // goes on to the next one and, at the end, cancels, so the subscription never stays past due for good.
       if (!(error instanceof ActivityFailure)) throw error;
