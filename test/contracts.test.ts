@@ -196,6 +196,30 @@ test('bad contracts are a 400 naming the field (shape, units, tier order, duplic
       },
       'price_overrides.1.dimension',
     ],
+    // Oversized: more entries or tiers than a contract holds, a quantity past exact integers, over-long names.
+    [
+      {
+        seat_price_usd: '1.00',
+        price_overrides: Array.from({ length: 201 }, () => override({}).price_overrides[0]),
+      },
+      'price_overrides',
+    ],
+    [
+      tiers(...Array.from({ length: 20 }, (_, i) => ({ up_to: (i + 1) * 100, unit_price_usd: '1' })), {
+        up_to: null,
+        unit_price_usd: '1',
+      }),
+      'volume_tiers.0.tiers',
+    ],
+    [
+      tiers(
+        { up_to: Number.MAX_SAFE_INTEGER + 2, unit_price_usd: '1' },
+        { up_to: null, unit_price_usd: '1' },
+      ),
+      'volume_tiers.0.tiers.0.up_to',
+    ],
+    [override({ model: 'm'.repeat(101) }), 'price_overrides.0.model'],
+    [override({ dimension: 'd'.repeat(201) }), 'price_overrides.0.dimension'],
   ];
   for (const [body, param, code] of bad) {
     const response = await putContract('cus_ct_bad', body);

@@ -199,6 +199,15 @@ test('an unknown top-up is a 404 and one that did not succeed a 409', async () =
   const unknown = await refund('tu_does_not_exist');
   expect(unknown.status).toBe(404);
   expect(unknown.body.error).toMatchObject({ type: 'not_found', param: 'id' });
+  expect((await h.call('GET', '/v1/refunds/re_does_not_exist')).body.error).toMatchObject({
+    type: 'not_found',
+  });
+  const unknownField = await h.call('POST', `/v1/top-ups/tu_does_not_exist/refunds`, {
+    amount_usd: '1.00',
+    why: 'x',
+  });
+  expect(unknownField.status).toBe(400);
+  expect(unknownField.body.error).toMatchObject({ type: 'invalid_request', param: 'why' });
 
   const declined = await h.call('POST', `/v1/customers/${customer}/top-ups`, { amount_usd: '10.00' });
   expect(declined.status).toBe(402);

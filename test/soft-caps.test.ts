@@ -364,6 +364,11 @@ test('bad input: an unknown model is a 400 naming model, an unknown customer a 4
   expect(missing.body.error.param).toBe('model');
   const extra = await h.call('POST', '/v1/customers/cus_sc_bad/route', { model: 'gpt-5.4', seats: 2 });
   expect(extra.status).toBe(400);
+  for (const model of [7, null, ['gpt-5.4'], 'g'.repeat(1_000)]) {
+    const bad = await h.call('POST', '/v1/customers/cus_sc_bad/route', { model });
+    expect({ model, status: bad.status }).toEqual({ model, status: 400 });
+    expect(bad.body.error).toMatchObject({ type: 'invalid_request', param: 'model' });
+  }
   const unknownCustomer = await route('cus_sc_nobody', 'gpt-5.4');
   expect(unknownCustomer.status).toBe(404);
   expect(unknownCustomer.body.error).toMatchObject({ type: 'not_found', code: 'resource_missing' });
